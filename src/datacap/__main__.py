@@ -1,0 +1,3 @@
+from datacap.cli import main
+
+main()

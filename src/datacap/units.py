@@ -1,0 +1,82 @@
+"""Sizes, rates and durations as people write them, and bytes as people read them.
+
+Carriers bill in binary multiples (1 KB = 1024 B), so every size suffix here is binary, whether it is
+written ``KB`` or ``KiB``. Rates are in bits per second and decimal (1 Mbit/s = 1,000,000 bit/s), as
+``tc`` and every speed test use them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from datacap.errors import InputError
+
+_SIZE_UNITS = {
+    "": 1, "b": 1,
+    "k": 1024, "kb": 1024, "kib": 1024,
+    "m": 1024**2, "mb": 1024**2, "mib": 1024**2,
+    "g": 1024**3, "gb": 1024**3, "gib": 1024**3,
+    "t": 1024**4, "tb": 1024**4, "tib": 1024**4,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+_RATE_UNITS = {"bit/s": 1, "bps": 1, "kbit/s": 10**3, "kbps": 10**3, "mbit/s": 10**6, "mbps": 10**6,
+               "gbit/s": 10**9, "gbps": 10**9}
+_RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z/]+)\s*$")
+_DURATION_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*$")
+
+
+def parse_size(text: str | int) -> int:
+    """``"5 GB"`` -> 5368709120. Integers are bytes. Raises InputError naming what was expected."""
+    if isinstance(text, bool):
+        raise InputError(f"expected a size like '5 GB', found {text!r}")
+    if isinstance(text, int):
+        if text < 0:
+            raise InputError(f"expected a non-negative size, found {text}")
+        return text
+    match = _SIZE_RE.match(str(text))
+    if not match or match.group(2).lower() not in _SIZE_UNITS:
+        raise InputError(f"expected a size like '500 MB' or '5 GB' (units B, KB, MB, GB, TB), found {text!r}")
+    return round(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+def parse_rate(text: str) -> int:
+    """``"1 Mbit/s"`` -> 1000000 (bits per second)."""
+    match = _RATE_RE.match(str(text))
+    if not match or match.group(2).lower() not in _RATE_UNITS:
+        raise InputError(f"expected a rate like '1 Mbit/s' (bit/s, kbit/s, Mbit/s, Gbit/s), found {text!r}")
+    rate = round(float(match.group(1)) * _RATE_UNITS[match.group(2).lower()])
+    if rate <= 0:
+        raise InputError(f"expected a positive rate, found {text!r}")
+    return rate
+
+
+def parse_duration(text: str) -> int:
+    """``"1d"`` -> 86400 seconds; accepts s, m/min, h, d, w."""
+    match = _DURATION_RE.match(str(text))
+    if not match:
+        raise InputError(f"expected a duration like '30s', '12h' or '7d', found {text!r}")
+    return round(float(match.group(1)) * _DURATION_UNITS[match.group(2)])
+
+
+def format_bytes(count: int | float, precision: int = 2) -> str:
+    """IEC units: ``1536`` -> ``'1.50 KiB'``."""
+    value = float(count)
+    sign = "-" if value < 0 else ""
+    value = abs(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024 or unit == "PiB":
+            if unit == "B":
+                return f"{sign}{int(value)} B"
+            return f"{sign}{value:.{precision}f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_rate(bytes_per_second: float) -> str:
+    """Rates for people: bits per second, decimal units."""
+    bits = bytes_per_second * 8
+    for unit, scale in (("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)):
+        if bits >= scale:
+            return f"{bits / scale:.2f} {unit}"
+    return f"{bits:.0f} bit/s"
