@@ -1,0 +1,293 @@
+"""The ``datacap`` command line. Every command prints a table by default and JSON with ``--json``.
+
+Errors the user can fix (a bad file, config or option) print one message and exit with status 2;
+the library never exits the process itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from datacap import __version__, csvio, views
+from datacap.config import Config, load_config
+from datacap.errors import DatacapError, InputError
+from datacap.render import bucket_label, bytes_table
+from datacap.store import Reader, Writer, default_db_path, open_read, open_write
+from datacap.timeutil import parse_instant
+from datacap.units import format_bytes, format_rate
+
+app = typer.Typer(
+    name="datacap", no_args_is_help=False, invoke_without_command=True, add_completion=False,
+    help="Data-usage monitor for metered mobile data: per card, app, LAN client and service.\n\n"
+         "Example: datacap usage --by day --iface wwan0",
+    context_settings={"help_option_names": ["-h", "--help"]}, rich_markup_mode=None,
+)
+out = Console()
+err = Console(stderr=True)
+
+DbOpt = Annotated[Path | None, typer.Option("--db", envvar="DATACAP_DB", show_envvar=True,
+                                            help="SQLite store (default: /var/lib/datacap/datacap.db as "
+                                                 "root, else the XDG data dir)")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", envvar="DATACAP_CONFIG", show_envvar=True,
+                                                help="TOML config (default: /etc/datacap/config.toml as "
+                                                     "root, else the XDG config dir)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+IfaceOpt = Annotated[list[str] | None, typer.Option("--iface", "-i", help="interface name or glob; repeatable")]
+SinceOpt = Annotated[str | None, typer.Option("--since", help="start date or ISO time (local timezone)")]
+UntilOpt = Annotated[str | None, typer.Option("--until", help="end date or ISO time, exclusive")]
+
+
+class Context:
+    """What a command needs: the config and the store, opened lazily and read-only unless asked."""
+
+    def __init__(self, db: Path | None, config: Path | None) -> None:
+        self.cfg: Config = load_config(config)
+        self.db_path = db or default_db_path()
+
+    def reader(self) -> Reader:
+        return Reader(open_read(self.db_path), self.cfg.tz, self.cfg.week_start_index)
+
+    def writer(self) -> Writer:
+        return Writer(open_write(self.db_path), self.cfg.tz, self.cfg.week_start_index)
+
+    def instant(self, text: str | None, what: str) -> dt.datetime | None:
+        return None if text is None else parse_instant(text, self.cfg.tz, what=what)
+
+
+def print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+
+
+@app.callback()
+def summary(ctx: typer.Context, db: DbOpt = None, config: ConfigOpt = None, iface: IfaceOpt = None,
+            as_json: JsonOpt = False,
+            version: Annotated[bool, typer.Option("--version", help="print the version")] = False) -> None:
+    """Per interface: today, yesterday, this week, this month with a month-end estimate, all time.
+
+    Example: datacap --iface 'wwan*'
+    """
+    if version:
+        out.print(f"datacap {__version__}")
+        raise typer.Exit()
+    if ctx.invoked_subcommand is not None:
+        return
+    c = Context(db, config)
+    doc = views.summary_json(c.reader(), c.cfg, iface)
+    if as_json:
+        print_json(doc)
+        return
+    if not doc["interfaces"]:
+        out.print("No interfaces metered yet: run `datacap run` (or import a CSV).")
+        return
+    for entry in doc["interfaces"]:
+        rows = [(label, entry[key]) for key, label in (("today", "today"), ("yesterday", "yesterday"),
+                                                        ("this_week", "this week"), ("this_month", "this month"),
+                                                        ("all_time", "all time"))]
+        table = bytes_table(f"{entry['name']}  (since {entry['first_seen'] or '-'})", "", rows)
+        out.print(table)
+        out.print(f"  month-end estimate: {format_bytes(entry['month_estimate_bytes'])}\n")
+
+
+@app.command()
+def run(db: DbOpt = None, config: ConfigOpt = None,
+        interval: Annotated[float | None, typer.Option(help="seconds between samples (default 2)")] = None,
+        flush: Annotated[float | None, typer.Option(help="seconds between writes (default 30)")] = None,
+        max_runtime: Annotated[float | None, typer.Option(help="stop by itself after this many seconds")] = None,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every event")] = False) -> None:
+    """Run the metering daemon in the foreground (SIGTERM/SIGINT: flush and stop; SIGHUP: reload).
+
+    Example: sudo datacap run --interval 2
+    """
+    from datacap.daemon import Daemon, DaemonOptions
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    options = DaemonOptions(db or default_db_path(), config, interval, flush, max_runtime)
+    raise typer.Exit(Daemon(options).run())
+
+
+@app.command()
+def usage(db: DbOpt = None, config: ConfigOpt = None,
+          by: Annotated[views.By, typer.Option("--by", help="bucket size; top = the days with most traffic")] = "day",
+          iface: IfaceOpt = None, since: SinceOpt = None, until: UntilOpt = None,
+          limit: Annotated[int | None, typer.Option(min=1, help="at most N rows (the most recent; top: 10)")] = None,
+          as_json: JsonOpt = False) -> None:
+    """Traffic per interface by 5min, hour, day, week, month or year, or the top days.
+
+    Example: datacap usage --by hour --since 2026-11-28 --iface wwan0
+    """
+    c = Context(db, config)
+    doc = views.usage_json(c.reader(), c.cfg, by, iface, c.instant(since, "--since"), c.instant(until, "--until"),
+                           limit)
+    if as_json:
+        print_json(doc)
+        return
+    for entry in doc["interfaces"]:
+        rows = [(bucket_label(by, r["start"]), r) for r in entry["rows"]]
+        out.print(bytes_table(f"{entry['name']}: by {by} ({doc['timezone']})", by, rows, entry["total"]))
+
+
+@app.command()
+def interfaces(db: DbOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Known interfaces with first/last seen and all-time totals.
+
+    Example: datacap interfaces --json
+    """
+    c = Context(db, config)
+    doc = views.interfaces_json(c.reader(), c.cfg)
+    if as_json:
+        print_json(doc)
+        return
+    table = Table(header_style="bold")
+    for col in ("interface", "type", "first seen", "last seen", "rx", "tx", "total"):
+        table.add_column(col, justify="right" if col in ("rx", "tx", "total") else "left")
+    for i in doc["interfaces"]:
+        table.add_row(i["name"], i["link_type"] or "", i["first_seen"], i["last_seen"],
+                      format_bytes(i["total"]["rx_bytes"]), format_bytes(i["total"]["tx_bytes"]),
+                      format_bytes(i["total"]["total_bytes"]))
+    out.print(table)
+
+
+@app.command()
+def live(iface: IfaceOpt = None, config: ConfigOpt = None,
+         duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None) -> None:
+    """Live rx/tx rates per interface every second until Ctrl-C, then the session's totals.
+
+    Example: datacap live --iface wwan0
+    """
+    from datacap.meter.links import ProcNetDev, select_interfaces
+
+    cfg = load_config(config)
+    source = ProcNetDev()
+    first = prev = source.sample()
+    wanted = select_interfaces(first.readings, list(iface or cfg.meter.include), cfg.meter.exclude)
+    deadline = time.monotonic() + duration if duration else None
+
+    def table() -> Table:
+        t = Table(header_style="bold", title="datacap live (Ctrl-C to stop)", title_justify="left")
+        for col in ("interface", "rx/s", "tx/s", "rx total", "tx total"):
+            t.add_column(col, justify="left" if col == "interface" else "right")
+        span = max(cur.boottime - prev.boottime, 1e-6)
+        for name in wanted:
+            a, b, z = prev.readings.get(name), cur.readings.get(name), first.readings.get(name)
+            if a is None or b is None or z is None:
+                continue
+            t.add_row(name, format_rate(max(b.rx_bytes - a.rx_bytes, 0) / span),
+                      format_rate(max(b.tx_bytes - a.tx_bytes, 0) / span),
+                      format_bytes(max(b.rx_bytes - z.rx_bytes, 0)), format_bytes(max(b.tx_bytes - z.tx_bytes, 0)))
+        return t
+
+    cur = first
+    try:
+        with Live(table(), console=out, auto_refresh=False) as view:
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic())))
+                prev, cur = cur, source.sample()
+                view.update(table(), refresh=True)
+    except KeyboardInterrupt:
+        pass
+    elapsed = cur.boottime - first.boottime
+    rows = []
+    for name in wanted:
+        a, b = first.readings.get(name), cur.readings.get(name)
+        if a and b:
+            rx, tx = max(b.rx_bytes - a.rx_bytes, 0), max(b.tx_bytes - a.tx_bytes, 0)
+            rows.append((name, {"rx_bytes": rx, "tx_bytes": tx, "total_bytes": rx + tx}))
+    out.print(bytes_table(f"session totals over {elapsed:.0f} s", "interface", rows))
+
+
+@app.command("import")
+def import_csv(file: Annotated[Path, typer.Argument(help="CSV with the header time,interface,rx_bytes,tx_bytes")],
+               db: DbOpt = None, config: ConfigOpt = None,
+               force: Annotated[bool, typer.Option("--force", help="import a file already imported")] = False) -> None:
+    """Import usage from CSV, all or nothing (a bad row rejects the file with FILE:LINE reasons).
+
+    Example: datacap import usage-2026-11.csv
+    """
+    c = Context(db, config)
+    size = file.stat().st_size if file.exists() else 0
+    with Progress(TextColumn("importing"), BarColumn(), TimeRemainingColumn(), console=err,
+                  transient=True, disable=size < 4 << 20 or not err.is_terminal) as progress:
+        task = progress.add_task("parse", total=max(size, 1))
+        parsed = csvio.read_usage_csv(file, lambda _: progress.update(task, completed=size // 2))
+        writer = c.writer()
+        previous = Reader(writer.conn, c.cfg.tz).imported(parsed.sha256)
+        if previous and not force:
+            raise InputError(f"{file}: this file was already imported (as {previous[0]}, {previous[1]} rows); "
+                             "use --force to import it again")
+        writer.commit(parsed.traffic, parsed.attrib, imported=(parsed.sha256, str(file), parsed.rows))
+    out.print(f"imported {parsed.rows} rows ({format_bytes(parsed.total_bytes)}) from {file}")
+
+
+@app.command()
+def export(db: DbOpt = None, config: ConfigOpt = None,
+           fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
+           since: SinceOpt = None, until: UntilOpt = None, iface: IfaceOpt = None,
+           output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout)")] = None,
+           ) -> None:
+    """Export usage as CSV (re-importable with `datacap import`) or JSON, 5-minute rows where kept.
+
+    Example: datacap export --since 2026-11-01 -o november.csv
+    """
+    if fmt not in ("csv", "json"):
+        raise InputError(f"--format: expected csv or json, found {fmt!r}")
+    c = Context(db, config)
+    reader = c.reader()
+    lo = c.instant(since, "--since") or dt.datetime.fromtimestamp(0, dt.UTC)
+    hi = c.instant(until, "--until") or views.now_utc() + dt.timedelta(days=1)
+    names = reader.match_interfaces(iface) if iface else None
+    records = reader.usage_records(lo, hi, names)
+    stream = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    try:
+        if fmt == "csv":
+            csvio.write_csv(records, stream, c.cfg.tz)
+        else:
+            json.dump({"timezone": c.cfg.timezone, "rows": list(csvio.records_as_json(records, c.cfg.tz))},
+                      stream, ensure_ascii=False, indent=1)
+            stream.write("\n")
+    finally:
+        if output:
+            stream.close()
+
+
+@app.command()
+def events(db: DbOpt = None, config: ConfigOpt = None, limit: Annotated[int, typer.Option(min=1)] = 50,
+           as_json: JsonOpt = False) -> None:
+    """What the meter did not count normally and why: resets, reboots, wraps, rejected jumps.
+
+    Example: datacap events --limit 20
+    """
+    c = Context(db, config)
+    rows = c.reader().events(limit)
+    doc = [{"at": dt.datetime.fromtimestamp(at, c.cfg.tz).isoformat(), "interface": iface, "kind": kind,
+            "detail": detail} for at, iface, kind, detail in rows]
+    if as_json:
+        print_json({"events": doc})
+        return
+    table = Table(header_style="bold")
+    for col in ("at", "interface", "kind", "detail"):
+        table.add_column(col)
+    for e in doc:
+        table.add_row(e["at"], e["interface"] or "", e["kind"], e["detail"])
+    out.print(table)
+
+
+def main() -> None:
+    """Console entry point: user errors become one line on stderr and exit status 2."""
+    try:
+        app()
+    except DatacapError as exc:
+        err.print(f"datacap: error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)

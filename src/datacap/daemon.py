@@ -1,0 +1,224 @@
+"""``datacap run``: sample counters, follow link events, flush to the store, run the plugins.
+
+One thread does the metering and is the store's only writer. Signals only set flags and wake the
+loop through a socket (``signal.set_wakeup_fd``): SIGTERM/SIGINT flush and stop, SIGHUP reloads the
+config. Plugins (attribution, modem, alerts, web) hook into the loop through a small protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol
+
+from datacap.config import Config, load_config
+from datacap.errors import DatacapError, MeterError, StoreError
+from datacap.meter.links import LinkEvents, LinkSource, ProcNetDev, select_interfaces
+from datacap.meter.sampler import Meter
+from datacap.model import AttribDelta
+from datacap.store import DaemonLock, Reader, Writer, open_write
+
+log = logging.getLogger("datacap.daemon")
+
+
+class Plugin(Protocol):
+    """A feature riding on the daemon loop. Every method must return quickly."""
+
+    name: str
+
+    def poll(self, now: float) -> Iterable[AttribDelta]:
+        """Attributed bytes since the last poll (may be empty)."""
+        ...
+
+    def after_flush(self, now: float) -> None:
+        """Called after every successful flush (alerts evaluate here)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class DaemonOptions:
+    db_path: Path
+    config_path: Path | None = None
+    interval: float | None = None  # overrides the config
+    flush: float | None = None
+    max_runtime: float | None = None  # stop by itself after this many seconds (tests, benchmarks)
+
+
+@dataclass
+class Daemon:
+    options: DaemonOptions
+    source: LinkSource = field(default_factory=ProcNetDev)
+    plugin_factory: Callable[[Config, Writer, Reader], list[Plugin]] | None = None
+    cfg: Config = field(init=False)
+    _stop: bool = field(init=False, default=False)
+    _reload: bool = field(init=False, default=False)
+
+    def run(self) -> int:
+        self.cfg = load_config(self.options.config_path)
+        lock = DaemonLock(self.options.db_path)
+        lock.acquire()
+        conn = open_write(self.options.db_path)
+        writer = Writer(conn, self.cfg.tz, self.cfg.week_start_index)
+        reader = Reader(conn, self.cfg.tz, self.cfg.week_start_index)
+        meter = Meter(reader.counters(), self.cfg.meter.max_rate_bps, self._wanted)
+        events = self._open_events()
+        plugins = self.plugin_factory(self.cfg, writer, reader) if self.plugin_factory else []
+        wake_r, wake_w = socket.socketpair()
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        old = self._install_signals(wake_w)
+        log.info("metering into %s every %.1f s (flush every %.0f s)", self.options.db_path,
+                 self._interval(), self._flush_every())
+        try:
+            self._loop(meter, writer, events, plugins, wake_r)
+        finally:
+            self._restore_signals(old)
+            for plugin in plugins:
+                _quietly(plugin.close)
+            if events is not None:
+                events.close()
+            wake_r.close()
+            wake_w.close()
+            conn.close()
+            lock.release()
+        return 0
+
+    def _loop(self, meter: Meter, writer: Writer, events: LinkEvents | None, plugins: list[Plugin],
+              wake: socket.socket) -> None:
+        started = time.monotonic()
+        meter.on_sample(self.source.sample())
+        next_sample = started + self._interval()
+        next_flush = started + self._flush_every()
+        next_retention = started
+        attrib: list[AttribDelta] = []
+        while True:
+            now = time.monotonic()
+            if self._stop or (self.options.max_runtime and now - started >= self.options.max_runtime):
+                break
+            if self._reload:
+                self._do_reload(meter)
+            if now >= next_sample:
+                meter.on_sample(self.source.sample())
+                for plugin in plugins:
+                    attrib.extend(_quietly(plugin.poll, time.time()) or ())
+                next_sample = max(next_sample + self._interval(), now)
+            if now >= next_flush:
+                if self._flush(meter, writer, attrib):
+                    attrib = []
+                    for plugin in plugins:
+                        _quietly(plugin.after_flush, time.time())
+                next_flush = now + self._flush_every()
+            if now >= next_retention:
+                self._retention(writer)
+                next_retention = now + 3600
+            waiting = [wake] + ([events] if events is not None else [])
+            timeout = max(0.0, min(next_sample, next_flush) - time.monotonic())
+            ready, _, _ = select.select(waiting, [], [], timeout)
+            if events is not None and events in ready:
+                meter.on_events(events.drain())
+            if wake in ready:
+                _drain_socket(wake)
+        # Final reading and flush: a clean stop loses nothing.
+        if events is not None:
+            meter.on_events(events.drain())
+        meter.on_sample(self.source.sample())
+        for plugin in plugins:
+            attrib.extend(_quietly(plugin.poll, time.time()) or ())
+        if not self._flush(meter, writer, attrib):
+            log.error("final flush failed: %d bytes not stored; they will be counted from the kernel "
+                      "counters at the next start", meter.pending_bytes())
+        log.info("stopped")
+
+    def _flush(self, meter: Meter, writer: Writer, attrib: list[AttribDelta]) -> bool:
+        batch = meter.batch()
+        try:
+            writer.commit(batch.traffic, attrib, batch.counters, batch.events, batch.link_types,
+                          seen_at=int(time.time()))
+        except StoreError as exc:
+            # Kept in memory and retried at the next flush; the persisted counters still cover them.
+            log.error("flush failed, will retry: %s", exc)
+            return False
+        meter.flushed(batch)
+        return True
+
+    def _retention(self, writer: Writer) -> None:
+        try:
+            deleted = writer.apply_retention(int(time.time()), self.cfg.retention.seconds())
+        except StoreError as exc:
+            log.error("retention failed: %s", exc)
+            return
+        if deleted:
+            log.info("retention: %d old rows removed", deleted)
+
+    def _do_reload(self, meter: Meter) -> None:
+        self._reload = False
+        try:
+            cfg = load_config(self.options.config_path)
+        except DatacapError as exc:
+            log.error("reload refused, keeping the running config: %s", exc)
+            return
+        self.cfg = cfg
+        meter.max_rate_bps = cfg.meter.max_rate_bps
+        log.info("config reloaded")
+
+    def _wanted(self, name: str) -> bool:
+        return bool(select_interfaces([name], self.cfg.meter.include, self.cfg.meter.exclude))
+
+    def _interval(self) -> float:
+        return self.options.interval or self.cfg.meter.interval
+
+    def _flush_every(self) -> float:
+        return self.options.flush or self.cfg.meter.flush
+
+    def _open_events(self) -> LinkEvents | None:
+        try:
+            return LinkEvents()
+        except MeterError as exc:
+            log.warning("%s; interfaces that disappear between samples lose their last seconds", exc)
+            return None
+
+    def _install_signals(self, wake: socket.socket) -> dict[int, object]:
+        def stop(signum: int, frame: FrameType | None) -> None:
+            self._stop = True
+
+        def reload(signum: int, frame: FrameType | None) -> None:
+            self._reload = True
+
+        old: dict[int, object] = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)
+        old[-1] = signal.set_wakeup_fd(wake.fileno(), warn_on_full_buffer=False)
+        return old
+
+    @staticmethod
+    def _restore_signals(old: dict[int, object]) -> None:
+        signal.set_wakeup_fd(old.pop(-1))  # type: ignore[arg-type]
+        for signum, handler in old.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+
+
+def _drain_socket(sock: socket.socket) -> None:
+    try:
+        while sock.recv(512):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _quietly(fn: Callable[..., Any], *args: object) -> Any:
+    """A plugin failing must never stop the metering: log it and go on."""
+    try:
+        return fn(*args)
+    except Exception:
+        log.exception("plugin call %s failed", getattr(fn, "__qualname__", fn))
+        return None
