@@ -23,9 +23,9 @@ from rich.table import Table
 from datacap import __version__, csvio, views
 from datacap.config import Config, load_config
 from datacap.errors import DatacapError, InputError
-from datacap.render import bucket_label, bytes_table
+from datacap.render import bar, bucket_label, bytes_table
 from datacap.store import Reader, Writer, default_db_path, open_read, open_write
-from datacap.timeutil import parse_instant
+from datacap.timeutil import Resolution, bucket_start, parse_instant
 from datacap.units import format_bytes, format_rate
 
 app = typer.Typer(
@@ -33,6 +33,7 @@ app = typer.Typer(
     help="Data-usage monitor for metered mobile data: per card, app, LAN client and service.\n\n"
          "Example: datacap usage --by day --iface wwan0",
     context_settings={"help_option_names": ["-h", "--help"]}, rich_markup_mode=None,
+    pretty_exceptions_enable=False,
 )
 out = Console()
 err = Console(stderr=True)
@@ -260,6 +261,85 @@ def export(db: DbOpt = None, config: ConfigOpt = None,
     finally:
         if output:
             stream.close()
+
+
+NameArg = Annotated[str | None, typer.Argument(help="one name: show its history instead of the ranking")]
+ByOpt = Annotated[Resolution, typer.Option("--by", help="with NAME: bucket size")]
+LimitOpt = Annotated[int | None, typer.Option(min=1, help="at most N rows")]
+
+
+@app.command()
+def apps(name: NameArg = None, db: DbOpt = None, config: ConfigOpt = None, iface: IfaceOpt = None,
+         since: SinceOpt = None, until: UntilOpt = None, by: ByOpt = "day", limit: LimitOpt = None,
+         as_json: JsonOpt = False) -> None:
+    """Apps ranked by data used (rx, tx, total, share, flows), or one app's history with NAME.
+
+    Example: datacap apps --since 2026-11-01 --limit 10; datacap apps firefox --by hour
+    """
+    _ranking("app", name, db, config, iface, since, until, by, limit, as_json)
+
+
+@app.command()
+def clients(name: NameArg = None, db: DbOpt = None, config: ConfigOpt = None, iface: IfaceOpt = None,
+            since: SinceOpt = None, until: UntilOpt = None, by: ByOpt = "day", limit: LimitOpt = None,
+            as_json: JsonOpt = False) -> None:
+    """LAN clients (hotspot/router) ranked by data used, or one client's history (IP, MAC or hostname).
+
+    Example: datacap clients --since 2026-11-01; datacap clients 192.168.8.23 --by day
+    """
+    _ranking("client", name, db, config, iface, since, until, by, limit, as_json)
+
+
+@app.command()
+def services(name: NameArg = None, db: DbOpt = None, config: ConfigOpt = None, iface: IfaceOpt = None,
+             since: SinceOpt = None, until: UntilOpt = None, by: ByOpt = "day", limit: LimitOpt = None,
+             as_json: JsonOpt = False) -> None:
+    """Services (youtube, tencent, bilibili...) ranked by data used, or one service's history.
+
+    Example: datacap services --limit 5; datacap services youtube --by week
+    """
+    _ranking("service", name, db, config, iface, since, until, by, limit, as_json)
+
+
+def _ranking(kind: views.DimKind, name: str | None, db: Path | None, config: Path | None,
+             iface: list[str] | None, since: str | None, until: str | None, by: Resolution,
+             limit: int | None, as_json: bool) -> None:
+    c = Context(db, config)
+    reader = c.reader()
+    now = views.now_utc()
+    lo = c.instant(since, "--since") or bucket_start("month", now, c.cfg.tz)
+    hi = c.instant(until, "--until") or now
+    if name is not None:
+        doc = views.history_json(reader, c.cfg, kind, name, by, lo, hi, iface)
+        if as_json:
+            print_json(doc)
+            return
+        rows = [(bucket_label(by, r["start"]), r) for r in doc["rows"]]
+        out.print(bytes_table(f"{kind} {name}: by {by}", by, rows, doc["total"]))
+        return
+    doc = views.ranking_json(reader, c.cfg, kind, lo, hi, iface, limit)
+    if as_json:
+        print_json(doc)
+        return
+    _print_ranking(kind, doc)
+
+
+def _print_ranking(kind: str, doc: dict[str, Any]) -> None:
+    table = Table(title=f"{kind}s {doc['since']} .. {doc['until']}", title_justify="left", header_style="bold")
+    for col in (kind, "rx", "tx", "total", "share", "flows", ""):
+        table.add_column(col, justify="left" if col in (kind, "") else "right")
+    largest = max((r["total_bytes"] for r in doc["rows"]), default=0)
+    for r in doc["rows"]:
+        label = r.get(kind) or "?"
+        if kind == "app" and r.get("unit"):
+            label += f" ({r['unit']})"
+        table.add_row(label, format_bytes(r["rx_bytes"]), format_bytes(r["tx_bytes"]), format_bytes(r["total_bytes"]),
+                      f"{r['share']:.1%}", str(r["flows"]), bar(r["total_bytes"], largest))
+    un = doc["unattributed"]
+    table.add_section()
+    table.add_row("unattributed", format_bytes(un["rx_bytes"]), format_bytes(un["tx_bytes"]),
+                  format_bytes(un["total_bytes"]), "", "", "")
+    out.print(table)
 
 
 @app.command()

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from datacap.config import Config
 from datacap.errors import InputError
-from datacap.store.reader import Bytes, Reader
+from datacap.store.reader import Bytes, DimKind, Reader
 from datacap.timeutil import UTC, Resolution, bucket_end, bucket_start, from_epoch, iso
 
 By = Literal["5min", "hour", "day", "week", "month", "year", "top"]
@@ -112,3 +112,46 @@ def _resolve(reader: Reader, ifaces: Sequence[str] | None) -> list[str]:
         known = ", ".join(reader.interface_names()) or "none yet"
         raise InputError(f"--iface {', '.join(missing)}: no such interface in the store (known: {known})")
     return names
+
+
+def ranking_json(reader: Reader, cfg: Config, kind: DimKind, since: dt.datetime, until: dt.datetime,
+                 ifaces: Sequence[str] | None = None, limit: int | None = None) -> dict[str, Any]:
+    """``datacap apps|clients|services --json``: attributed totals, largest first, plus unattributed."""
+    names = _resolve(reader, ifaces)
+    rows, totals = reader.ranking(kind, since, until, names)
+    iface_total = Bytes()
+    for b in totals.values():
+        iface_total += b
+    attributed = Bytes()
+    for r in rows:
+        attributed += r.bytes
+    denominator = max(iface_total.total_bytes, attributed.total_bytes)
+    out_rows = []
+    for r in rows[:limit] if limit else rows:
+        labels = {k: (v or None) for k, v in r.labels.items()}
+        out_rows.append({**labels, **r.bytes.as_dict(),
+                         "share": round(r.bytes.total_bytes / denominator, 4) if denominator else 0.0,
+                         "flows": r.flows})
+    unattributed = Bytes(max(iface_total.rx_bytes - attributed.rx_bytes, 0),
+                         max(iface_total.tx_bytes - attributed.tx_bytes, 0))
+    tz = cfg.tz
+    return {"since": iso(since.astimezone(tz)), "until": iso(until.astimezone(tz)), "by": kind,
+            "rows": out_rows, "unattributed": unattributed.as_dict()}
+
+
+def history_json(reader: Reader, cfg: Config, kind: DimKind, name: str, by: Resolution, since: dt.datetime,
+                 until: dt.datetime, ifaces: Sequence[str] | None = None) -> dict[str, Any]:
+    """``datacap apps NAME --by day --json``: one app's (client's, service's) buckets, oldest first."""
+    keys = reader.dim_ids(kind, name)
+    if not keys:
+        raise InputError(f"no {kind} named {name!r} in the store; see `datacap {kind}s` for the names")
+    tz = cfg.tz
+    rows = []
+    total = Bytes()
+    for start, b, flows in reader.dim_series(kind, keys, by, since, until, _resolve(reader, ifaces)):
+        begin = from_epoch(start, tz)
+        total += b
+        rows.append({"start": iso(begin), "end": iso(bucket_end(by, begin, tz, reader.week_start)),
+                     **b.as_dict(), "flows": flows})
+    return {kind: name, "by": by, "timezone": cfg.timezone, "since": iso(since.astimezone(tz)),
+            "until": iso(until.astimezone(tz)), "rows": rows, "total": total.as_dict()}
