@@ -190,7 +190,7 @@ def rule_client_dominates(report: Report, th: Thresholds) -> list[Advice]:
         return []
     shared = sum(r["total_bytes"] for r in rows)
     top = rows[0]
-    if shared < th.min_bytes or top["total_bytes"] / shared < th.client_share:
+    if shared < th.min_bytes or top["total_bytes"] / shared <= th.client_share:  # more than half
         return []
     return [Advice("client_dominates", "info", {"name": str(top.get("client") or top.get("ip") or "?"),
                                                 "pct": _pct(top["total_bytes"] / shared),
