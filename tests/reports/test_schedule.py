@@ -16,8 +16,8 @@ MONTHLY = ReportsConfig(send="monthly", at="09:00")
 WEEKLY = ReportsConfig(send="weekly", at="08:30")
 
 
-def local(tz: ZoneInfo, *args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=tz)
+def local(tz: ZoneInfo, year: int, month: int, day: int, hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=tz)
 
 
 @pytest.mark.parametrize(("cfg", "now", "last", "tz", "due"), [
