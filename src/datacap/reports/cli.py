@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -12,11 +11,11 @@ import typer
 from datacap import views
 from datacap.errors import InputError
 
-from .data import card_interfaces, channel_sender, plan_status, service_categories
+from .data import channel_sender
 from .i18n import check_lang
-from .model import build_report
 from .output import check_format, render_report
 from .period import choose_period
+from .service import assemble_report, send_report
 
 # Same options as datacap.cli's (redeclared: datacap.cli imports this module to register the command).
 DbOpt = Annotated[Path | None, typer.Option("--db", envvar="DATACAP_DB", show_envvar=True,
@@ -54,18 +53,7 @@ def report(
     reader = c.reader()
     now = views.now_utc()
     chosen = choose_period(period, week, now, c.cfg.tz)
-    names = list(iface) if iface else None
-    if card is not None:
-        carried = card_interfaces(reader, card)
-        names = [n for n in carried if not iface or n in reader.match_interfaces(iface)]
-        if not names:
-            raise InputError(f"--card {card} --iface {', '.join(iface or [])}: the card's interfaces "
-                             f"({', '.join(carried)}) match none of these")
-    _, until = chosen.bounds(c.cfg.tz)
-    status = plan_status(reader, c.cfg, card, min(now, until - dt.timedelta(seconds=1)))
-    rep = build_report(reader, c.cfg, chosen, ifaces=names, card=card, now=now,
-                       categories=service_categories(c.cfg), plan=status.card, plan_note=status.note,
-                       plan_detail=status.detail)
+    rep = assemble_report(reader, c.cfg, chosen, card=card, ifaces=iface, now=now)
     data = render_report(rep, kind, language)
     sender = channel_sender(c.cfg) if send else None  # fail before writing anything if it cannot send
     if output is None and kind in ("md", "json"):
@@ -78,7 +66,6 @@ def report(
             raise InputError(f"-o {path}: cannot write: {exc.strerror}") from None
         print(f"wrote {path} ({len(data)} bytes)", file=sys.stderr)
     if sender is not None:
-        body = data.decode() if kind in ("md", "json") else render_report(rep, "md", language).decode()
-        failed = sender(f"datacap report {chosen.label}", body)
-        for line in failed:
+        attach = kind if kind != "json" else "md"
+        for line in send_report(rep, sender, attach, language, data if attach == kind else None):
             print(f"datacap: warning: {line}", file=sys.stderr)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from datacap.config import Config
@@ -60,31 +62,30 @@ def card_interfaces(reader: Reader, card: str) -> list[str]:
 
 
 class Sender(Protocol):
-    """Delivers one message to every configured channel."""
+    """Delivers one message (and optionally a file) to every chosen channel; returns the failures."""
 
-    def __call__(self, title: str, body: str) -> list[str]: ...
+    def __call__(self, title: str, body: str, attachment: Path | None = None) -> list[str]: ...
 
 
-def channel_sender(cfg: Config, channels: Sequence[str] | None = None) -> Sender:
-    """A sender over the alert channels of the config; DeliveryError when there are none."""
-    deliver = _module("datacap.alerts.deliver")
-    notifier_cls = getattr(deliver, "AppriseNotifier", None)
-    configured: dict[str, str] | None = getattr(cfg, "channels", None)
-    if notifier_cls is None or configured is None:
+def channel_sender(cfg: Config, channels: Sequence[str] | None = None, *,
+                   configured: Mapping[str, str] | None = None) -> Sender:
+    """A sender over the config's alert channels (``configured`` overrides them); DeliveryError when
+    this build has no channels, none are configured, or a named one is unknown."""
+    table: Mapping[str, str] | None = configured if configured is not None else getattr(cfg, "channels", None)
+    if table is None:
         raise DeliveryError("--send: alert channels are not available in this build of datacap")
-    if not configured:
+    if not table:
         raise DeliveryError("--send: no [channels] configured; add one (e.g. mailto://...) to send reports")
-    names = list(channels) if channels else sorted(configured)
-    unknown = [n for n in names if n not in configured]
+    names = list(channels) if channels else sorted(table)
+    unknown = [n for n in names if n not in table]
     if unknown:
-        raise DeliveryError(f"--send: unknown channel(s) {', '.join(unknown)} (known: {', '.join(sorted(configured))})")
-    notifier = notifier_cls()
+        raise DeliveryError(f"--send: unknown channel(s) {', '.join(unknown)} (known: {', '.join(sorted(table))})")
 
-    def send(title: str, body: str) -> list[str]:
+    def send(title: str, body: str, attachment: Path | None = None) -> list[str]:
         failures = []
         for name in names:
             try:
-                notifier.send(configured[name], title, body)
+                deliver(table[name], title, body, attachment)
             except DeliveryError as exc:
                 failures.append(f"{name}: {exc}")
         if failures and len(failures) == len(names):
@@ -92,6 +93,40 @@ def channel_sender(cfg: Config, channels: Sequence[str] | None = None) -> Sender
         return failures
 
     return send
+
+
+def deliver(url: str, title: str, body: str, attachment: Path | None = None) -> None:
+    """One message to one channel: the alerts notifier for text (it knows "desktop" and masks
+    secrets), apprise directly when a file goes with it (the notifier has no attachments)."""
+    if attachment is None or url == "desktop":
+        notifier_cls = getattr(_module("datacap.alerts.deliver"), "AppriseNotifier", None)
+        if notifier_cls is None:
+            raise DeliveryError("--send: alert channels are not available in this build of datacap")
+        notifier_cls().send(url, title, body)
+        return
+    apprise_send(url, title, body, attachment)
+
+
+def mask_url(url: str) -> str:
+    """The alerts module's masking when present; else only the scheme is shown."""
+    masker = getattr(_module("datacap.alerts.deliver"), "mask_url", None)
+    return str(masker(url)) if masker else url.partition("://")[0] + "://***"
+
+
+def apprise_send(url: str, title: str, body: str, attachment: Path) -> None:
+    """Send through apprise with a file attached; errors name the channel with its secrets masked."""
+    import apprise
+
+    obj = apprise.Apprise()
+    if not obj.add(url):
+        raise DeliveryError(f"{mask_url(url)}: apprise does not accept this URL (unknown scheme or missing token)")
+    with apprise.LogCapture(level=logging.WARNING) as captured:
+        ok = obj.notify(body=body, title=title, attach=apprise.AppriseAttachment(str(attachment)))
+    if not ok:
+        # apprise's log lines carry the full URL; only the reason after the last " - " is kept.
+        reasons = [line.split(" - ")[-1] for line in captured.getvalue().splitlines() if line.strip()]
+        detail = " ".join(r.replace(url, mask_url(url)) for r in reasons)[:400]
+        raise DeliveryError(f"{mask_url(url)}: not delivered: {detail or 'no reason given'}")
 
 
 def _module(name: str) -> Any:
