@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from datacap.reports.advice import Thresholds, advice_text, advise
+from datacap.reports.advice import Thresholds, advice_text, advise, category_totals
 from datacap.reports.model import Report
 
 from .factory import GIB, MIB, make_report
@@ -97,3 +97,9 @@ def test_warnings_come_first_and_thresholds_are_tunable() -> None:
     items = advise(report)
     assert [a.severity for a in items] == sorted((a.severity for a in items), key=lambda s: s != "warn")
     assert "video_share" not in {a.code for a in advise(report, Thresholds(video_share=0.5))}
+
+
+def test_category_totals() -> None:
+    report = make_report(services=[("youtube", 3 * GIB), ("bilibili", GIB), ("wechat", GIB), ("myapp", GIB),
+                                   ("mystream", GIB)], categories={"mystream": "video"})
+    assert category_totals(report) == [("video", 5 * GIB), ("messaging", GIB), ("other", GIB)]

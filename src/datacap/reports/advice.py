@@ -142,6 +142,21 @@ def _category_rows(report: Report, category: str) -> list[dict[str, Any]]:
     return [r for r in report.rankings["service"]["rows"] if cats.get(str(r.get("service") or "")) == category]
 
 
+def category_totals(report: Report) -> list[tuple[str, int]]:
+    """Bytes per service category (video, messaging, ...), largest first; unknown services are "other"."""
+    cats = {**DEFAULT_CATEGORIES, **report.categories}
+    sums: dict[str, int] = {}
+    for row in report.rankings["service"]["rows"]:
+        category = cats.get(str(row.get("service") or ""), "other")
+        sums[category] = sums.get(category, 0) + row["total_bytes"]
+    return sorted(sums.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def share_of(report: Report, amount: int) -> float:
+    total = _denominator(report)
+    return amount / total if total else 0.0
+
+
 def rule_video_share(report: Report, th: Thresholds) -> list[Advice]:
     rows = _category_rows(report, "video")
     amount = sum(r["total_bytes"] for r in rows)

@@ -30,7 +30,7 @@ LABELS: Mapping[Lang, Mapping[str, str]] = {
         "apps": "Top apps", "clients": "Top LAN clients", "services": "Top services", "share": "share",
         "app": "app", "client": "client", "service": "service", "unattributed": "unattributed",
         "none": "none recorded", "advice": "Advice", "no_advice": "nothing stands out this period",
-        "hour": "hour", "day": "day",
+        "hour": "hour", "day": "day", "categories": "By category",
         "plan_unavailable": "plan status is not available in this build of datacap",
         "plan_no_cards": "no [[cards]] configured: add your plan to see per-bucket use",
         "plan_error": "plan status unavailable: {detail}",
@@ -50,13 +50,25 @@ LABELS: Mapping[Lang, Mapping[str, str]] = {
         "apps": "应用排行", "clients": "局域网设备排行", "services": "服务排行", "share": "占比",
         "app": "应用", "client": "设备", "service": "服务", "unattributed": "未归属",
         "none": "无记录", "advice": "建议", "no_advice": "本期没有需要特别注意的地方",
-        "hour": "时", "day": "日",
+        "hour": "时", "day": "日", "categories": "按类别",
         "plan_unavailable": "此版本的 datacap 尚不支持套餐状态",
         "plan_no_cards": "尚未配置 [[cards]]：添加套餐后可查看各流量包用量",
         "plan_error": "无法获取套餐状态：{detail}",
         "plan_no_card": "卡 {detail} 没有配置套餐",
     },
 }
+
+
+CATEGORY_NAMES: Mapping[Lang, Mapping[str, str]] = {
+    "en": {},
+    "zh-CN": {"video": "视频", "music": "音乐", "social": "社交", "messaging": "通讯", "shopping": "购物",
+              "search": "搜索", "maps": "地图", "news": "新闻", "gaming": "游戏", "update": "更新", "cloud": "云存储",
+              "cdn": "CDN", "productivity": "办公", "ads": "广告", "other": "其他"},
+}
+
+
+def category_name(category: str, lang: Lang) -> str:
+    return CATEGORY_NAMES[lang].get(category, category)
 
 
 def check_lang(value: str) -> Lang:

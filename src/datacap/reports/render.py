@@ -47,6 +47,8 @@ def render_markdown(view: ReportView) -> str:
                 for i, r in enumerate(lines, 1)] or [f"- {label(lang, 'none')}"]
         if lines:
             out.append(f"- {label(lang, 'unattributed')}: {view.unattributed[kind]}")
+        if kind == "service" and view.categories:
+            out.append(f"- {label(lang, 'categories')}: " + " · ".join(view.categories))
     out += ["", f"## {label(lang, 'heaviest')}", "", f"- {view.heaviest or label(lang, 'none')}"]
     out += ["", f"## {label(lang, 'busiest')}", ""]
     out += [f"- {line}" for line in view.busiest] or [f"- {label(lang, 'no_hours')}"]

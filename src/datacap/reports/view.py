@@ -13,8 +13,8 @@ from typing import Any
 from datacap.units import format_bytes
 
 from . import charts
-from .advice import Advice, advice_text
-from .i18n import Lang, label, weekday_name
+from .advice import Advice, advice_text, category_totals, share_of
+from .i18n import Lang, category_name, label, weekday_name
 from .model import Report
 
 TOP = 10
@@ -47,6 +47,7 @@ class ReportView:
     advice: list[str]
     rankings: dict[str, list[RankLine]]
     unattributed: dict[str, str]
+    categories: list[str]  # "video: 12.00 GiB (32%)", largest first
     heaviest: str | None
     busiest: list[str]
     days: list[tuple[str, str]]
@@ -83,6 +84,8 @@ def build_view(report: Report, items: list[Advice], lang: Lang, *, with_charts: 
         advice=[advice_text(a, lang) for a in items], rankings=rankings,
         unattributed={kind: format_bytes(report.rankings[kind]["unattributed"]["total_bytes"])
                       for kind in ("app", "client", "service")},
+        categories=[f"{category_name(cat, lang)}: {format_bytes(amount)} ({share_of(report, amount):.0%})"
+                    for cat, amount in category_totals(report)],
         heaviest=None if heaviest is None else
         f"{heaviest[0].isoformat()} {weekday_name(heaviest[0].weekday(), lang)}: "
         f"{format_bytes(heaviest[1].total_bytes)}",
