@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from datacap.config import Config
 from datacap.model import AppIdentity, AttribDelta
-from datacap.reports import build_report, default_period, render_report
+from datacap.reports import Format, build_report, default_period, render_report
 from datacap.store import Reader, TrafficDelta, Writer, open_read, open_write
 
 TZ_NAME = "Asia/Shanghai"
@@ -86,8 +86,9 @@ def main() -> int:
         for name, p in (("month", period), ("week", week)):
             ms = timed(lambda p=p: build_report(reader, cfg, p, now=now), args.runs) * 1000  # type: ignore[misc]
             print(f"build_report ({name}): {ms:.0f} ms")
-        for fmt in ("md", "html", "pdf", "png"):
-            size = len(render_report(report, fmt))  # type: ignore[arg-type]
+        formats: tuple[Format, ...] = ("md", "html", "pdf", "png")
+        for fmt in formats:
+            size = len(render_report(report, fmt))
             ms = timed(lambda f=fmt: render_report(report, f), args.runs) * 1000  # type: ignore[misc]
             print(f"render {fmt}: {ms:.0f} ms ({size / 1024:.0f} KiB)")
         reader.conn.close()
