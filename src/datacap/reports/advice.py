@@ -38,8 +38,8 @@ DEFAULT_CATEGORIES: Mapping[str, str] = {
 # apt downloads through its method processes, which show up as "http"/"https".
 UPDATE_APPS = frozenset({"apt", "apt-get", "http", "https", "packagekitd", "unattended-upgr", "snapd", "flatpak",
                          "dnf", "yum", "pacman", "zypper", "fwupd", "fwupdmgr", "softwareupdated",
-                         "gnome-software", "discover", "opkg", "apk", "pip", "npm", "docker", "dockerd",
-                         "containerd", "steam", "wuauserv"})
+                         "gnome-software", "discover", "opkg", "apk", "docker", "dockerd",
+                         "containerd", "wuauserv"})
 
 
 @dataclass(frozen=True, slots=True)
