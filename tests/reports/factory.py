@@ -25,7 +25,7 @@ def ranking(kind: str, rows: list[tuple[str, int]], total: int) -> dict[str, Any
 def make_report(total: int = 10 * GIB, *, apps: list[tuple[str, int]] | None = None,
                 services: list[tuple[str, int]] | None = None, clients: list[tuple[str, int]] | None = None,
                 days: list[int] | None = None, hours: list[int] | None = None,
-                previous_apps: set[str] | None = None, baseline: int | None = None,
+                previous_apps: dict[str, int] | None = None, baseline: int | None = None,
                 plan: dict[str, Any] | None = None, elapsed: float = 1.0,
                 categories: dict[str, str] | None = None) -> Report:
     """A month with ``total`` bytes spread evenly over days and hours unless ``days``/``hours`` say."""
@@ -41,7 +41,7 @@ def make_report(total: int = 10 * GIB, *, apps: list[tuple[str, int]] | None = N
         interfaces={"wwan0": Bytes(total, 0)}, days=day_rows, heatmap=heat,
         rankings={"app": ranking("app", apps or [], total), "service": ranking("service", services or [], total),
                   "client": ranking("client", clients or [], total)},
-        previous_names={"app": frozenset(previous_apps)} if previous_apps is not None else {},
+        previous={"app": previous_apps} if previous_apps is not None else {},
         baseline=None if baseline is None else Baseline((("2026-09", baseline),), baseline),
         plan=plan, categories=categories or {},
     )

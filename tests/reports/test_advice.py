@@ -35,9 +35,9 @@ CASES: list[tuple[str, Report, set[str], set[str]]] = [
     ("updates by service", make_report(services=[("linux-update", 2 * GIB)]), {"updates_large"}, set()),
     ("updates by app", make_report(apps=[("apt", 1536 * MIB), ("firefox", 5 * GIB)]), {"updates_large"}, set()),
     ("small updates", make_report(apps=[("apt", 200 * MIB)]), set(), {"updates_large"}),
-    ("new app", make_report(apps=[("steam", 3 * GIB), ("firefox", 4 * GIB)], previous_apps={"firefox"}),
+    ("new app", make_report(apps=[("steam", 3 * GIB), ("firefox", 4 * GIB)], previous_apps={"firefox": GIB}),
      {"new_app"}, set()),
-    ("known app", make_report(apps=[("steam", 3 * GIB)], previous_apps={"steam"}), set(), {"new_app"}),
+    ("known app", make_report(apps=[("steam", 3 * GIB)], previous_apps={"steam": GIB}), set(), {"new_app"}),
     ("no previous period: nothing is new", make_report(apps=[("steam", 3 * GIB)]), set(), {"new_app"}),
     ("client dominates", make_report(clients=[("phone-b", 3 * GIB), ("laptop", GIB)]), {"client_dominates"},
      set()),
@@ -83,7 +83,7 @@ def test_night_bucket_message() -> None:
 
 
 def test_spike_and_new_app_wording() -> None:
-    report = make_report(days=[200 * MIB] * 30 + [3 * GIB], apps=[("steam", 3 * GIB)], previous_apps={"firefox"})
+    report = make_report(days=[200 * MIB] * 30 + [3 * GIB], apps=[("steam", 3 * GIB)], previous_apps={"firefox": GIB})
     texts = {a.code: (advice_text(a, "en"), advice_text(a, "zh-CN")) for a in advise(report)}
     assert texts["spike_day"][0].startswith("On Sat 2026-10-31 you used 3.00 GiB, 15.4× a typical day")
     assert "datacap apps --since 2026-10-31 --until 2026-11-01" in texts["spike_day"][0]
@@ -103,3 +103,14 @@ def test_category_totals() -> None:
     report = make_report(services=[("youtube", 3 * GIB), ("bilibili", GIB), ("wechat", GIB), ("myapp", GIB),
                                    ("mystream", GIB)], categories={"mystream": "video"})
     assert category_totals(report) == [("video", 5 * GIB), ("messaging", GIB), ("other", GIB)]
+
+
+@pytest.mark.parametrize(("previous", "amount", "expected"), [
+    (None, GIB, None),  # the previous period is not in the store
+    ({"firefox": GIB}, 2 * GIB, 1.0),
+    ({"firefox": 2 * GIB}, GIB, -0.5),
+    ({"firefox": GIB}, GIB, 0.0),
+    ({"other": GIB}, GIB, float("inf")),  # new this period
+])
+def test_change_against_previous_period(previous: dict[str, int] | None, amount: int, expected: float | None) -> None:
+    assert make_report(previous_apps=previous).change("app", "firefox", amount) == expected

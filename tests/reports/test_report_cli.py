@@ -74,6 +74,10 @@ def test_markdown_shows_the_cli_figures(store: Store, cli_views: dict[str, Any])
     top_day = cli_views["top"]["interfaces"][0]["rows"][0]
     assert f"{top_day['start'][:10]} " in md.split("## Heaviest day", 1)[1].split("##", 1)[0]
     assert "Video services took" in md and "steam is new this month" in md
+    previous = store.month.shifted(-1).label
+    steam = next(r for r in cli_views["app"]["rows"] if r["app"] == "steam")
+    assert f"steam: {format_bytes(steam['total_bytes'])} ({steam['share']:.1%};" in md
+    assert f"; new vs {previous})" in md and f"% vs {previous})" in md
     assert "<svg" not in md
 
 
@@ -93,6 +97,7 @@ def test_html_is_self_contained_and_charts_match(store: Store, cli_views: dict[s
         for row in cli_views[kind]["rows"][:10]:
             assert (row[kind], row["total_bytes"]) in ranks
             assert f"<td>{format_bytes(row['total_bytes'])}</td><td>{row['share']:.1%}</td>" in html
+    assert f"<th>vs {store.month.shifted(-1).label}</th>" in html
     bars = [(int(g.get("data-rx") or 0), int(g.get("data-tx") or 0)) for svg in svgs
             for g in svg.iter(f"{ns}g") if g.get("class") == "bar"]
     assert len(bars) == store.month.days

@@ -182,7 +182,7 @@ def rule_updates(report: Report, th: Thresholds) -> list[Advice]:
 
 
 def rule_new_apps(report: Report, th: Thresholds) -> list[Advice]:
-    before = report.previous_names.get("app")
+    before = report.previous.get("app")
     total = _denominator(report)
     if not before or not total:
         return []

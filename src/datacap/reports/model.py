@@ -48,7 +48,8 @@ class Report:
     days: tuple[tuple[dt.date, Bytes], ...]  # every day of the period, zeros included
     heatmap: tuple[tuple[int, ...], ...]  # [weekday Monday=0][hour 0..23] total bytes
     rankings: Mapping[str, dict[str, Any]]  # "app" | "client" | "service" -> ranking_json document
-    previous_names: Mapping[str, frozenset[str]]  # kind -> names seen in the previous period
+    # kind -> {name: total bytes} in the previous period; empty when the store does not cover it.
+    previous: Mapping[str, Mapping[str, int]]
     baseline: Baseline | None
     plan: dict[str, Any] | None = None  # the card's status document (issue #4 contract)
     plan_note: str | None = None  # why there is no plan: a key of i18n.LABELS
@@ -94,6 +95,15 @@ class Report:
         ranked = sorted(enumerate(self.hour_totals), key=lambda x: (-x[1], x[0]))
         return [(h, b) for h, b in ranked[:count] if b > 0]
 
+    def change(self, kind: str, name: str, amount: int) -> float | None:
+        """``amount`` against ``name``'s total in the previous period: 0.4 = +40 %, inf = new; None when
+        the previous period is not in the store."""
+        before = self.previous.get(kind)
+        if not before:
+            return None
+        old = before.get(name, 0)
+        return (amount / old - 1) if old else float("inf")
+
     def top(self, kind: str, count: int = 10) -> list[dict[str, Any]]:
         return list(self.rankings[kind]["rows"][:count])
 
@@ -111,19 +121,21 @@ def build_report(reader: Reader, cfg: Config, period: Period, *, ifaces: Sequenc
     rankings = {kind: views.ranking_json(reader, cfg, kind, since, until, names)
                 for kind in ("app", "client", "service")}
     baseline = _baseline(reader, cfg, period, names)
-    previous: dict[str, frozenset[str]] = {}
+    previous: dict[str, dict[str, int]] = {}
     prev = period.shifted(-1)
     if baseline is not None and baseline.periods[0][0] == prev.label:
         # Only when the store covers the previous period: otherwise everything would look "new".
         prev_since, prev_until = prev.bounds(tz)
-        previous = {kind: frozenset(r.labels.get(kind) or "" for r in
-                                    reader.ranking(kind, prev_since, prev_until, names)[0])
-                    for kind in ("app", "client", "service")}
+        for kind in ("app", "client", "service"):
+            sums = previous.setdefault(kind, {})
+            for r in reader.ranking(kind, prev_since, prev_until, names)[0]:
+                key = r.labels.get(kind) or ""
+                sums[key] = sums.get(key, 0) + r.bytes.total_bytes
     return Report(
         period=period, since=since, until=until, generated_at=now.astimezone(tz), timezone=cfg.timezone,
         card=card, interfaces={n: totals.get(n, Bytes()) for n in names},
         days=_days(reader, names, since, until), heatmap=_heatmap(reader, names, since, until),
-        rankings=rankings, previous_names=previous,
+        rankings=rankings, previous=previous,
         baseline=baseline, plan=plan, plan_note=plan_note, plan_detail=plan_detail,
         categories=dict(categories or {}),
     )

@@ -43,8 +43,10 @@ def render_markdown(view: ReportView) -> str:
     for kind, key in _KINDS:
         out += ["", f"## {label(lang, key)}", ""]
         lines = view.rankings[kind]
-        out += [f"{i}. {r.name}: {r.total} ({r.share}; {label(lang, 'rx')} {r.rx}, {label(lang, 'tx')} {r.tx})"
-                for i, r in enumerate(lines, 1)] or [f"- {label(lang, 'none')}"]
+        vs = label(lang, "vs", period=view.previous_label)
+        out += [f"{i}. {r.name}: {r.total} ({r.share}; {label(lang, 'rx')} {r.rx}, {label(lang, 'tx')} {r.tx}"
+                + (f"; {r.change} {vs})" if r.change else ")") for i, r in enumerate(lines, 1)] \
+            or [f"- {label(lang, 'none')}"]
         if lines:
             out.append(f"- {label(lang, 'unattributed')}: {view.unattributed[kind]}")
         if kind == "service" and view.categories:
@@ -70,4 +72,5 @@ def render_html(view: ReportView) -> str:
     """The report as one self-contained HTML document."""
     template = _environment().get_template("report.html.j2")
     return template.render(v=view, L=LABELS[view.lang], kinds=_KINDS,
+                           vs=label(view.lang, "vs", period=view.previous_label),
                            charts={k: Markup(svg) for k, svg in view.charts.items()})

@@ -28,6 +28,7 @@ class RankLine:
     tx: str
     share: str
     total_bytes: int
+    change: str = ""  # "+40%", "-12%", "new", or "" when the previous period is not in the store
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,7 @@ class ReportView:
     rankings: dict[str, list[RankLine]]
     unattributed: dict[str, str]
     categories: list[str]  # "video: 12.00 GiB (32%)", largest first
+    previous_label: str  # the period the changes compare with
     heaviest: str | None
     busiest: list[str]
     days: list[tuple[str, str]]
@@ -71,7 +73,7 @@ def build_view(report: Report, items: list[Advice], lang: Lang, *, with_charts: 
               for name, b in report.interfaces.items()]
     totals.append((label(lang, "total"), format_bytes(total.total_bytes), format_bytes(total.rx_bytes),
                    format_bytes(total.tx_bytes)))
-    rankings = {kind: [_rank_line(kind, r) for r in report.top(kind, TOP)] for kind in ("app", "client", "service")}
+    rankings = {kind: _top_lines(report, kind, lang) for kind in ("app", "client", "service")}
     heaviest = report.heaviest_day
     return ReportView(
         lang=lang, title=f"{label(lang, 'title')} {report.period.label}", subtitle=subtitle,
@@ -84,6 +86,7 @@ def build_view(report: Report, items: list[Advice], lang: Lang, *, with_charts: 
         advice=[advice_text(a, lang) for a in items], rankings=rankings,
         unattributed={kind: format_bytes(report.rankings[kind]["unattributed"]["total_bytes"])
                       for kind in ("app", "client", "service")},
+        previous_label=report.period.shifted(-1).label,
         categories=[f"{category_name(cat, lang)}: {format_bytes(amount)} ({share_of(report, amount):.0%})"
                     for cat, amount in category_totals(report)],
         heaviest=None if heaviest is None else
@@ -97,12 +100,14 @@ def build_view(report: Report, items: list[Advice], lang: Lang, *, with_charts: 
     )
 
 
-def _rank_line(kind: str, row: dict[str, Any]) -> RankLine:
+def _rank_line(report: Report, kind: str, row: dict[str, Any], lang: Lang) -> RankLine:
     name = str(row.get(kind) or "?")
+    change = report.change(kind, str(row.get(kind) or ""), row["total_bytes"])
     if kind == "app" and row.get("unit"):
         name += f" ({row['unit']})"
+    shown = "" if change is None else label(lang, "new") if change == float("inf") else f"{change:+.0%}"
     return RankLine(name, format_bytes(row["total_bytes"]), format_bytes(row["rx_bytes"]),
-                    format_bytes(row["tx_bytes"]), f"{row['share']:.1%}", row["total_bytes"])
+                    format_bytes(row["tx_bytes"]), f"{row['share']:.1%}", row["total_bytes"], shown)
 
 
 def _baseline_lines(report: Report, lang: Lang) -> list[str]:
@@ -164,11 +169,11 @@ def _charts(report: Report, lang: Lang) -> dict[str, str]:
         out["heatmap"] = charts.heatmap(report.heatmap, [weekday_name(i, lang) for i in range(7)],
                                         label(lang, "heatmap"))
     for kind, key in (("app", "apps"), ("client", "clients"), ("service", "services")):
-        rows = [(line.name, line.total_bytes) for line in _top_lines(report, kind)]
+        rows = [(line.name, line.total_bytes) for line in _top_lines(report, kind, lang)]
         if rows:
             out[key] = charts.hbars(rows, label(lang, key))
     return out
 
 
-def _top_lines(report: Report, kind: str) -> list[RankLine]:
-    return [_rank_line(kind, r) for r in report.top(kind, TOP)]
+def _top_lines(report: Report, kind: str, lang: Lang) -> list[RankLine]:
+    return [_rank_line(report, kind, r, lang) for r in report.top(kind, TOP)]
