@@ -15,7 +15,7 @@ from typing import Protocol
 
 from datacap.errors import ConfigError, ModemError
 from datacap.modem.cards import CardSims, card_for_iccid, modem_for_card
-from datacap.modem.carrier_log import SqliteModemEvents
+from datacap.modem.carrier_log import EventKind, SqliteModemEvents
 from datacap.modem.lpac import Lpac
 from datacap.modem.types import ModemInfo
 
@@ -72,6 +72,7 @@ class Switcher:
         modem = modem_for_card(card, self.modems.snapshot())
         if modem is None:
             raise ModemError(f"card {card.name}: cannot switch, its SIM is not active in any modem")
+        kind: EventKind
         if isinstance(action, SwitchSlot):
             after = self.modems.set_primary_slot(modem, action.slot)
             new = after.iccid
