@@ -54,7 +54,7 @@ def test_config_defaults_and_forms() -> None:
     ({**SMS, "reply": True}, "carrier.reply: Extra inputs are not permitted"),
 ])
 def test_config_errors_name_the_place_and_key(data: dict[str, object], message: str) -> None:
-    with pytest.raises(ConfigError, match="datacap.toml \\[cards.c\\]: carrier") as err:
+    with pytest.raises(ConfigError, match=r"datacap\.toml \[cards\.c\]: carrier") as err:
         load_carrier_config(data, "datacap.toml [cards.c]")
     assert message in str(err.value)
 
@@ -111,7 +111,8 @@ def test_allowed_says_when() -> None:
 def test_stale() -> None:
     c = cfg()
     ok = CarrierEvent("c", int(at("2026-11-27T09:00:10").timestamp()), "received", "sms", "10086", "..", True)
-    history = [*sent(at("2026-11-27T09:00:00")), ok, *sent(at("2026-11-28T09:00:00"), at("2026-11-29T09:00:00"))]
+    history = [*sent(at("2026-11-27T09:00:00")), ok,
+               *sent(at("2026-11-28T09:00:00"), at("2026-11-29T09:00:00"))]
     assert not carrier.stale(at("2026-11-28T12:00:00"), history, c)
     assert carrier.stale(at("2026-11-29T09:00:11"), history, c)
     assert not carrier.stale(at("2026-11-29T09:00:11"), [], c)
@@ -177,7 +178,8 @@ def test_sqlite_log_round_trip_and_counts(conn: sqlite3.Connection, tmp_path: Pa
     log.record_sent("c", at("2026-11-29T09:00:00"), "sms", "10086", "CXLL")
     log.record_reply("c", at("2026-11-29T09:00:30"), "10086", "已用1GB", True, None)
     log.record_sent("u", at("2026-11-29T09:01:00"), "ussd", "*101#", "*101#")
-    log.record_reply("u", at("2026-11-29T09:01:02"), "*101#", "???", False, "no data figure found in the text")
+    log.record_reply("u", at("2026-11-29T09:01:02"), "*101#", "???", False,
+                     "no data figure found in the text")
     assert log.sent_since("c", at("2026-11-29T00:00:00")) == 1
     assert log.sent_since("c", at("2026-11-29T09:00:01")) == 0
     assert [(e.card, e.direction, e.kind, e.ok) for e in log.history()] == [
@@ -202,6 +204,7 @@ def test_migration_is_idempotent_and_modem_events(conn: sqlite3.Connection) -> N
     events.record(at("2026-11-29T11:00:00"), "slot-switch", "dev", ("wwan0",), "8986001", "8986002", "cmcc")
     got = events.events("dev")
     assert [(e.kind, e.old, e.new, e.interfaces, e.card) for e in got] == [
-        ("sim-change", None, "8986001", ("wwan0",), None), ("slot-switch", "8986001", "8986002", ("wwan0",), "cmcc")]
+        ("sim-change", None, "8986001", ("wwan0",), None),
+        ("slot-switch", "8986001", "8986002", ("wwan0",), "cmcc")]
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute("INSERT INTO modem_events (at, kind, modem) VALUES (0, 'reboot', 'x')")

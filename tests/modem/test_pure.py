@@ -38,7 +38,8 @@ def test_modem_info_handles_probing_and_empty_values() -> None:
     assert full.iccid == B and full.sim is not None and full.sim.operator == "46001"
     assert full.sim.eid is None and full.sim.sim_type == "esim" and full.sim.esim_status == "with-profiles"
     assert [s.iccid if s else None for s in full.slots] == [A, None, B]
-    assert (full.primary_slot, full.state, full.operator, full.interfaces()) == (3, "registered", "CU", ("wwan1",))
+    assert (full.primary_slot, full.state, full.operator, full.interfaces()) == (
+        3, "registered", "CU", ("wwan1",))
 
 
 @pytest.mark.parametrize(("modems", "iface", "expected"), [
@@ -109,7 +110,7 @@ def test_same_iccid_and_parse_iccids() -> None:
     assert parse_iccids("8986 0012 3456 7890 1234", "cards.cmcc") == (A,)
     assert parse_iccids([A, B], "x") == (A, B)
     for bad in ("12345", [], 8986, ["x"]):
-        with pytest.raises(ConfigError, match="cards.cmcc: iccid: expected"):
+        with pytest.raises(ConfigError, match=r"cards\.cmcc: iccid: expected"):
             parse_iccids(bad, "cards.cmcc")
 
 
@@ -123,7 +124,8 @@ def test_modem_for_card_and_rows() -> None:
     assert modem_for_card(CARDS[1], [dual]) is None  # its SIM waits in slot 2
     assert modem_for_card(CARDS[3], [dual]) is dual
     rows = {r.card: r for r in card_rows(CARDS, [dual])}
-    assert (rows["cmcc"].slot, rows["cmcc"].interface, rows["cmcc"].state) == (1, "wwan0", "active, modem connected")
+    assert (rows["cmcc"].slot, rows["cmcc"].interface, rows["cmcc"].state) == (
+        1, "wwan0", "active, modem connected")
     assert (rows["unicom"].slot, rows["unicom"].interface, rows["unicom"].state) == (2, None, "standby")
     assert rows["router"].state == "interface" and rows["old"].iccid == A
     assert card_rows([CardSims("gone", iccids=(B,))], [])[0].state == "absent"
@@ -141,5 +143,5 @@ def test_parse_action(text: str, expected: object) -> None:
 @pytest.mark.parametrize("text", ["switch-slot", "switch-slot 0", "switch-slot two", "switch-profile 123",
                                   "reboot", "switch-slot 2 now"])
 def test_parse_action_rejects(text: str) -> None:
-    with pytest.raises(ConfigError, match="alerts.low: action: expected"):
+    with pytest.raises(ConfigError, match=r"alerts\.low: action: expected"):
         parse_action(text, "alerts.low")
