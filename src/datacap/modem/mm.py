@@ -3,7 +3,8 @@
 The D-Bus client runs on its own event loop in a background thread that :meth:`ModemManagerClient.
 start` starts and :meth:`ModemManagerClient.close` stops and joins. Received texts (multipart joined,
 see :mod:`datacap.modem.sms_join`) and SIM changes are put on :attr:`ModemManagerClient.events` and,
-when given, passed to ``on_event`` (called on the client's thread: keep it short).
+when given, passed to ``on_event`` (called on the client's thread: keep it short, and do not call
+the client from it; the daemon takes events from the queue instead).
 
     with ModemManagerClient() as mm:            # system bus; ModemError when ModemManager is absent
         for modem in mm.snapshot(): ...
@@ -92,6 +93,10 @@ class ModemManagerClient:
         if self._loop is None:
             coro.close()
             raise ModemError("the ModemManager client is not started")
+        if threading.current_thread() is self._thread:
+            coro.close()  # waiting on our own loop would deadlock
+            raise ModemError("ModemManagerClient called from its own thread (an on_event callback); "
+                             "take events from .events in another thread instead")
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
             return future.result(timeout if timeout is not None else self.timeout)
