@@ -29,8 +29,8 @@ CARDS = [
     CardSims("cmcc", iccids=(ICCID1,), interfaces=("wwan0",),
              carrier=load_carrier_config({"query": {"sms": "CXLL", "to": "10086"}, "at": "09:00"}, "t")),
     CardSims("unicom", iccids=(ICCID2,), carrier=load_carrier_config(
-        {"query": {"ussd": "*101#"}, "parse": r"used (?P<used>[\d.]+ GB), remaining (?P<remaining>[\d.]+ GB)"},
-        "t")),
+        {"query": {"ussd": "*101#"},
+         "parse": r"used (?P<used>[\d.]+ GB), remaining (?P<remaining>[\d.]+ GB)"}, "t")),
 ]
 CN = r"已用流量(?P<used>[\d.]+GB).*?剩余流量(?P<remaining>[\d.]+GB)"
 
@@ -111,7 +111,8 @@ def test_scheduled_query_respects_limits_across_restart(mm_mock: MockModemManage
 
 def test_multipart_reply_is_joined_parsed_and_never_answered(run: Harness, mm_mock: MockModemManager) -> None:
     assert run.service.query("cmcc", at("2026-11-29T09:00:00")).sent
-    mm_mock.receive_sms("10086", "尊敬的客户，截至29日09时，您本月已用流量1.2GB，", "2026-11-29T09:00:05+08:00")
+    mm_mock.receive_sms("10086", "尊敬的客户，截至29日09时，您本月已用流量1.2GB，",
+                        "2026-11-29T09:00:05+08:00")
     mm_mock.receive_sms("10086", "剩余流量3.8GB。【中国移动】", "2026-11-29T09:00:06+08:00")
     msg = run.next_sms()
     assert run.service.handle_sms(msg, at("2026-11-29T09:00:07")) == "cmcc"
