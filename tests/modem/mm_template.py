@@ -31,7 +31,7 @@ IF_SMS = "org.freedesktop.ModemManager1.Sms"
 ERR = "org.freedesktop.ModemManager1.Error.Core.Failed"
 
 
-_MAIN = []  # the main mock object; during load() it is not yet in mockobject.objects
+_MAIN: list = []  # the main mock object; during load() it is not yet in mockobject.objects
 
 
 def load(mock, parameters):

@@ -66,7 +66,8 @@ class Harness:
             except queue.Empty:
                 return None
             return event if isinstance(event, SmsMessage) else None
-        return wait_until(take, timeout, "a received text")  # type: ignore[no-any-return]
+        found: SmsMessage = wait_until(take, timeout, "a received text")
+        return found
 
     def close(self) -> None:
         self.client.close()

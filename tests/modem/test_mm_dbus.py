@@ -62,7 +62,7 @@ def test_slot_switch_follows_recreated_modem_and_reports_sim_change(mm_mock: Moc
         assert after.path != before.path and after.device_id == before.device_id
         assert after.primary_slot == 2 and after.iccid == ICCID2
         assert client.iccid_for_interface("wwan0") == ICCID2
-        changes = []
+        changes: list[SimChange] = []
         while len(changes) < 2:
             event = next_event(client, SimChange)
             assert isinstance(event, SimChange)
