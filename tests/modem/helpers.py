@@ -118,6 +118,9 @@ class MockModemManager:
     def sent(self) -> list[tuple[str, str]]:
         return [(a, b) for a, b in self._mock("GetSent")[0]]
 
+    def ussd_notify(self, text: str) -> None:
+        self._mock("UssdNotify", "s", [text])
+
     def set_bearer_stats(self, rx: int, tx: int) -> None:
         self._mock("SetBearerStats", "tt", [rx, tx])
 

@@ -230,3 +230,9 @@ def SetBearerStats(self, rx, tx):
     _update(bearer, IF_BEARER, {"Stats": dbus.Dictionary(
         {"rx-bytes": dbus.UInt64(rx), "tx-bytes": dbus.UInt64(tx), "duration": dbus.UInt32(60)},
         signature="sv")})
+
+
+@dbus.service.method(MOCK_IFACE, in_signature="s", out_signature="")
+def UssdNotify(self, text):
+    """The network pushes a USSD message (NetworkNotification changes)."""
+    _update(mockobject.objects[self.mm["modem"]], IF_USSD, {"NetworkNotification": text})

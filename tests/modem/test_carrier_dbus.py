@@ -17,8 +17,9 @@ from datacap.modem.cards import CardSims, card_for
 from datacap.modem.carrier import load_carrier_config, parse_with_regex
 from datacap.modem.carrier_log import CARRIER_MIGRATION, SqliteCarrierLog, SqliteModemEvents
 from datacap.modem.mm import ModemManagerClient
+from datacap.modem.runtime import ModemRuntime
 from datacap.modem.service import CarrierService
-from datacap.modem.types import SmsMessage
+from datacap.modem.types import SimChange, SmsMessage
 
 from .helpers import MockModemManager, wait_until
 
@@ -164,3 +165,32 @@ def test_sim_swap_charges_the_right_card_and_switch_action(run: Harness, mm_mock
     assert mm_mock.sent() == [("ussd", "*101#")]
     # cmcc's SIM now waits in slot 1: it cannot be queried, and says why
     assert "not active in any modem" in run.service.query("cmcc", at("2026-11-29T18:02:00")).reason
+
+
+def test_runtime_step_records_sim_changes_queries_and_reads_replies(run: Harness,
+                                                                    mm_mock: MockModemManager) -> None:
+    events = SqliteModemEvents(run.conn)
+    seen: list[SimChange] = []
+    runtime = ModemRuntime(run.client, run.service, events, on_sim_change=seen.append)
+    outcomes = runtime.step(at("2026-11-29T09:00:01"))
+    assert [(o.card, o.sent) for o in outcomes] == [("cmcc", True), ("unicom", False)]
+    assert [(e.kind, e.old, e.new) for e in events.events()] == [("sim-change", None, ICCID1)]
+    mm_mock.receive_sms("10086", "您本月已用流量2GB，剩余流量8GB。", "2026-11-29T09:00:09+08:00")
+
+    def read() -> bool:
+        runtime.step(at("2026-11-29T09:00:10"))
+        return bool(run.figures)
+    wait_until(read, 10, "the reply to be read")
+    run.client.set_primary_slot("0", 2)
+    wait_until(lambda: runtime.step(at("2026-11-29T09:01:00")) is not None and len(seen) == 2, 10,
+               "the SIM change to be handled")
+    assert [(e.old, e.new) for e in events.events()] == [(None, ICCID1), (ICCID1, ICCID2)]
+    # unicom's SIM is active now, so its scheduled USSD query went out in that step and was read
+    assert [c for c, _ in run.figures] == ["cmcc", "unicom"]
+    # a USSD balance pushed by the network is read with the card's regex, for the SIM active now
+    mm_mock.ussd_notify("Dear customer: used 3.0 GB, remaining 7.0 GB")
+    wait_until(lambda: runtime.step(at("2026-11-29T09:02:00")) is not None and len(run.figures) == 3, 10,
+               "the USSD notification to be read")
+    assert run.figures[-1][0] == "unicom" and run.figures[-1][1][0].remaining_bytes == 7 * 2**30
+    assert run.log.history("unicom")[-1].kind == "ussd"
+    assert mm_mock.sent() == [("10086", "CXLL"), ("ussd", "*101#")]

@@ -14,6 +14,7 @@ from typing import Literal
 
 from datacap.errors import StoreError
 from datacap.modem.carrier import CarrierEvent
+from datacap.modem.types import USSD_SENDER, SimChange
 
 CARRIER_MIGRATION = ("0100_carrier", """
 CREATE TABLE IF NOT EXISTS carrier_log (
@@ -71,7 +72,8 @@ class SqliteCarrierLog:
 
     def record_reply(self, card: str, at: dt.datetime, sender: str, text: str, ok: bool,
                      reason: str | None) -> None:
-        kind = "ussd" if sender.startswith(("*", "#")) else "sms"  # a USSD reply's "sender" is the code
+        # A USSD reply's "sender" is the code; a network-initiated USSD message's is "USSD".
+        kind = "ussd" if sender.startswith(("*", "#")) or sender == USSD_SENDER else "sms"
         self._write("INSERT INTO carrier_log (card, at, direction, kind, peer, text, ok, reason) "
                     "VALUES (?, ?, 'received', ?, ?, ?, ?, ?)",
                     (card, _epoch(at), kind, sender, text, int(ok), reason))
@@ -126,6 +128,12 @@ class SqliteModemEvents:
                     (_epoch(at), kind, modem, ",".join(interfaces), old, new, card, detail))
         except sqlite3.Error as err:
             raise StoreError(f"cannot record the modem event: {err}") from None
+
+    def record_sim_change(self, change: SimChange) -> None:
+        """Persist a :class:`SimChange` from the ModemManager client."""
+        at = dt.datetime.fromtimestamp(change.at, dt.UTC)
+        self.record(at, "sim-change", change.modem_device_id, change.interfaces, change.old_iccid,
+                    change.new_iccid, detail=change.modem_path)
 
     def events(self, modem: str | None = None) -> list[ModemEvent]:
         sql = "SELECT at, kind, modem, interfaces, old, new, card, detail FROM modem_events"

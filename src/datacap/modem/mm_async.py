@@ -23,7 +23,7 @@ from dbus_fast.aio import MessageBus
 from datacap.errors import ModemError
 from datacap.modem import convert
 from datacap.modem.sms_join import SmsJoiner, SmsPart
-from datacap.modem.types import SMS_STATE_RECEIVED, ModemInfo, SimChange, SmsMessage
+from datacap.modem.types import SMS_STATE_RECEIVED, USSD_SENDER, ModemInfo, SimChange, SmsMessage
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +227,8 @@ class AsyncModemManager:
         modem = self._modems.get(path)
         if modem is not None:
             modem.ifaces.setdefault(iface, {}).update(changed)
+            if iface == IF_USSD and changed.get("NetworkNotification"):
+                self._ussd_notice(modem, str(changed["NetworkNotification"]))
             if iface == IF_MODEM and {"Sim", "SimSlots", "Bearers"} & changed.keys():
                 self._spawn(self._load_and_report(modem))
             else:
@@ -268,6 +270,11 @@ class AsyncModemManager:
         for msg in self._joiner.add(part):
             self._on_event(msg)
         self._schedule_flush()
+
+    def _ussd_notice(self, modem: _Modem, text: str) -> None:
+        """A network-initiated USSD message (some carriers push data balances this way)."""
+        info = convert.modem_info(modem.path, modem.ifaces, modem.sims, modem.bearers)
+        self._on_event(SmsMessage(info.device_id, info.iccid, USSD_SENDER, text, None))
 
     def _schedule_flush(self) -> None:
         if self._flush_handle:

@@ -20,7 +20,7 @@ from datacap.errors import DatacapError, InputError, ModemError
 from datacap.modem import carrier
 from datacap.modem.cards import CardSims, card_for, card_for_iccid, modem_for_card
 from datacap.modem.carrier import CarrierConfig, CarrierLog
-from datacap.modem.types import ModemInfo, SmsMessage
+from datacap.modem.types import USSD_SENDER, ModemInfo, SmsMessage
 from datacap.timeutil import iso
 
 log = logging.getLogger(__name__)
@@ -111,9 +111,13 @@ class CarrierService:
         """
         at = self._now(now)
         card = card_for_iccid(list(self.cards.values()), msg.iccid) or self._card_by_modem(msg)
-        if card is None or card.carrier is None or not carrier.is_carrier_sender(msg.sender, card.carrier):
+        if card is None or card.carrier is None:
+            return None
+        if msg.sender != USSD_SENDER and not carrier.is_carrier_sender(msg.sender, card.carrier):
             return None
         cfg = card.carrier
+        if msg.sender == USSD_SENDER:
+            return self._ussd_notice(card.name, cfg, msg.text, at)
         is_reply = cfg.kind == "sms" and msg.sender.removeprefix("+86") == cfg.target.removeprefix("+86") \
             and any(e.direction == "sent" and e.at >= at.timestamp() - REPLY_WINDOW
                     for e in self.log.history(card.name, limit=20))
@@ -129,10 +133,25 @@ class CarrierService:
         return next((c for i in modem.interfaces()
                      if (c := card_for(list(self.cards.values()), i, msg.iccid)) is not None), None)
 
+    def _parse(self, cfg: CarrierConfig, text: str, at: dt.datetime, regex: bool) -> list[Any]:
+        return carrier.parse_with_regex(cfg.parse, text, at) if regex else self.parse(text, at)
+
+    def _ussd_notice(self, card: str, cfg: CarrierConfig, text: str, at: dt.datetime) -> str | None:
+        """Network-initiated USSD: most are menus or adverts, so only a readable one is kept."""
+        try:
+            figures = self._parse(cfg, text, at, regex=cfg.parse != "auto")
+        except DatacapError:
+            return None
+        if not figures:
+            return None
+        self.log.record_reply(card, at, USSD_SENDER, text, True, None)
+        self.on_figures(card, figures)
+        return card
+
     def _read(self, card: str, cfg: CarrierConfig, at: dt.datetime, sender: str, text: str,
               regex: bool) -> list[Any]:
         try:
-            figures = carrier.parse_with_regex(cfg.parse, text, at) if regex else self.parse(text, at)
+            figures = self._parse(cfg, text, at, regex)
         except DatacapError as err:
             self._unreadable(card, cfg, at, sender, text, str(err))
             return []

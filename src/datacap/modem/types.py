@@ -18,6 +18,7 @@ MODEM_STATES = {
 }
 SMS_STATE_RECEIVING = 2
 SMS_STATE_RECEIVED = 3
+USSD_SENDER = "USSD"  # SmsMessage.sender of a network-initiated USSD notification
 PORT_TYPE_NET = 2  # MMModemPortType: the port is a network interface (wwan0, usb0, ...)
 
 
