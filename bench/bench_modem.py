@@ -21,11 +21,10 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from modem.helpers import mock_modemmanager, private_bus  # noqa: E402
-
-from datacap.modem.carrier import due, load_carrier_config  # noqa: E402
-from datacap.modem.carrier_log import CARRIER_MIGRATION, SqliteCarrierLog  # noqa: E402
-from datacap.modem.mm import ModemManagerClient  # noqa: E402
+from datacap.modem.carrier import due, load_carrier_config
+from datacap.modem.carrier_log import CARRIER_MIGRATION, SqliteCarrierLog
+from datacap.modem.mm import ModemManagerClient
+from modem.helpers import mock_modemmanager, private_bus
 
 TZ = ZoneInfo("Asia/Shanghai")
 
