@@ -142,6 +142,7 @@ def test_unreadable_reply_is_kept_with_its_reason_and_alerts_when_stale(run: Har
     assert (last.direction, last.ok, last.reason) == ("received", False, "no data figure found in the text")
     ((card, message),) = run.alerts
     assert card == "cmcc" and "stale" in message and "no data figure found" in message
+    assert run.service.stale_cards(at("2026-11-29T09:01:00")) == ["cmcc"]
 
 
 def test_sim_swap_charges_the_right_card_and_switch_action(run: Harness, mm_mock: MockModemManager) -> None:

@@ -216,7 +216,7 @@ def stale(now: dt.datetime, history: Sequence[CarrierEvent], cfg: CarrierConfig)
 
 def is_carrier_sender(sender: str, cfg: CarrierConfig | None = None) -> bool:
     """Texts from these numbers are read as carrier texts; every other text is ignored (privacy)."""
-    number = sender.removeprefix("+86") if sender.startswith("+86") else sender
+    number = sender.removeprefix("+86")
     if cfg is not None and cfg.kind == "sms" and number == cfg.target.removeprefix("+86"):
         return True
     return number in CARRIER_NUMBERS or number.startswith(CARRIER_PREFIXES)

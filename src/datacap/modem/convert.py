@@ -19,10 +19,14 @@ from datacap.modem.types import (
     SimInfo,
 )
 
-IF_MODEM = "org.freedesktop.ModemManager1.Modem"
+MM_NAME = "org.freedesktop.ModemManager1"
+IF_MODEM = f"{MM_NAME}.Modem"
 IF_3GPP = f"{IF_MODEM}.Modem3gpp"
 IF_USSD = f"{IF_3GPP}.Ussd"
 IF_MESSAGING = f"{IF_MODEM}.Messaging"
+IF_SIM = f"{MM_NAME}.Sim"
+IF_BEARER = f"{MM_NAME}.Bearer"
+IF_SMS = f"{MM_NAME}.Sms"
 _INDEX_RE = re.compile(r"(\d+)$")
 
 

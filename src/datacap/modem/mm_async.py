@@ -22,20 +22,13 @@ from dbus_fast.aio import MessageBus
 
 from datacap.errors import ModemError
 from datacap.modem import convert
+from datacap.modem.convert import IF_BEARER, IF_MESSAGING, IF_MODEM, IF_SIM, IF_SMS, IF_USSD, MM_NAME
 from datacap.modem.sms_join import SmsJoiner, SmsPart
 from datacap.modem.types import SMS_STATE_RECEIVED, USSD_SENDER, ModemInfo, SimChange, SmsMessage
 
 log = logging.getLogger(__name__)
 
-MM_NAME = "org.freedesktop.ModemManager1"
 MM_PATH = "/org/freedesktop/ModemManager1"
-IF_MODEM = f"{MM_NAME}.Modem"
-IF_3GPP = f"{IF_MODEM}.Modem3gpp"
-IF_USSD = f"{IF_3GPP}.Ussd"
-IF_MESSAGING = f"{IF_MODEM}.Messaging"
-IF_SIM = f"{MM_NAME}.Sim"
-IF_BEARER = f"{MM_NAME}.Bearer"
-IF_SMS = f"{MM_NAME}.Sms"
 IF_PROPS = "org.freedesktop.DBus.Properties"
 IF_OM = "org.freedesktop.DBus.ObjectManager"
 DBUS_NAME = "org.freedesktop.DBus"

@@ -72,6 +72,13 @@ class CarrierService:
                 outcomes.append(self.query(card.name, at))
         return outcomes
 
+    def stale_cards(self, now: dt.datetime | None = None) -> list[str]:
+        """Cards whose carrier figure is stale (queries went out, nothing readable came back for two
+        periods), for the alerts engine to poll; it owns repeat suppression."""
+        at = self._now(now)
+        return [c.name for c in self.cards.values()
+                if c.carrier and carrier.stale(at, self.log.history(c.name), c.carrier)]
+
     def query(self, card_name: str, now: dt.datetime | None = None) -> QueryOutcome:
         """Ask the carrier now, if the limits allow (``datacap carrier query --card NAME``)."""
         at = self._now(now)
@@ -118,9 +125,8 @@ class CarrierService:
         cfg = card.carrier
         if msg.sender == USSD_SENDER:
             return self._ussd_notice(card.name, cfg, msg.text, at)
-        is_reply = cfg.kind == "sms" and msg.sender.removeprefix("+86") == cfg.target.removeprefix("+86") \
-            and any(e.direction == "sent" and e.at >= at.timestamp() - REPLY_WINDOW
-                    for e in self.log.history(card.name, limit=20))
+        is_reply = (cfg.kind == "sms" and msg.sender.removeprefix("+86") == cfg.target.removeprefix("+86")
+                    and self.log.sent_since(card.name, at - dt.timedelta(seconds=REPLY_WINDOW)) > 0)
         if not is_reply and not carrier.is_pushed_notice(msg.text):
             return None
         self._read(card.name, cfg, at, msg.sender, msg.text, regex=is_reply and cfg.parse != "auto")
