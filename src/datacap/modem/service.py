@@ -10,7 +10,6 @@ answer to a received text.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -23,7 +22,6 @@ from datacap.modem.carrier import CarrierConfig, CarrierLog
 from datacap.modem.types import USSD_SENDER, ModemInfo, SmsMessage
 from datacap.timeutil import iso
 
-log = logging.getLogger(__name__)
 ParseFn = Callable[[str, dt.datetime], list[Any]]  # datacap.plans.sms: text, now -> calibrations
 REPLY_WINDOW = 3600  # a text from the queried number within this many seconds is the reply
 
@@ -53,6 +51,7 @@ class CarrierService:
                  tz: ZoneInfo, *, on_figures: Callable[[str, list[Any]], None],
                  on_alert: Callable[[str, str], None] | None = None) -> None:
         self.cards = {c.name: c for c in cards}
+        self._card_list = list(cards)
         self.log = log_
         self.modems = modems
         self.parse = parse
@@ -117,14 +116,14 @@ class CarrierService:
         pushed data notice (bills, adverts), are ignored and not stored.
         """
         at = self._now(now)
-        card = card_for_iccid(list(self.cards.values()), msg.iccid) or self._card_by_modem(msg)
+        card = card_for_iccid(self._card_list, msg.iccid) or self._card_by_modem(msg)
         if card is None or card.carrier is None:
-            return None
-        if msg.sender != USSD_SENDER and not carrier.is_carrier_sender(msg.sender, card.carrier):
             return None
         cfg = card.carrier
         if msg.sender == USSD_SENDER:
             return self._ussd_notice(card.name, cfg, msg.text, at)
+        if not carrier.is_carrier_sender(msg.sender, cfg):
+            return None
         is_reply = (cfg.kind == "sms" and msg.sender.removeprefix("+86") == cfg.target.removeprefix("+86")
                     and self.log.sent_since(card.name, at - dt.timedelta(seconds=REPLY_WINDOW)) > 0)
         if not is_reply and not carrier.is_pushed_notice(msg.text):
@@ -137,7 +136,7 @@ class CarrierService:
         if modem is None:
             return None
         return next((c for i in modem.interfaces()
-                     if (c := card_for(list(self.cards.values()), i, msg.iccid)) is not None), None)
+                     if (c := card_for(self._card_list, i, msg.iccid)) is not None), None)
 
     def _parse(self, cfg: CarrierConfig, text: str, at: dt.datetime, regex: bool) -> list[Any]:
         return carrier.parse_with_regex(cfg.parse, text, at) if regex else self.parse(text, at)
