@@ -91,6 +91,15 @@ class AsyncModemManager:
         except Exception as err:  # dbus-fast raises its own AuthError and friends
             raise ModemError(f"{NOT_RUNNING}: cannot connect to {self._where()} "
                              f"({type(err).__name__}: {err})") from None
+        try:
+            await self._subscribe()
+            await self._discover()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _subscribe(self) -> None:
+        assert self._bus is not None
         self._bus.add_message_handler(self._on_message)
         for rule in (
             f"type='signal',sender='{MM_NAME}',path='{MM_PATH}',interface='{IF_OM}'",
@@ -98,14 +107,24 @@ class AsyncModemManager:
             f"type='signal',sender='{MM_NAME}',interface='{IF_MESSAGING}',member='Added'",
             f"type='signal',sender='{DBUS_NAME}',member='NameOwnerChanged',arg0='{MM_NAME}'",
         ):
-            await self._call(DBUS_NAME, "/org/freedesktop/DBus", DBUS_NAME, "AddMatch", "s", [rule])
-        (owned,) = await self._call(DBUS_NAME, "/org/freedesktop/DBus", DBUS_NAME, "NameHasOwner",
-                                    "s", [MM_NAME])
-        if not owned:
-            await self.close()
-            raise ModemError(f"{NOT_RUNNING}: nobody owns {MM_NAME} on {self._where()}; install and start "
-                             "it (apt install modemmanager; systemctl enable --now ModemManager)")
-        await self._discover()
+            await self._bus_call("AddMatch", "s", [rule])
+        (owned,) = await self._bus_call("NameHasOwner", "s", [MM_NAME])
+        if owned:
+            return
+        # Installed but not started yet: the bus can start it on demand (D-Bus activation).
+        (activatable,) = await self._bus_call("ListActivatableNames")
+        if MM_NAME in activatable:
+            try:
+                await self._bus_call("StartServiceByName", "su", [MM_NAME, 0], timeout=60.0)
+            except ModemError as err:
+                raise ModemError(f"{NOT_RUNNING}: starting it failed: {err}") from None
+            return
+        raise ModemError(f"{NOT_RUNNING}: nobody owns {MM_NAME} on {self._where()}; install and start "
+                         "it (apt install modemmanager; systemctl enable --now ModemManager)")
+
+    async def _bus_call(self, member: str, sig: str = "", body: list[Any] | None = None,
+                        timeout: float | None = None) -> list[Any]:
+        return await self._call(DBUS_NAME, "/org/freedesktop/DBus", DBUS_NAME, member, sig, body, timeout)
 
     async def close(self) -> None:
         """Disconnect; buffered text parts are released first, so no reply is lost on shutdown."""
