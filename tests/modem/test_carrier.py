@@ -9,6 +9,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from datacap.errors import ConfigError, InputError
 from datacap.modem import carrier
@@ -208,3 +210,36 @@ def test_migration_is_idempotent_and_modem_events(conn: sqlite3.Connection) -> N
         ("slot-switch", "8986001", "8986002", ("wwan0",), "cmcc")]
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute("INSERT INTO modem_events (at, kind, modem) VALUES (0, 'reboot', 'x')")
+
+
+@settings(max_examples=200, deadline=None)
+@given(every_h=st.sampled_from([1, 2, 6, 12, 24, 48, 168]), max_per_day=st.integers(1, 4),
+       at_h=st.integers(0, 23), gaps=st.lists(st.integers(1, 6 * 3600), min_size=1, max_size=150),
+       manual=st.lists(st.booleans(), min_size=150, max_size=150), zone=st.sampled_from([SH, NY]))
+def test_limit_holds_for_any_schedule_and_tick_pattern(every_h: int, max_per_day: int, at_h: int,
+                                                       gaps: list[int], manual: list[bool],
+                                                       zone: ZoneInfo) -> None:
+    """Scheduled ticks at random gaps, with manual queries mixed in: never more than max_per_day in 24 h."""
+    c = cfg(every=f"{every_h}h", max_per_day=max_per_day, at=f"{at_h:02d}:00")
+    history: list[CarrierEvent] = []
+    now = at("2026-10-30T00:00:00", zone)
+    for gap, by_hand in zip(gaps, manual, strict=False):
+        now += dt.timedelta(seconds=gap)
+        if (carrier.allowed(now, history, c)[0] if by_hand else carrier.due(now, history, c, zone)):
+            history += sent(now)
+    times = [e.at for e in history]
+    assert all(sum(1 for t in times if s - 86400 < t <= s) <= max_per_day for s in times)
+
+
+def test_daily_schedule_sends_once_a_day_at_the_slot() -> None:
+    c = cfg()  # every 1d at 09:00, max 2
+    history: list[CarrierEvent] = []
+    now = at("2026-11-29T09:30:00")  # first start after the slot: caught up at once
+    for _ in range(6 * 24 * 10):
+        if carrier.due(now, history, c, SH):
+            history += sent(now)
+        now += dt.timedelta(minutes=10)
+    local = [dt.datetime.fromtimestamp(e.at, SH) for e in history]
+    # 29 Nov (caught up at 09:30) to 9 Dec (its 09:00 slot is inside the 10 days): one a day
+    assert len(local) == 11 and len({t.date() for t in local}) == 11
+    assert local[0].time() == dt.time(9, 30) and all(t.time() == dt.time(9, 0) for t in local[1:])
