@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,14 @@ from typer.testing import CliRunner
 from datacap.errors import ModemError
 from datacap.modem import lpac
 from datacap.modem.cards import CardSims
-from datacap.modem.carrier import load_carrier_config
+from datacap.modem.carrier import load_carrier_config, parse_with_regex
 from datacap.modem.carrier_log import CARRIER_MIGRATION, SqliteCarrierLog, SqliteModemEvents
 from datacap.modem.cli import ModemCliContext, standalone_app
 from datacap.modem.lpac import Lpac
 from datacap.modem.mm import ModemManagerClient
 from datacap.modem.service import CarrierService
 
-from .helpers import MockModemManager
+from .helpers import MockModemManager, wait_until
 
 P1 = "8944476500001224158"
 P2 = "8986062280001234567"
@@ -119,6 +120,7 @@ def test_lpac_output_problems(stdout: str, message: str) -> None:
 
 
 SH = ZoneInfo("Asia/Shanghai")
+CN = r"已用流量(?P<used>[\d.]+GB).*?剩余流量(?P<remaining>[\d.]+GB)"
 CARDS = [CardSims("cmcc", iccids=("89860000000000000011",),
                   carrier=load_carrier_config({"query": {"sms": "CXLL", "to": "10086"}}, "t")),
          CardSims("unicom", iccids=("89860000000000000022",)), CardSims("lan", interfaces=("eth1",))]
@@ -131,10 +133,12 @@ def cli_ctx(mm_mock: MockModemManager, tmp_path: Path) -> Iterator[ModemCliConte
     log = SqliteCarrierLog(conn)
 
     def service(session: ModemManagerClient) -> CarrierService:
-        return CarrierService(CARDS, log, session, lambda _t, _n: [], SH, on_figures=lambda _c, _f: None)
+        return CarrierService(CARDS, log, session, lambda t, n: parse_with_regex(CN, t, n), SH,
+                              on_figures=lambda _c, _f: None)
 
     try:
-        yield ModemCliContext(cards=CARDS, tz=SH, modems=lambda: ModemManagerClient(mm_mock.address),
+        yield ModemCliContext(cards=CARDS, tz=SH,
+                              modems=lambda: ModemManagerClient(mm_mock.address, sms_gap=0.3),
                               carrier_log=log, carrier=service, events=SqliteModemEvents(conn),
                               console=Console(width=200, soft_wrap=True))
     finally:
@@ -190,3 +194,21 @@ def test_cli_esim(cli_ctx: ModemCliContext, fake_lpac: Path) -> None:
     assert code == 0 and f"enabled eSIM profile {P2}" in out
     with pytest.raises(ModemError, match="profile not in disabled state"):
         invoke(cli_ctx, "esim", "enable", P1)
+
+
+def test_cli_carrier_query_waits_for_the_reply(cli_ctx: ModemCliContext, mm_mock: MockModemManager) -> None:
+    def carrier_answers() -> None:
+        wait_until(mm_mock.sent, 15, "the query to be sent")
+        mm_mock.receive_sms("10086", "您本月已用流量1GB，", "2026-11-29T09:00:01+08:00")
+        mm_mock.receive_sms("10086", "剩余流量9GB。", "2026-11-29T09:00:02+08:00")
+
+    carrier = threading.Thread(target=carrier_answers)
+    carrier.start()
+    try:
+        code, out = invoke(cli_ctx, "carrier", "query", "--card", "cmcc", "--wait", "20")
+    finally:
+        carrier.join(timeout=30)
+    assert code == 0 and "the reply was read" in out
+    assert cli_ctx.carrier_log is not None
+    last = cli_ctx.carrier_log.history("cmcc")[-1]
+    assert (last.direction, last.ok, last.text) == ("received", True, "您本月已用流量1GB，剩余流量9GB。")

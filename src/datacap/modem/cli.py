@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import queue
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from datacap.modem.carrier import CarrierLog
 from datacap.modem.carrier_log import SqliteModemEvents
 from datacap.modem.lpac import Lpac
 from datacap.modem.service import CarrierService
-from datacap.modem.types import ModemInfo
+from datacap.modem.types import ModemInfo, SmsMessage
 from datacap.timeutil import iso
 
 
@@ -150,16 +152,40 @@ def esim_enable(ctx: typer.Context, iccid: str = typer.Argument(..., help="ICCID
 
 
 @carrier_app.command("query")
-def carrier_query(ctx: typer.Context, card: str = typer.Option(..., "--card", help="card name")) -> None:
+def carrier_query(ctx: typer.Context, card: str = typer.Option(..., "--card", help="card name"),
+                  wait: float = typer.Option(0, "--wait", min=0, max=600,
+                                             help="seconds to wait for a texted reply and read it here "
+                                                  "(only when the daemon is not running: it reads replies)")
+                  ) -> None:
     """Ask the carrier now, within the card's limits (max_per_day)."""
     c = _ctx(ctx)
     if c.carrier is None:
         raise InputError("carrier queries are not configured: no card has a [cards.carrier] table")
     with c.modems() as session:
-        outcome = c.carrier(session).query(card)
-    c.console.print(outcome.reason)
-    if not outcome.sent:
-        raise typer.Exit(1)
+        service = c.carrier(session)
+        outcome = service.query(card)
+        c.console.print(outcome.reason)
+        if not outcome.sent:
+            raise typer.Exit(1)
+        if wait and not outcome.figures and _wait_for_reply(session, service, card, wait):
+            c.console.print("the reply was read; see `datacap carrier history`")
+        elif wait and not outcome.figures:
+            c.console.print(f"no readable reply within {wait:.0f} s")
+
+
+def _wait_for_reply(session: Any, service: CarrierService, card: str, wait: float) -> bool:
+    """Feed received texts to the service until one is read for ``card`` or ``wait`` seconds pass."""
+    deadline = time.monotonic() + wait
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            event = session.events.get(timeout=left)
+        except queue.Empty:
+            return False
+        if isinstance(event, SmsMessage) and service.handle_sms(event) == card:
+            last = service.log.history(card, limit=1)
+            if last and last[0].direction == "received" and last[0].ok:
+                return True
+    return False
 
 
 @carrier_app.command("history")
