@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from datacap.errors import ConfigError
 from datacap.modem import convert
 from datacap.modem.actions import SwitchProfile, SwitchSlot, parse_action
-from datacap.modem.cards import CardSims, card_for, card_rows, modem_for_card, parse_iccids, same_iccid
+from datacap.modem.cards import (
+    CardSims,
+    card_for,
+    card_rows,
+    card_sims_from_config,
+    modem_for_card,
+    parse_iccids,
+    same_iccid,
+)
 from datacap.modem.sms_join import SmsJoiner, SmsPart
 from datacap.modem.types import ModemInfo
 
@@ -145,3 +155,17 @@ def test_parse_action(text: str, expected: object) -> None:
 def test_parse_action_rejects(text: str) -> None:
     with pytest.raises(ConfigError, match=r"alerts\.low: action: expected"):
         parse_action(text, "alerts.low")
+
+
+def test_card_sims_from_config() -> None:
+    table = {"quota": "10 GB", "iccid": [A], "interfaces": ["wwan0"],
+             "carrier": {"query": {"sms": "CXLL", "to": "10086"}, "max_per_day": 1}}
+    card = card_sims_from_config("cmcc", table, "d.toml [cards.cmcc]")
+    assert (card.name, card.iccids, card.interfaces) == ("cmcc", (A,), ("wwan0",))
+    assert card.carrier is not None and card.carrier.max_per_day == 1
+    assert card_sims_from_config("lan", {"interfaces": "eth1"}, "w") == CardSims("lan", (), ("eth1",))
+    for bad, key in (({"interfaces": [1]}, "interfaces"), ({"carrier": "10086"}, "carrier"),
+                     ({"carrier": {"query": {"sms": "CXLL", "to": "x"}}}, "carrier.query.to"),
+                     ({"iccid": "123"}, "iccid")):
+        with pytest.raises(ConfigError, match=rf"d\.toml \[cards\.x\]: {re.escape(key)}"):
+            card_sims_from_config("x", bad, "d.toml [cards.x]")

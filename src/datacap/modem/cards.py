@@ -14,12 +14,12 @@ interface at the instant of each sample:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from datacap.errors import ConfigError
-from datacap.modem.carrier import CarrierConfig
+from datacap.modem.carrier import CarrierConfig, load_carrier_config
 from datacap.modem.types import ModemInfo
 
 _ICCID_RE = re.compile(r"^89\d{16,20}F?$")
@@ -48,6 +48,26 @@ def parse_iccids(value: Any, where: str) -> tuple[str, ...]:
                               f"shows it), found {item!r}")
         out.append(text)
     return tuple(out)
+
+
+def card_sims_from_config(name: str, table: Mapping[str, Any], where: str) -> CardSims:
+    """The modem-related keys of one ``[cards.NAME]`` table: ``iccid``, ``interfaces``, ``carrier``.
+
+    Other keys (quota, cycle...) belong to the plans config and are left alone. ``where`` names the
+    file and table for error messages, e.g. ``"/etc/datacap.toml [cards.cmcc]"``.
+    """
+    iccids = parse_iccids(table["iccid"], where) if "iccid" in table else ()
+    raw_ifaces = table.get("interfaces", [])
+    if isinstance(raw_ifaces, str):
+        raw_ifaces = [raw_ifaces]
+    if not isinstance(raw_ifaces, list) or not all(isinstance(i, str) and i for i in raw_ifaces):
+        raise ConfigError(f"{where}: interfaces: expected a list of interface names, found {raw_ifaces!r}")
+    carrier_cfg = None
+    if "carrier" in table:
+        if not isinstance(table["carrier"], Mapping):
+            raise ConfigError(f"{where}: carrier: expected a table, found {table['carrier']!r}")
+        carrier_cfg = load_carrier_config(table["carrier"], where)
+    return CardSims(name, iccids, tuple(raw_ifaces), carrier_cfg)
 
 
 def same_iccid(a: str, b: str) -> bool:
