@@ -118,6 +118,9 @@ class MockModemManager:
     def sent(self) -> list[tuple[str, str]]:
         return [(a, b) for a, b in self._mock("GetSent")[0]]
 
+    def set_enabled(self, enabled: bool) -> None:
+        self._mock("SetEnabled", "b", [enabled])
+
     def ussd_notify(self, text: str) -> None:
         self._mock("UssdNotify", "s", [text])
 

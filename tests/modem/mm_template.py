@@ -236,3 +236,18 @@ def SetBearerStats(self, rx, tx):
 def UssdNotify(self, text):
     """The network pushes a USSD message (NetworkNotification changes)."""
     _update(mockobject.objects[self.mm["modem"]], IF_USSD, {"NetworkNotification": text})
+
+
+@dbus.service.method(MOCK_IFACE, in_signature="b", out_signature="")
+def SetEnabled(self, enabled):
+    """Disable (the modem loses Messaging and Ussd, like a disabled modem) or enable it again."""
+    modem = mockobject.objects[self.mm["modem"]]
+    if enabled:
+        self.mm["stash"], stash = {}, self.mm.get("stash", {})
+        modem.props.update(stash)
+        _main().EmitSignal(OM, "InterfacesAdded", "oa{sa{sv}}", [dbus.ObjectPath(modem.path), stash])
+    else:
+        stash = {i: modem.props.pop(i) for i in (IF_MESSAGING, IF_USSD)}
+        self.mm["stash"] = stash
+        _main().EmitSignal(OM, "InterfacesRemoved", "oas",
+                           [dbus.ObjectPath(modem.path), dbus.Array(list(stash), "s")])

@@ -74,6 +74,19 @@ def test_slot_switch_follows_recreated_modem_and_reports_sim_change(mm_mock: Moc
         assert again.iccid == ICCID1 and len(client.snapshot()) == 1
 
 
+def test_interfaces_come_and_go_with_enabling(mm_mock: MockModemManager) -> None:
+    with ModemManagerClient(mm_mock.address) as client:
+        mm_mock.set_enabled(False)
+        (off,) = client.wait_for(lambda ms: not ms[0].messaging, 10)
+        assert not off.ussd and off.iccid == ICCID1
+        with pytest.raises(ModemError, match="cannot send texts: it has no Messaging interface"):
+            client.send_sms("0", "10086", "CXLL")
+        mm_mock.set_enabled(True)
+        client.wait_for(lambda ms: ms[0].messaging and ms[0].ussd, 10)
+        client.send_sms("0", "10086", "CXLL")
+        assert mm_mock.sent() == [("10086", "CXLL")]
+
+
 def test_slot_switch_rejects_bad_slot(mm_mock: MockModemManager) -> None:
     with ModemManagerClient(mm_mock.address) as client:
         with pytest.raises(ModemError, match=r"slots 1\.\.2, not 3"):

@@ -211,14 +211,9 @@ class AsyncModemManager:
             return
         body = msg.body
         if msg.interface == IF_OM and msg.member == "InterfacesAdded":
-            path, ifaces = body[0], unwrap(body[1])
-            if IF_MODEM in ifaces:
-                modem = _Modem(path, ifaces)
-                self._modems[path] = modem
-                self._spawn(self._load_and_report(modem))
+            self._interfaces_added(body[0], unwrap(body[1]))
         elif msg.interface == IF_OM and msg.member == "InterfacesRemoved":
-            if IF_MODEM in body[1] and self._modems.pop(body[0], None) is not None:
-                self._changed()
+            self._interfaces_removed(body[0], body[1])
         elif msg.interface == IF_PROPS and msg.member == "PropertiesChanged":
             self._on_props(msg.path or "", body[0], unwrap(body[1]))
         elif msg.interface == IF_MESSAGING and msg.member == "Added":
@@ -230,6 +225,28 @@ class AsyncModemManager:
             self._changed()
             if body[2]:
                 self._spawn(self._discover())
+
+    def _interfaces_added(self, path: str, ifaces: dict[str, dict[str, Any]]) -> None:
+        known = self._modems.get(path)
+        if known is not None:
+            # An existing modem gained interfaces: Messaging, Modem3gpp and Ussd appear once enabled.
+            known.ifaces.update(ifaces)
+            self._changed()
+        elif IF_MODEM in ifaces:
+            modem = _Modem(path, ifaces)
+            self._modems[path] = modem
+            self._spawn(self._load_and_report(modem))
+
+    def _interfaces_removed(self, path: str, names: list[str]) -> None:
+        known = self._modems.get(path)
+        if known is None:
+            return
+        if IF_MODEM in names:
+            del self._modems[path]
+        else:  # disabled: it keeps its Modem interface but loses Messaging, Ussd...
+            for name in names:
+                known.ifaces.pop(name, None)
+        self._changed()
 
     async def _load_and_report(self, modem: _Modem) -> None:
         await self._load(modem)
