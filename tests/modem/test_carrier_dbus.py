@@ -195,3 +195,35 @@ def test_runtime_step_records_sim_changes_queries_and_reads_replies(run: Harness
     assert run.figures[-1][0] == "unicom" and run.figures[-1][1][0].remaining_bytes == 7 * 2**30
     assert run.log.history("unicom")[-1].kind == "ussd"
     assert mm_mock.sent() == [("10086", "CXLL"), ("ussd", "*101#")]
+
+
+def test_texts_that_came_while_down_are_read_once_after_restart(mm_mock: MockModemManager,
+                                                                 tmp_path: Path) -> None:
+    db = tmp_path / "datacap.sqlite"
+    first = Harness(mm_mock.address, db)
+    try:
+        assert first.service.query("cmcc", at("2026-11-29T09:00:00")).sent
+        mm_mock.receive_sms("1065840410086", "【流量提醒】您本月已用流量4.5GB，剩余流量0.5GB。",
+                            "2026-11-29T08:00:00+08:00")
+        assert first.service.handle_sms(first.next_sms(), at("2026-11-29T08:00:05")) == "cmcc"
+    finally:
+        first.close()
+    # datacap is down: the two-part reply arrives and stays on the modem
+    mm_mock.receive_sms("10086", "您本月已用流量1.2GB，", "2026-11-29T09:00:05+08:00")
+    mm_mock.receive_sms("10086", "剩余流量3.8GB。", "2026-11-29T09:00:07+08:00")
+    again = Harness(mm_mock.address, db)
+    try:
+        ModemRuntime(again.client, again.service).step(at("2026-11-29T09:30:00"))
+        assert again.parsed == ["您本月已用流量1.2GB，剩余流量3.8GB。"]  # not the pushed text again
+        last = again.log.history("cmcc")[-1]
+        assert (last.ok, dt.datetime.fromtimestamp(last.at, SH)) == (True, at("2026-11-29T09:00:05"))
+    finally:
+        again.close()
+    third = Harness(mm_mock.address, db)  # another restart reads nothing twice
+    try:
+        ModemRuntime(third.client, third.service).step(at("2026-11-29T10:00:00"))
+        assert third.parsed == [] and third.figures == []
+        assert len([e for e in third.log.history("cmcc") if e.direction == "received"]) == 2
+    finally:
+        third.close()
+    assert mm_mock.sent() == [("10086", "CXLL")]

@@ -18,7 +18,7 @@ from datacap.modem.cards import (
     parse_iccids,
     same_iccid,
 )
-from datacap.modem.sms_join import SmsJoiner, SmsPart
+from datacap.modem.sms_join import SmsJoiner, SmsPart, join_stored, timestamp_epoch
 from datacap.modem.types import ModemInfo
 
 A = "89860012345678901234"
@@ -169,3 +169,18 @@ def test_card_sims_from_config() -> None:
                      ({"iccid": "123"}, "iccid")):
         with pytest.raises(ConfigError, match=rf"d\.toml \[cards\.x\]: {re.escape(key)}"):
             card_sims_from_config("x", bad, "d.toml [cards.x]")
+
+
+def test_join_stored_uses_smsc_timestamps() -> None:
+    parts = [
+        part("/SMS/3", "10086", "剩余9GB", "2026-11-29T09:00:20+08:00", 0),
+        part("/SMS/2", "10086", "已用1GB，", "2026-11-29T09:00:05+08:00", 0),
+        part("/SMS/9", "10086", "新的一天", "2026-11-30T09:00:05+08:00", 0),  # a day later: its own
+        part("/SMS/5", "+8613800000000", "hi", "2026-11-29T09:00:30+08:00", 0),
+        part("/SMS/7", "10010", "no time", None, 0),
+    ]
+    got = sorted((m.sender, m.text) for m in join_stored(parts, gap=60))
+    assert got == sorted([("10010", "no time"), ("10086", "已用1GB，剩余9GB"), ("+8613800000000", "hi"),
+                          ("10086", "新的一天")])
+    assert timestamp_epoch("2026-11-29T01:00:00+00:00") == timestamp_epoch("2026-11-29T09:00:00+08:00")
+    assert timestamp_epoch("garbage") is None and timestamp_epoch("") is None

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from datacap.errors import ModemError
 from datacap.modem import convert
 from datacap.modem.mm_async import AsyncModemManager, Event
-from datacap.modem.types import ModemInfo
+from datacap.modem.types import ModemInfo, SmsMessage
 
 T = TypeVar("T")
 ModemRef = ModemInfo | str  # a ModemInfo, or an index / path / device id / IMEI / ICCID
@@ -138,6 +138,10 @@ class ModemManagerClient:
     def iccid_for_interface(self, iface: str) -> str | None:
         """ICCID of the SIM active in the modem that owns network interface ``iface``, else None."""
         return convert.iccid_for_interface(self.snapshot(), iface)
+
+    def stored_texts(self) -> list[SmsMessage]:
+        """Received texts already on the modems (those that came while datacap was not running)."""
+        return self._run(self._client.stored_texts())
 
     def wait_for(self, predicate: Callable[[list[ModemInfo]], bool], timeout: float) -> list[ModemInfo]:
         """Block until ``predicate(snapshot())`` holds; ModemError after ``timeout`` seconds."""

@@ -23,7 +23,7 @@ from dbus_fast.aio import MessageBus
 from datacap.errors import ModemError
 from datacap.modem import convert
 from datacap.modem.convert import IF_BEARER, IF_MESSAGING, IF_MODEM, IF_SIM, IF_SMS, IF_USSD, MM_NAME
-from datacap.modem.sms_join import SmsJoiner, SmsPart
+from datacap.modem.sms_join import SmsJoiner, SmsPart, join_stored
 from datacap.modem.types import SMS_STATE_RECEIVED, USSD_SENDER, ModemInfo, SimChange, SmsMessage
 
 log = logging.getLogger(__name__)
@@ -299,6 +299,21 @@ class AsyncModemManager:
         for msg in self._joiner.add(part):
             self._on_event(msg)
         self._schedule_flush()
+
+    async def stored_texts(self) -> list[SmsMessage]:
+        """Received texts already stored on every modem, joined (see :func:`join_stored`)."""
+        parts = []
+        for modem in list(self._modems.values()):
+            if IF_MESSAGING not in modem.ifaces:
+                continue
+            info = convert.modem_info(modem.path, modem.ifaces, modem.sims, modem.bearers)
+            (paths,) = await self._mm(modem.path, IF_MESSAGING, "List")
+            for path in paths:
+                props = await self._get_all(path, IF_SMS)
+                if props and props.get("State") == SMS_STATE_RECEIVED:
+                    parts.append(SmsPart(info.device_id, info.iccid, path, str(props.get("Number", "")),
+                                         str(props.get("Text", "")), props.get("Timestamp") or None, 0.0))
+        return join_stored(parts)
 
     def _ussd_notice(self, modem: _Modem, text: str) -> None:
         """A network-initiated USSD message (some carriers push data balances this way)."""

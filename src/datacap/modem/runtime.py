@@ -1,9 +1,10 @@
 """The daemon's side of the modem features in one call: :meth:`ModemRuntime.step`.
 
 The daemon creates one :class:`ModemRuntime` when ModemManager is present and calls ``step()`` from
-its main loop (every few seconds is fine: it never blocks longer than a D-Bus call). Each step drains
-the client's events (received texts to the carrier service, SIM changes to the store and the
-meter's callback) and then sends any carrier query that is due.
+its main loop (every few seconds is fine: it never blocks longer than a D-Bus call). The first step
+reads texts that came while datacap was down; each step drains the client's events (received texts
+to the carrier service, SIM changes to the store and the meter's callback) and then sends any
+carrier query that is due.
 """
 
 from __future__ import annotations
@@ -32,9 +33,19 @@ class ModemRuntime:
         self.service = service
         self.events = events
         self.on_sim_change = on_sim_change
+        self._caught_up = False
 
     def step(self, now: dt.datetime | None = None, max_events: int = 1000) -> list[QueryOutcome]:
-        """Handle up to ``max_events`` pending events, then run the carrier schedule."""
+        """Handle up to ``max_events`` pending events, then run the carrier schedule.
+
+        The first step also reads the carrier texts that arrived while datacap was not running.
+        """
+        if not self._caught_up and self.service is not None:
+            self._caught_up = True
+            try:
+                self.service.catch_up(self.client.stored_texts(), now)
+            except DatacapError as err:
+                log.warning("reading stored texts: %s", err)
         for _ in range(max_events):
             try:
                 event = self.client.events.get_nowait()

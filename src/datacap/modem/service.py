@@ -19,6 +19,7 @@ from datacap.errors import DatacapError, InputError, ModemError
 from datacap.modem import carrier
 from datacap.modem.cards import CardSims, card_for, card_for_iccid, modem_for_card
 from datacap.modem.carrier import CarrierConfig, CarrierLog
+from datacap.modem.sms_join import timestamp_epoch
 from datacap.modem.types import USSD_SENDER, ModemInfo, SmsMessage
 from datacap.timeutil import iso
 
@@ -124,12 +125,38 @@ class CarrierService:
             return self._ussd_notice(card.name, cfg, msg.text, at)
         if not carrier.is_carrier_sender(msg.sender, cfg):
             return None
+        # A reply: from the queried number, within REPLY_WINDOW after a query (not before: catch_up
+        # reads old texts at their own time, when later queries are already in the log).
+        window = (self.log.sent_since(card.name, at - dt.timedelta(seconds=REPLY_WINDOW))
+                  - self.log.sent_since(card.name, at + dt.timedelta(seconds=1)))
         is_reply = (cfg.kind == "sms" and msg.sender.removeprefix("+86") == cfg.target.removeprefix("+86")
-                    and self.log.sent_since(card.name, at - dt.timedelta(seconds=REPLY_WINDOW)) > 0)
+                    and window > 0)
         if not is_reply and not carrier.is_pushed_notice(msg.text):
             return None
         self._read(card.name, cfg, at, msg.sender, msg.text, regex=is_reply and cfg.parse != "auto")
         return card.name
+
+    def catch_up(self, texts: Sequence[SmsMessage], now: dt.datetime | None = None) -> list[str]:
+        """Read carrier texts that arrived while datacap was not running (``client.stored_texts()``).
+
+        Each text is read at its own SMSC timestamp, and only when it is newer than every text already
+        read for its card and not already in the history (so a restart never reads a text twice).
+        Returns the cards that got a text.
+        """
+        limit = self._now(now)
+        read = []
+        for msg in sorted(texts, key=lambda m: timestamp_epoch(m.timestamp) or 0):
+            stamp = timestamp_epoch(msg.timestamp)
+            card = card_for_iccid(self._card_list, msg.iccid) or self._card_by_modem(msg)
+            if stamp is None or card is None:
+                continue
+            received = [e for e in self.log.history(card.name) if e.direction == "received"]
+            if any(e.at >= stamp or e.text == msg.text for e in received):
+                continue
+            when = min(dt.datetime.fromtimestamp(stamp, self.tz), limit)
+            if self.handle_sms(msg, when) is not None:
+                read.append(card.name)
+        return read
 
     def _card_by_modem(self, msg: SmsMessage) -> CardSims | None:
         modem = next((m for m in self.modems.snapshot() if m.device_id == msg.modem_device_id), None)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from datacap.modem.types import SmsMessage
 
@@ -38,16 +38,21 @@ class SmsPart:
     received_at: float  # when datacap saw it complete (monotonic or epoch: the caller's clock)
 
 
+def timestamp_epoch(timestamp: str | None) -> float | None:
+    """ModemManager's ISO 8601 SMSC timestamp as epoch seconds; None when absent or unreadable."""
+    if not timestamp:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(timestamp)
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
+
+
 def _order_key(part: SmsPart) -> tuple[float, int]:
-    stamp = float("inf")
-    if part.timestamp:
-        try:
-            parsed = dt.datetime.fromisoformat(part.timestamp)
-            stamp = parsed.timestamp() if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC).timestamp()
-        except ValueError:
-            pass  # an unreadable timestamp sorts last, by object number
+    stamp = timestamp_epoch(part.timestamp)  # an unreadable timestamp sorts last, by object number
     match = _INDEX_RE.search(part.path)
-    return stamp, int(match.group(1)) if match else 0
+    return float("inf") if stamp is None else stamp, int(match.group(1)) if match else 0
 
 
 def join_parts(parts: list[SmsPart]) -> SmsMessage:
@@ -99,3 +104,22 @@ class SmsJoiner:
         done = [join_parts(g) for g in self._open.values()]
         self._open.clear()
         return done
+
+
+def join_stored(parts: list[SmsPart], gap: float = 60.0) -> list[SmsMessage]:
+    """Join texts already stored on a modem (read at start-up), where arrival times are unknown.
+
+    The same rule as live texts, on SMSC timestamps instead of arrival: in timestamp order, parts
+    from one sender each at most ``gap`` seconds after the previous are one message. Parts without
+    a timestamp stand alone.
+    """
+    joiner = SmsJoiner(gap)
+    out: list[SmsMessage] = []
+    for part in sorted(parts, key=_order_key):
+        stamp = timestamp_epoch(part.timestamp)
+        if stamp is None:
+            out.append(join_parts([part]))
+            continue
+        out += joiner.due(stamp)
+        out += joiner.add(replace(part, received_at=stamp))
+    return out + joiner.flush()
