@@ -93,6 +93,7 @@ class AsyncModemManager:
                              f"({type(err).__name__}: {err})") from None
         try:
             await self._subscribe()
+            await self._ensure_running()
             await self._discover()
         except BaseException:
             await self.close()
@@ -108,6 +109,8 @@ class AsyncModemManager:
             f"type='signal',sender='{DBUS_NAME}',member='NameOwnerChanged',arg0='{MM_NAME}'",
         ):
             await self._bus_call("AddMatch", "s", [rule])
+
+    async def _ensure_running(self) -> None:
         (owned,) = await self._bus_call("NameHasOwner", "s", [MM_NAME])
         if owned:
             return
