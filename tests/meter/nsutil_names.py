@@ -85,6 +85,30 @@ def netns_pair(tag: str) -> Iterator[tuple[str, str]]:
 
 
 @contextlib.contextmanager
+def netns_router(tag: str) -> Iterator[tuple[str, str, str]]:
+    """client (10.231.1.2) -- router (10.231.1.1 | 10.231.2.1, forwarding) -- server (10.231.2.2)."""
+    client, router, server = (f"dc-nm-{tag}{r}-{os.getpid()}" for r in "crs")
+    try:
+        for ns in (client, router, server):
+            sh("ip", "netns", "add", ns)
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        for ns, net in ((client, 1), (server, 2)):
+            sh("ip", "-n", router, "link", "add", f"lan{net}", "type", "veth",
+               "peer", "name", "up0", "netns", ns)
+            sh("ip", "-n", router, "addr", "add", f"10.231.{net}.1/24", "dev", f"lan{net}")
+            sh("ip", "-n", router, "link", "set", f"lan{net}", "up")
+            sh("ip", "-n", ns, "addr", "add", f"10.231.{net}.2/24", "dev", "up0")
+            sh("ip", "-n", ns, "link", "set", "up0", "up")
+            sh("ip", "-n", ns, "route", "add", "default", "via", f"10.231.{net}.1")
+        # Forwarding is a per-namespace sysctl: this touches the router namespace only.
+        sh("ip", "netns", "exec", router, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward")
+        yield client, router, server
+    finally:
+        for ns in (client, router, server):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+@contextlib.contextmanager
 def in_netns(name: str) -> Iterator[None]:
     """Run the block (this thread) inside namespace ``name``; sockets made here stay in it."""
     from pyroute2 import netns

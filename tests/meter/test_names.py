@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import ssl
@@ -16,9 +17,10 @@ import dns.query
 import dns.rcode
 import dns.rrset
 import pytest
-from nsutil_names import dns_server, in_netns, netns_pair, require_root, wait_until
+from nsutil_names import dns_server, in_netns, netns_pair, netns_router, require_root, wait_until
 
-from datacap.errors import ConfigError
+from datacap.errors import ConfigError, MeterError
+from datacap.meter.clients import ClientDirectory, NetlinkNeighbours
 from datacap.meter.names import (
     CATEGORIES,
     NameCache,
@@ -421,3 +423,46 @@ def test_capture_without_cap_net_raw_raises_not_permitted() -> None:
                           env={**os.environ, "PYTHONPATH": SRC})
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("NotPermitted: learning service names from DNS answers needs CAP_NET_RAW")
+
+
+@pytest.mark.root
+def test_a_router_learns_names_from_answers_it_forwards_for_lan_clients() -> None:
+    """Clients asking an outside DNS server directly: the router sees the answers only in passing."""
+    require_root()
+    with netns_router(f"r{os.getpid() % 10000}") as (client, router, server), \
+            dns_server(server, "10.231.2.2", ZONE):
+        with in_netns(router):
+            resolver = NameResolver.open(min_ttl=0)
+        clients = ClientDirectory(NetlinkNeighbours(router), [])
+        try:
+            with in_netns(client):
+                query = dns.message.make_query("dl.steamserver.net", "A")
+                reply = dns.query.udp(query, "10.231.2.2", timeout=5)
+            assert reply.answer
+
+            def learned() -> bool:
+                resolver.poll()
+                return resolver.service_for("10.231.0.80") == "steam"
+
+            wait_until(learned, 10, resolver.fileno())
+            mac = json.loads(subprocess.run(["ip", "-n", client, "-j", "link", "show", "up0"], check=True,
+                                            capture_output=True, text=True).stdout)[0]["address"]
+            assert clients.identify("10.231.1.2").mac == mac
+        finally:
+            resolver.close()
+            clients.close()
+
+
+@pytest.mark.root
+def test_capture_on_one_interface_and_on_a_missing_one(two_namespaces: tuple[str, str]) -> None:
+    client, server = two_namespaces
+    with dns_server(server, "10.231.0.2", ZONE):
+        with in_netns(client):
+            with pytest.raises(MeterError, match="cannot set up DNS capture on nosuch0"):
+                NameResolver.open(interface="nosuch0")
+            resolver = NameResolver.open(interface="veth0", min_ttl=0)
+            dns.query.udp(dns.message.make_query("r1.googlevideo.com", "A"), "10.231.0.2", timeout=5)
+        try:
+            wait_until(lambda: resolver.poll() and resolver.service_for("10.231.0.77"), 10, resolver.fileno())
+        finally:
+            resolver.close()
