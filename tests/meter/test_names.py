@@ -25,11 +25,13 @@ from datacap.meter.names import (
     CATEGORIES,
     NameCache,
     NameResolver,
-    capture_filter,
+    NamesConfig,
     dns_answers,
     load_catalog,
+    names_config,
     sni_from_client_hello,
 )
+from datacap.meter.namesniff import capture_filter
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -149,6 +151,32 @@ def test_catalog_file_errors_name_file_and_line(tmp_path: Path) -> None:
         load_catalog(tmp_path / "y.toml")
     with pytest.raises(ConfigError, match="cannot read the service catalog"):
         load_catalog(tmp_path / "missing.toml")
+
+
+def test_names_config() -> None:
+    assert names_config(None) == NamesConfig()
+    assert names_config({"sni": False, "interface": "wwan0", "max_entries": 1000, "min_ttl": "1m",
+                         "max_ttl": "2h"}) == NamesConfig(True, False, "wwan0", 1000, 60, 7200)
+    resolver = NameResolver.from_config(names_config({"capture": False}))  # needs no privileges
+    assert resolver.poll() == 0 and resolver.cache.min_ttl == 120
+    with pytest.raises(MeterError, match="no capture socket"):
+        resolver.fileno()
+
+
+@pytest.mark.parametrize(("table", "expected"), [
+    ({"dns": True}, "names: unknown key(s) ['dns']"),
+    ({"sni": "yes"}, "names.sni: expected true or false, found 'yes'"),
+    ({"interface": "a/b"}, "names.interface: expected an interface name"),
+    ({"max_entries": 3}, "names.max_entries: expected a whole number from 16"),
+    ({"max_entries": True}, "names.max_entries: expected a whole number"),
+    ({"min_ttl": 60}, "names.min_ttl: expected a duration like '30s'"),
+    ({"min_ttl": "1h", "max_ttl": "1m"}, "names.max_ttl: expected at least min_ttl (3600 s), found 60 s"),
+])
+def test_names_config_errors_name_the_key(table: dict[str, object], expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        names_config(table, "/etc/datacap/config.toml")
+    assert str(err.value).startswith("/etc/datacap/config.toml: ")
+    assert expected in str(err.value)
 
 
 # --------------------------------------------------------------------------------------------------
