@@ -17,6 +17,8 @@ import dns.query
 import dns.rcode
 import dns.rrset
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nsutil_names import dns_server, in_netns, netns_pair, netns_router, require_root, wait_until
 
 from datacap.errors import ConfigError, MeterError
@@ -31,7 +33,7 @@ from datacap.meter.names import (
     names_config,
     sni_from_client_hello,
 )
-from datacap.meter.namesniff import capture_filter
+from datacap.meter.namesniff import capture_filter, split_frame
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -232,6 +234,33 @@ def test_malformed_dns_is_counted_not_raised() -> None:
     assert resolver.stats["malformed"] == 1
     assert resolver.learn_dns(wire) == 1
     assert resolver.service_for("198.51.100.1") == "youtube"
+
+
+_FUZZ_BASE = _response("www.youtube.com", "A", [("www.youtube.com.", 300, "CNAME", "e1.l.google.com."),
+                                               ("e1.l.google.com.", 300, "A", "198.51.100.1")])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(_FUZZ_BASE) - 1), st.integers(0, 255)), max_size=6),
+       st.integers(0, len(_FUZZ_BASE)))
+def test_mutated_dns_answers_never_raise_past_the_resolver(edits: list[tuple[int, int]], cut: int) -> None:
+    wire = bytearray(_FUZZ_BASE)
+    for at, value in edits:
+        wire[at] = value
+    resolver = NameResolver(cache=NameCache(clock=lambda: 0.0))
+    learned = resolver.learn_dns(bytes(wire[:cut]))
+    assert learned == resolver.stats["addresses"]
+    assert resolver.stats["dns_messages"] + resolver.stats["malformed"] == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=600))
+def test_frames_and_hellos_from_arbitrary_bytes_never_raise(data: bytes) -> None:
+    parts = split_frame(data)
+    assert parts is None or parts[0] in (6, 17)
+    for payload in (data, b"\x16\x03\x01" + data[:2] + b"\x01" + data[2:]):
+        name = sni_from_client_hello(payload)
+        assert name is None or (name == name.lower() and 0 < len(name) <= 253)
 
 
 # --------------------------------------------------------------------------------------------------

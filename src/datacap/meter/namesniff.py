@@ -20,6 +20,7 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 
 from datacap.errors import MeterError, NotPermitted
@@ -43,7 +44,8 @@ def dns_answers(payload: bytes) -> list[tuple[str, tuple[str, ...], int]]:
         return []
     qname = msg.question[0].name
     chain: list[dns.name.Name] = [qname]
-    cnames = {rrset.name: rrset for rrset in msg.answer if rrset.rdtype == dns.rdatatype.CNAME}
+    answer = [rrset for rrset in msg.answer if rrset.rdclass == dns.rdataclass.IN]  # CH/HS name no host
+    cnames = {rrset.name: rrset for rrset in answer if rrset.rdtype == dns.rdatatype.CNAME}
     current = qname
     while current in cnames and len(chain) < 16:  # 16: a loop or an absurd chain stops here
         target = cnames[current][0].target
@@ -53,7 +55,7 @@ def dns_answers(payload: bytes) -> list[tuple[str, tuple[str, ...], int]]:
         current = target
     names = tuple(n.to_text(omit_final_dot=True).lower() for n in chain)
     found: list[tuple[str, tuple[str, ...], int]] = []
-    for rrset in msg.answer:
+    for rrset in answer:
         if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA) and rrset.name in chain:
             found.extend((rdata.address, names, rrset.ttl) for rdata in rrset)
     return found
