@@ -92,6 +92,7 @@ def test_user_entries_merge_over_the_shipped_catalog() -> None:
         "youtube": ["yt.example.net"],                                   # adds, keeps shipped suffixes
         "corp-video": {"category": "video", "suffixes": ["video.example.com"]},
         "corp": ["*.example.com"],                                       # "*." means the same as none
+        "idn": ["例子.中国"],                                             # stored as punycode
         "mycdn": {"category": "cdn", "suffixes": ["akamaized.net"]},     # moves a suffix from akamai
         "twitch": {"replace": True},                                     # removes a service
         "netflix": {"replace": True, "suffixes": ["nflx.example"]},      # replaces its suffixes
@@ -105,6 +106,7 @@ def test_user_entries_merge_over_the_shipped_catalog() -> None:
     assert "twitch" not in catalog.services and catalog.match("twitch.tv") is None
     assert catalog.match("netflix.com") is None
     assert catalog.match("a.nflx.example").name == "netflix"  # type: ignore[union-attr]
+    assert catalog.match("www.xn--fsqu00a.xn--fiqs8s").name == "idn"  # type: ignore[union-attr]
     assert catalog.category_of("corp-video") == "video"
     assert catalog.category_of("corp") == "other"
     assert catalog.category_of("youtube") == "video"

@@ -8,6 +8,7 @@ over it. The longest matching suffix wins, so ``music.163.com`` can be NetEase M
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import tomllib
@@ -88,6 +89,9 @@ def _normalize_suffix(value: object, where: str) -> str:
                           f"path), found {value!r}")
     # "*.example.com" and ".example.com" say what a suffix already means: the domain and its subdomains.
     text = text.removeprefix("*.").removeprefix(".").removesuffix(".")
+    if not text.isascii():  # names travel in DNS as punycode: "例子.中国" is "xn--fsqu00a.xn--fiqs8s"
+        with contextlib.suppress(UnicodeError):  # if it cannot be encoded, it is reported below
+            text = text.encode("idna").decode("ascii")
     labels = text.split(".")
     if not text or len(text) > 253 or not all(DOMAIN_LABEL_RE.match(label) for label in labels):
         raise ConfigError(f"{where}: expected a domain suffix made of labels of letters, digits and '-' "
