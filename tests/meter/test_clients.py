@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from nsutil_names import in_netns, netns_pair, require_root, sh, wait_until
 
-from datacap.errors import ConfigError, InputError
+from datacap.errors import ConfigError, InputError, MeterError
 from datacap.meter.clients import (
     ClientDirectory,
     ClientsConfig,
@@ -273,7 +273,8 @@ def test_proc_arp_neighbours(tmp_path: Path) -> None:
     arp = tmp_path / "arp"
     arp.write_text("IP address       HW type     Flags       HW address            Mask     Device\n"
                    "192.168.8.101    0x1         0x2         AA:BB:CC:00:00:01     *        wlan0\n"
-                   "192.168.8.102    0x1         0x0         00:00:00:00:00:00     *        wlan0\n")
+                   "192.168.8.102    0x1         0x0         00:00:00:00:00:00     *        wlan0\n"
+                   "192.168.8.103    0x1         bogus       AA:BB:CC:00:00:03     *        wlan0\n")
     assert ProcArpNeighbours(str(arp)).neighbours() == {"192.168.8.101": "aa:bb:cc:00:00:01"}
 
 
@@ -313,6 +314,13 @@ def test_neighbour_table_after_a_ping_names_the_client(two_namespaces: tuple[str
     with NetlinkNeighboursClosing(router) as neigh:
         table = neigh.neighbours()
     assert table["10.231.0.2"] == mac and table["fd0d:c::2"] == mac
+
+
+def test_a_missing_namespace_is_an_error_not_created() -> None:
+    name = f"dc-nm-missing-{os.getpid()}"
+    with pytest.raises(MeterError, match=f"network namespace '{name}' does not exist"):
+        NetlinkNeighbours(name)
+    assert not os.path.exists(f"/run/netns/{name}")
 
 
 class NetlinkNeighboursClosing:

@@ -81,6 +81,9 @@ class NetlinkNeighbours:
     def __init__(self, netns: str | None = None) -> None:
         from pyroute2 import IPRoute
 
+        # pyroute2 would create a missing namespace; reading a table must never create one.
+        if netns is not None and not os.path.exists(os.path.join("/run/netns", netns)):
+            raise MeterError(f"network namespace {netns!r} does not exist (no /run/netns/{netns})")
         try:
             self._ipr = IPRoute(netns=netns) if netns else IPRoute()
         except OSError as exc:
@@ -88,8 +91,14 @@ class NetlinkNeighbours:
                              f"{exc.strerror or exc}") from exc
 
     def neighbours(self) -> dict[str, str]:
+        from pyroute2.netlink.exceptions import NetlinkError
+
         found: dict[str, str] = {}
-        for msg in self._ipr.get_neighbours():
+        try:
+            messages = list(self._ipr.get_neighbours())
+        except (OSError, NetlinkError) as exc:
+            raise MeterError(f"cannot read the neighbour table: {exc}") from exc
+        for msg in messages:
             if msg["state"] & (_NUD_INCOMPLETE | _NUD_FAILED | _NUD_NOARP):
                 continue
             ip, mac = msg.get("NDA_DST"), msg.get("NDA_LLADDR")
@@ -116,7 +125,11 @@ class ProcArpNeighbours:
         for line in lines:
             fields = line.split()
             # IP, HW type, flags (0x2 = complete), MAC, mask, device
-            if len(fields) >= 4 and int(fields[2], 16) & 0x2 and fields[3] != "00:00:00:00:00:00":
+            try:
+                complete = len(fields) >= 4 and int(fields[2], 16) & 0x2  # ATF_COM
+            except ValueError:
+                continue
+            if complete and MAC_RE.match(fields[3].lower()) and fields[3] != "00:00:00:00:00:00":
                 found[fields[0]] = fields[3].lower()
         return found
 
