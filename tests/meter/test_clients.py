@@ -269,6 +269,18 @@ def test_directory_refreshes_on_interval_and_on_a_new_address(tmp_path: Path) ->
     assert neigh.reads == 3
 
 
+def test_a_freed_isc_lease_ends_the_earlier_binding(tmp_path: Path) -> None:
+    journal = tmp_path / "dhcpd.leases"
+    journal.write_text("lease 10.9.0.30 {\n  binding state active;\n  hardware ethernet aa:bb:cc:00:00:10;\n"
+                       "  client-hostname \"laptop\";\n}\n"
+                       "lease 10.9.0.30 {\n  binding state free;\n"
+                       "  hardware ethernet aa:bb:cc:00:00:10;\n}\n")
+    neigh = TableNeighbours({"10.9.0.31": "aa:bb:cc:00:00:10"})  # the laptop now has another address
+    directory = ClientDirectory(neigh, [LeaseSource("isc", str(journal))], clock=Clock(0))
+    assert directory.identify("10.9.0.30") == ClientIdentity("10.9.0.30", None, None)
+    assert directory.identify("10.9.0.31") == ClientIdentity("10.9.0.31", "aa:bb:cc:00:00:10", "laptop")
+
+
 def test_proc_arp_neighbours(tmp_path: Path) -> None:
     arp = tmp_path / "arp"
     arp.write_text("IP address       HW type     Flags       HW address            Mask     Device\n"

@@ -267,6 +267,8 @@ class ClientDirectory:
                 self._by_mac[lease.mac] = lease
             if lease.active and (lease.expires is None or lease.expires > now):
                 self._by_ip[lease.ip] = lease
+            else:  # a later "free" or expired record ends whatever an earlier one said
+                self._by_ip.pop(lease.ip, None)
         for problem in set(problems) - set(self._problems):
             log.warning("skipped a lease line: %s", problem)
         self._problems = problems
