@@ -8,6 +8,7 @@ in a ``finally``. Run as a script, this module is the DNS server (started inside
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import select
@@ -25,6 +26,16 @@ def require_root() -> None:
     """Skip (or, with CI=true, fail) unless this process can create network namespaces."""
     import pytest
 
+    reason = _namespace_problem()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason} (CI=true: namespace tests must run)")
+        pytest.skip(reason)
+
+
+@functools.cache
+def _namespace_problem() -> str | None:
+    """Why namespaces cannot be made here (probed once per run), or None."""
     reason = None
     if os.geteuid() != 0:
         reason = "needs root to create network namespaces"
@@ -35,10 +46,7 @@ def require_root() -> None:
             reason = f"cannot create a network namespace: {made.stderr.strip()}"
         else:
             subprocess.run(["ip", "netns", "del", probe], capture_output=True)
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (CI=true: namespace tests must run)")
-        pytest.skip(reason)
+    return reason
 
 
 def sh(*args: str) -> str:
