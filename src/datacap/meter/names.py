@@ -3,19 +3,19 @@
 How it works, and why it is cheap:
 
 * One ``AF_PACKET`` socket carries a classic BPF filter (``SO_ATTACH_FILTER``) that passes only UDP
-  packets from port 53 (DNS answers, whichever process or LAN client asked) and, optionally, the one
-  TCP segment per TLS connection that starts a ClientHello to port 443. Every other packet is
-  rejected in the kernel by a dozen BPF instructions, so bulk traffic costs nothing in Python.
+  packets from port 53 (DNS answers, whichever process or LAN client asked) and, optionally, the
+  packets that open a TLS or QUIC connection to port 443. Every other packet is rejected in the
+  kernel by a few dozen BPF instructions, so bulk traffic costs nothing in Python.
 * DNS answers are parsed with dnspython. The addresses at the end of a CNAME chain are mapped to the
   *queried* name and every name of the chain, so ``www.example.org CNAME e1.akamaiedge.net`` is
   known by both names. Entries live for the record's TTL (clamped, see :class:`NameCache`) in an
   LRU with an upper size bound.
-* Where no DNS answer was seen (DNS over HTTPS/TLS, a cache warmed before datacap started), the SNI
-  of a TLS ClientHello names the server. It is captured by the same socket; note that it arrives
-  after the conntrack NEW event of its flow, so callers that got ``None`` at NEW should ask again
-  when the flow's counters are read (dump or DESTROY). QUIC's SNI is encrypted with keys derived per
-  connection and is not decoded (it would cost an AES pass per new QUIC flow); QUIC flows are named
-  by DNS only.
+* Where no DNS answer was seen (HTTPDNS in apps, browsers' DNS over HTTPS, a cache warmed before
+  datacap started), the server name of a TLS ClientHello names the server: over TCP from the first
+  segment, over QUIC from the client's Initial packets (decrypted with their public keys, see
+  ``quicsni``). Both are captured by the same socket. They arrive after the conntrack NEW event of
+  their flow, so callers that got ``None`` at NEW should ask again when the flow's counters are read
+  (dump or DESTROY).
 * A shipped, user-extendable catalog (``services.toml``) maps names to services by the longest
   matching domain suffix. Without a catalog match, :meth:`NameResolver.domain_for` gives the
   registrable domain (public suffix list), so unknown traffic still groups by site.
@@ -47,6 +47,7 @@ from datacap.meter.namesniff import (
     sni_from_client_hello,
     split_frame,
 )
+from datacap.meter.quicsni import QuicSniTracker
 from datacap.units import parse_duration
 
 __all__ = [
@@ -234,6 +235,7 @@ class NameResolver:
         self.catalog = catalog if catalog is not None else load_catalog()
         self.cache = cache if cache is not None else NameCache()
         self._source = source
+        self._quic = QuicSniTracker()
         self.stats = {"dns_messages": 0, "addresses": 0, "sni": 0, "malformed": 0, "kernel_drops": 0}
 
     @classmethod
@@ -259,17 +261,19 @@ class NameResolver:
         if self._source is None:
             return 0
         packets = self._source.read(limit)
-        for frame in packets:
-            parts = split_frame(frame)
-            if parts is None:
+        for packet in packets:
+            frame = split_frame(packet)
+            if frame is None:
                 continue
-            proto, _, dst, payload = parts
-            if proto == 17:
-                self.learn_dns(payload)
+            if frame.proto == 17 and frame.sport == 53:
+                self.learn_dns(frame.payload)
+                continue
+            if frame.proto == 17:
+                name = self._quic.feed(frame.dst, frame.payload)
             else:
-                name = sni_from_client_hello(payload)
-                if name is not None:
-                    self.learn_sni(dst, name)
+                name = sni_from_client_hello(frame.payload)
+            if name is not None:
+                self.learn_sni(frame.dst, name)
         if isinstance(self._source, PacketSniffer):
             self.stats["kernel_drops"] += self._source.kernel_drops()
         return len(packets)

@@ -1,10 +1,11 @@
-"""Capturing DNS answers and TLS ClientHellos cheaply, and decoding them (pure functions).
+"""Capturing DNS answers and TLS/QUIC ClientHellos cheaply, and decoding them (pure functions).
 
 One ``AF_PACKET`` socket carries a classic BPF filter (``SO_ATTACH_FILTER``) that passes only UDP
 packets from port 53 and, optionally, the one TCP segment per TLS connection that starts a
-ClientHello to port 443. Everything else is rejected in the kernel by a dozen BPF instructions, so
-bulk traffic costs nothing in Python. AF_PACKET (rather than a raw IP socket) also sees answers a
-router forwards to its LAN clients and answers its own DNS server sends them.
+ClientHello to port 443 and the QUIC Initial packets to UDP port 443 (see ``quicsni``). Everything
+else is rejected in the kernel by a few dozen BPF instructions, so bulk traffic costs nothing in
+Python. AF_PACKET (rather than a raw IP socket) also sees answers a router forwards to its LAN
+clients and answers its own DNS server sends them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import errno
 import ipaddress
 import socket
 import struct
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import dns.flags
 import dns.message
@@ -26,8 +27,8 @@ import dns.rdatatype
 from datacap.errors import MeterError, NotPermitted
 from datacap.meter.catalog import DOMAIN_LABEL_RE
 
-__all__ = ["PacketSniffer", "PacketSource", "capture_filter", "dns_answers", "sni_from_client_hello",
-           "split_frame"]
+__all__ = ["Frame", "PacketSniffer", "PacketSource", "capture_filter", "dns_answers",
+           "sni_from_client_hello", "sni_from_handshake", "split_frame"]
 
 
 def dns_answers(payload: bytes) -> list[tuple[str, tuple[str, ...], int]]:
@@ -71,9 +72,18 @@ def sni_from_client_hello(data: bytes) -> str | None:
     Works on the first segment alone when it holds the SNI extension; a truncated or foreign
     payload gives ``None``, never an exception.
     """
-    if len(data) < 9 or data[0] != 0x16 or data[1] != 3 or data[5] != 1:
+    if len(data) < 9 or data[0] != 0x16 or data[1] != 3:
         return None
-    body = data[5:5 + _u16(data, 3)]
+    return sni_from_handshake(data[5:5 + _u16(data, 3)])
+
+
+def sni_from_handshake(body: bytes) -> str | None:
+    """The server name of a ClientHello handshake message (no record header, as QUIC carries it).
+
+    ``None`` when the message is not a ClientHello, has no SNI, or is cut before the SNI extension.
+    """
+    if len(body) < 4 or body[0] != 1:
+        return None
     pos = 4 + 2 + 32  # handshake header, client_version, random
     if pos >= len(body):
         return None
@@ -115,8 +125,18 @@ def _valid_hostname(raw: bytes) -> str | None:
     return None  # an address literal names no service
 
 
-def split_frame(frame: bytes) -> tuple[int, int, str, bytes] | None:
-    """An IP packet (from the network header) -> ``(protocol, header_len, destination, L4 payload)``."""
+class Frame(NamedTuple):
+    """The parts of a captured IP packet that name a service."""
+
+    proto: int  # 6 (TCP) or 17 (UDP)
+    dst: str
+    sport: int
+    dport: int
+    payload: bytes  # the TCP or UDP payload
+
+
+def split_frame(frame: bytes) -> Frame | None:
+    """An IP packet (from the network header) -> its :class:`Frame`; ``None`` if not TCP/UDP."""
     if not frame:
         return None
     version = frame[0] >> 4
@@ -126,10 +146,13 @@ def split_frame(frame: bytes) -> tuple[int, int, str, bytes] | None:
         proto, l4, dst = frame[6], 40, socket.inet_ntop(socket.AF_INET6, frame[24:40])
     else:
         return None
+    if len(frame) < l4 + (20 if proto == 6 else 8):
+        return None
+    sport, dport = _u16(frame, l4), _u16(frame, l4 + 2)
     if proto == 17:
-        return proto, l4, dst, frame[l4 + 8:]
-    if proto == 6 and len(frame) > l4 + 12:
-        return proto, l4, dst, frame[l4 + (frame[l4 + 12] >> 4) * 4:]
+        return Frame(proto, dst, sport, dport, frame[l4 + 8:])
+    if proto == 6:
+        return Frame(proto, dst, sport, dport, frame[l4 + (frame[l4 + 12] >> 4) * 4:])
     return None
 
 
@@ -167,12 +190,13 @@ def _assemble(program: list[_Insn]) -> list[tuple[int, int, int, int]]:
 
 
 def capture_filter(sni: bool) -> list[tuple[int, int, int, int]]:
-    """BPF passing UDP from port 53 and, if ``sni``, TCP segments to 443 that start a ClientHello.
+    """BPF passing UDP from port 53 and, if ``sni``, what names a TLS server: TCP segments to port
+    443 that start a ClientHello, and UDP datagrams to 443 that start with a QUIC long header of
+    type Initial (or 0-RTT, which shares the bits of a version 2 Initial).
 
     The socket is SOCK_DGRAM, so offset 0 is the IP header. Non-first IPv4 fragments are dropped.
     """
-    tcp4 = "tcp4" if sni else "drop"
-    tcp6 = "tcp6" if sni else "drop"
+    tcp4, udp4, tcp6, udp6 = ("tcp4", "quic4", "tcp6", "quic6") if sni else ("drop",) * 4
     prog: list[_Insn] = [
         (_LDH_ABS, _SKF_AD_PROTOCOL, None, None),
         (_JEQ, 0x0800, "ip4", None),
@@ -181,12 +205,12 @@ def capture_filter(sni: bool) -> list[tuple[int, int, int, int]]:
         (_LDH_ABS, 6, None, None), (_JSET, 0x1FFF, "drop", None),  # fragment offset
         (_LDXB_MSH, 0, None, None),  # X = IPv4 header length
         (_LDB_ABS, 9, None, None), (_JEQ, 17, None, "ip4-tcp"),
-        (_LDH_IND, 0, None, None), (_JEQ, 53, "accept", "drop"),
+        (_LDH_IND, 0, None, None), (_JEQ, 53, "accept", udp4),
         "ip4-tcp",
         (_JEQ, 6, tcp4, "drop"),
         "ip6",
         (_LDB_ABS, 6, None, None), (_JEQ, 17, None, "ip6-tcp"),
-        (_LDH_ABS, 40, None, None), (_JEQ, 53, "accept", "drop"),
+        (_LDH_ABS, 40, None, None), (_JEQ, 53, "accept", udp6),
         "ip6-tcp",
         (_JEQ, 6, tcp6, "drop"),
     ]
@@ -204,6 +228,12 @@ def capture_filter(sni: bool) -> list[tuple[int, int, int, int]]:
             "hello",  # X = offset of the TCP payload: TLS handshake record holding a ClientHello
             (_LDB_IND, 0, None, None), (_JEQ, 0x16, None, "drop"),
             (_LDB_IND, 5, None, None), (_JEQ, 0x01, "accept", "drop"),
+            "quic4",  # first byte 110x xxxx: long header, fixed bit, type Initial / 0-RTT
+            (_LDH_IND, 2, None, None), (_JEQ, 443, None, "drop"),
+            (_LDB_IND, 8, None, None), (_AND, 0xE0, None, None), (_JEQ, 0xC0, "accept", "drop"),
+            "quic6",
+            (_LDH_ABS, 42, None, None), (_JEQ, 443, None, "drop"),
+            (_LDB_ABS, 48, None, None), (_AND, 0xE0, None, None), (_JEQ, 0xC0, "accept", "drop"),
         ]
     prog += ["accept", (_RET, _SNAPLEN, None, None), "drop", (_RET, 0, None, None)]
     return _assemble(prog)
