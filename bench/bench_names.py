@@ -25,6 +25,8 @@ from pathlib import Path
 
 import dns.message
 import dns.rrset
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "meter"))
 from nsutil_names import in_netns, netns_pair, sh, wait_until
@@ -33,6 +35,7 @@ from datacap.meter.clients import ClientDirectory
 from datacap.meter.leases import LeaseSource
 from datacap.meter.names import NameCache, NameResolver
 from datacap.meter.namesniff import sni_from_client_hello
+from datacap.meter.quicsni import QuicSniTracker
 
 
 def per_call(label: str, func: object, count: int) -> tuple[str, str]:
@@ -59,6 +62,9 @@ def micro() -> list[tuple[str, str]]:
     with contextlib.suppress(ssl.SSLWantReadError):
         conn.do_handshake()
     hello = outgoing.read()
+    quic = QuicConnection(configuration=QuicConfiguration(is_client=True, server_name="www.youtube.com"))
+    quic.connect(("192.0.2.1", 443), now=time.time())
+    initial = quic.datagrams_to_send(now=time.time())[0][0]
     leases = Path(f"/tmp/dc-nm-bench-{os.getpid()}.leases")
     leases.write_text("".join(f"0 aa:bb:cc:00:{i // 250:02x}:{i % 250:02x} 192.168.{i // 250}.{i % 250} "
                               f"host{i} *\n" for i in range(500)))
@@ -76,6 +82,8 @@ def micro() -> list[tuple[str, str]]:
                      100000),
             per_call("service_for (miss)", lambda i: resolver.service_for("192.0.2.1"), 100000),
             per_call("SNI from a ClientHello", lambda i: sni_from_client_hello(hello), 100000),
+            per_call("SNI from a QUIC Initial (decrypt + parse)",
+                     lambda i: QuicSniTracker().feed("192.0.2.1", initial), 5000),
             per_call("identify (500 leases)", lambda i: directory.identify(f"192.168.1.{i % 250}"), 100000),
         ]
     finally:
