@@ -210,6 +210,17 @@ def test_dns_answers_follow_the_cname_chain_to_the_queried_name() -> None:
     assert dns_answers(wire) == [("198.51.100.7", names, 60), ("198.51.100.8", names, 60)]
 
 
+def test_dns_answers_learn_https_record_address_hints() -> None:
+    wire = _response("www.apple.com", "HTTPS", [
+        ("www.apple.com.", 300, "CNAME", "www.apple.com.edgekey.net."),
+        ("www.apple.com.edgekey.net.", 120, "HTTPS",
+         '1 . alpn="h3,h2" ipv4hint=198.51.100.20,198.51.100.21 ipv6hint=2001:db8::20'),
+    ])
+    names = ("www.apple.com", "www.apple.com.edgekey.net")
+    assert dns_answers(wire) == [("198.51.100.20", names, 120), ("198.51.100.21", names, 120),
+                                 ("2001:db8::20", names, 120)]
+
+
 @pytest.mark.parametrize("wire", [
     _response("gone.example", "A", [], dns.rcode.NXDOMAIN),
     _response("empty.example", "AAAA", []),

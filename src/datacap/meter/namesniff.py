@@ -23,6 +23,7 @@ import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+from dns.rdtypes.svcbbase import ParamKey
 
 from datacap.errors import MeterError, NotPermitted
 from datacap.meter.catalog import DOMAIN_LABEL_RE
@@ -32,7 +33,7 @@ __all__ = ["Frame", "PacketSniffer", "PacketSource", "capture_filter", "dns_answ
 
 
 def dns_answers(payload: bytes) -> list[tuple[str, tuple[str, ...], int]]:
-    """``(address, names, ttl)`` for every A/AAAA at the end of the answer's CNAME chain.
+    """``(address, names, ttl)`` for every A/AAAA (and HTTPS/SVCB address hint) on the CNAME chain.
 
     ``names`` starts with the queried name and follows the chain. Anything that is not a successful
     DNS response yields ``[]``; a malformed message raises ``dns.exception.DNSException``.
@@ -57,8 +58,16 @@ def dns_answers(payload: bytes) -> list[tuple[str, tuple[str, ...], int]]:
     names = tuple(n.to_text(omit_final_dot=True).lower() for n in chain)
     found: list[tuple[str, tuple[str, ...], int]] = []
     for rrset in answer:
-        if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA) and rrset.name in chain:
+        if rrset.name not in chain:
+            continue
+        if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
             found.extend((rdata.address, names, rrset.ttl) for rdata in rrset)
+        elif rrset.rdtype in (dns.rdatatype.HTTPS, dns.rdatatype.SVCB):
+            # Clients may connect to the address hints of an HTTPS record before any A/AAAA answer.
+            for rdata in rrset:
+                for key in (ParamKey.IPV4HINT, ParamKey.IPV6HINT):
+                    hint = rdata.params.get(key)
+                    found.extend((address, names, rrset.ttl) for address in getattr(hint, "addresses", ()))
     return found
 
 
