@@ -27,6 +27,8 @@ MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 @dataclass(frozen=True, slots=True)
 class Lease:
+    """One address a DHCP server handed out, to whom (MAC) and under which name, until when."""
+
     ip: str
     mac: str | None
     hostname: str | None
