@@ -30,8 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from datacap.store import TrafficDelta, Writer, open_write  # noqa: E402
 from tests.nsutil import Netns, destroy, make_pair, wait_for  # noqa: E402
+
+from datacap.store import TrafficDelta, Writer, open_write  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

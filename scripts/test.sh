@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TEST_APT=(python3 python3-venv python3-dev iproute2 nftables conntrack kmod procps
-          iperf3 vnstat nethogs dbus chromium poppler-utils)
+          iperf3 vnstat nethogs dbus python3-dbusmock chromium poppler-utils)
 
 if [ "$(id -u)" = 0 ]; then
   missing=()
