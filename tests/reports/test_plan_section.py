@@ -14,7 +14,7 @@ from datacap import views
 from datacap.config import Config
 from datacap.errors import ConfigError, DeliveryError
 from datacap.reports import build_report, render_report
-from datacap.reports.data import channel_sender, plan_status
+from datacap.reports.data import channel_sender, plan_status, service_categories
 from datacap.store import Reader, open_read
 
 from .conftest import TZ, TZ_NAME, Store
@@ -92,3 +92,11 @@ def test_plan_section_explained(store: Store, reader: Reader, monkeypatch: pytes
 def test_send_without_channels_is_a_clear_error() -> None:
     with pytest.raises(DeliveryError, match=r"^--send: "):
         channel_sender(Config())
+
+
+def test_categories_come_from_the_services_catalog() -> None:
+    from datacap.meter.catalog import load_catalog
+
+    categories = service_categories(Config())
+    assert categories == {name: s.category for name, s in load_catalog().services.items()}
+    assert categories["youtube"] == "video" and categories["linux-update"] == "update"
