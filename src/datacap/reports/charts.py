@@ -44,15 +44,20 @@ def _svg(width: int, height: int, body: list[str], label: str) -> str:
             + "".join(body) + "</svg>")
 
 
+def _title(title: str, x: int, show: bool) -> list[str]:
+    # Inside a page the section heading already names the chart; the title stays as aria-label.
+    return [f'<text x="{x}" y="14" font-weight="bold">{escape(title)}</text>'] if show else []
+
+
 def stacked_bars(points: Sequence[tuple[str, int, int]], title: str, *, label_every: int = 1,
-                 width: int = 720, height: int = 240) -> str:
+                 width: int = 720, height: int = 240, show_title: bool = True) -> str:
     """Stacked rx (bottom) / tx (top) bars, one per (label, rx, tx), with a byte axis."""
     left, right, top, bottom = 70, 10, 24, 28
     plot_w, plot_h = width - left - right, height - top - bottom
     largest = max((rx + tx for _, rx, tx in points), default=0)
     step = _nice_step(largest)
     ceiling = max(step * math.ceil(largest / step), step)
-    body = [f'<text x="{left}" y="14" font-weight="bold">{escape(title)}</text>']
+    body = _title(title, left, show_title)
     for i in range(round(ceiling / step) + 1):
         y = top + plot_h - plot_h * i * step / ceiling
         body.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
@@ -88,13 +93,14 @@ def _heat_color(value: int, largest: int) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def heatmap(grid: Sequence[Sequence[int]], rows: Sequence[str], title: str, *, width: int = 720) -> str:
+def heatmap(grid: Sequence[Sequence[int]], rows: Sequence[str], title: str, *, width: int = 720,
+            show_title: bool = True) -> str:
     """A rows × 24 grid (weekday × hour of day) shaded by bytes."""
     left, top, cell_h = 50, 24, 22
     cell_w = (width - left - 10) / 24
     height = top + cell_h * len(rows) + 20
     largest = max((v for row in grid for v in row), default=0)
-    body = [f'<text x="{left}" y="14" font-weight="bold">{escape(title)}</text>']
+    body = _title(title, left, show_title)
     for r, name in enumerate(rows):
         y = top + r * cell_h
         body.append(f'<text x="{left - 6}" y="{y + cell_h / 2 + 4:.1f}" text-anchor="end">{escape(name)}</text>')
@@ -110,13 +116,13 @@ def heatmap(grid: Sequence[Sequence[int]], rows: Sequence[str], title: str, *, w
     return _svg(width, height, body, title)
 
 
-def hbars(rows: Sequence[tuple[str, int]], title: str, *, width: int = 720) -> str:
+def hbars(rows: Sequence[tuple[str, int]], title: str, *, width: int = 720, show_title: bool = True) -> str:
     """Horizontal bars for a ranking, largest first, each labelled with its bytes."""
     left, top, row_h = 160, 24, 20
     height = top + row_h * max(len(rows), 1) + 6
     largest = max((v for _, v in rows), default=0)
     plot_w = width - left - 90
-    body = [f'<text x="0" y="14" font-weight="bold">{escape(title)}</text>']
+    body = _title(title, 0, show_title)
     for i, (name, value) in enumerate(rows):
         y = top + i * row_h
         w = plot_w * value / largest if largest else 0

@@ -164,14 +164,15 @@ def _heat_text(report: Report, lang: Lang) -> list[str]:
 
 def _charts(report: Report, lang: Lang) -> dict[str, str]:
     days = [(f"{d.day}", b.rx_bytes, b.tx_bytes) for d, b in report.days]
-    out = {"daily": charts.stacked_bars(days, label(lang, "daily"), label_every=1 if len(days) <= 10 else 3)}
+    out = {"daily": charts.stacked_bars(days, label(lang, "daily"), label_every=1 if len(days) <= 10 else 3,
+                                       show_title=False)}
     if any(v for row in report.heatmap for v in row):
         out["heatmap"] = charts.heatmap(report.heatmap, [weekday_name(i, lang) for i in range(7)],
-                                        label(lang, "heatmap"))
+                                        label(lang, "heatmap"), show_title=False)
     for kind, key in (("app", "apps"), ("client", "clients"), ("service", "services")):
         rows = [(line.name, line.total_bytes) for line in _top_lines(report, kind, lang)]
         if rows:
-            out[key] = charts.hbars(rows, label(lang, key))
+            out[key] = charts.hbars(rows, label(lang, key), show_title=False)
     return out
 
 
