@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nsutil_names import in_netns, netns_pair, require_root, sh, wait_until
+from tests.meter.nsutil_names import in_netns, netns_pair, require_root, sh, wait_until
 
 from datacap.errors import ConfigError, InputError, MeterError
 from datacap.meter.clients import (

@@ -19,7 +19,7 @@ import dns.rrset
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nsutil_names import dns_server, in_netns, netns_pair, netns_router, require_root, wait_until
+from tests.meter.nsutil_names import dns_server, in_netns, netns_pair, netns_router, require_root, wait_until
 
 from datacap.errors import ConfigError, MeterError
 from datacap.meter.clients import ClientDirectory, NetlinkNeighbours
