@@ -1,0 +1,154 @@
+"""Forecast of a cycle's usage: when the general quota runs out and how much the cycle will use.
+
+Method (a seasonal exponentially weighted level, no I/O):
+
+1. Input is the usage of each *complete* local day before today (oldest first) plus what today used
+   so far. Days before the store knew this card are left out by the caller, not given as zero.
+2. With at least 14 complete days, of which at least 4 weekend days, a weekday and a weekend factor
+   are estimated from the last 28 days: the mean Monday-Friday day and the mean Saturday-Sunday day,
+   each divided by the mean day of a whole week (so ``5 * weekday + 2 * weekend == 7``). With less
+   history both factors are 1.
+3. Each day is divided by its factor (de-seasonalised) and the level is their exponentially weighted
+   mean with a half-life of 7 days: yesterday weighs twice as much as a week ago, so a change of
+   habit shows within days while one bursty day is damped.
+4. The expected usage of a future day is ``level * factor(day)``; the rest of today is the expected
+   day times the fraction of today still to come. Without any complete day, the pace of the current
+   cycle so far stands in (the straight line).
+
+The straight line (usage so far / elapsed fraction of the cycle, vnStat's estimate) is what
+``bench/bench_forecast.py`` compares this with on synthetic histories.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+HALF_LIFE_DAYS = 7.0
+MIN_DAYS_FOR_WEEKLY = 14
+MIN_WEEKEND_DAYS = 4
+SEASON_WINDOW_DAYS = 28
+DAY = 86400
+
+
+@dataclass(frozen=True, slots=True)
+class DailyModel:
+    """Expected bytes per local day: ``level`` times the weekday or weekend factor."""
+
+    level: float
+    weekday_factor: float = 1.0
+    weekend_factor: float = 1.0
+
+    def factor(self, day: dt.date) -> float:
+        return self.weekend_factor if day.weekday() >= 5 else self.weekday_factor
+
+    def expected(self, day: dt.date) -> float:
+        return self.level * self.factor(day)
+
+
+def _weekly_factors(history: Sequence[tuple[dt.date, float]]) -> tuple[float, float]:
+    recent = history[-SEASON_WINDOW_DAYS:]
+    weekend = [v for d, v in recent if d.weekday() >= 5]
+    weekday = [v for d, v in recent if d.weekday() < 5]
+    if len(history) < MIN_DAYS_FOR_WEEKLY or len(weekend) < MIN_WEEKEND_DAYS or not weekday:
+        return 1.0, 1.0
+    mean_wd = sum(weekday) / len(weekday)
+    mean_we = sum(weekend) / len(weekend)
+    week_mean = (5 * mean_wd + 2 * mean_we) / 7
+    if week_mean <= 0:
+        return 1.0, 1.0
+    return mean_wd / week_mean, mean_we / week_mean
+
+
+def fit(history: Sequence[tuple[dt.date, float]]) -> DailyModel | None:
+    """Fit the model on complete days (oldest first); None without any day."""
+    if not history:
+        return None
+    wd, we = _weekly_factors(history)
+    last = history[-1][0]
+    num = den = 0.0
+    for day, value in history:
+        factor = we if day.weekday() >= 5 else wd
+        weight = 0.5 ** ((last - day).days / HALF_LIFE_DAYS)
+        # A factor of 0 (never any weekend use) says nothing about the level: skip those days.
+        if factor > 0:
+            num += weight * value / factor
+            den += weight
+    return DailyModel(num / den if den else 0.0, wd, we)
+
+
+def project(model: DailyModel | None, at: dt.datetime, end: dt.datetime, tz: dt.tzinfo,
+            fallback_rate: float) -> list[tuple[int, int, float]]:
+    """Expected usage from ``at`` to ``end`` as (start epoch, end epoch, bytes) per local day part.
+
+    ``fallback_rate`` (bytes per second) is used when there is no model.
+    """
+    out: list[tuple[int, int, float]] = []
+    cursor = at
+    while cursor < end:
+        day = cursor.astimezone(tz).date()
+        nxt = _next_midnight(day, tz)
+        stop = min(nxt, end)
+        a, b = int(cursor.timestamp()), int(stop.timestamp())
+        if model is None:
+            amount = fallback_rate * (b - a)
+        else:
+            length = int(nxt.timestamp()) - int(_midnight(day, tz).timestamp())
+            amount = model.expected(day) * (b - a) / length if length > 0 else 0.0
+        out.append((a, b, amount))
+        cursor = stop
+    return out
+
+
+def _midnight(day: dt.date, tz: dt.tzinfo) -> dt.datetime:
+    naive = dt.datetime.combine(day, dt.time())
+    return naive.replace(tzinfo=tz).astimezone(dt.UTC).astimezone(tz)
+
+
+def _next_midnight(day: dt.date, tz: dt.tzinfo) -> dt.datetime:
+    return _midnight(day + dt.timedelta(days=1), tz)
+
+
+@dataclass(slots=True)
+class Pool:
+    """An allowance as the forecast sees it: usable in [start, end), ``left`` bytes (None: unlimited)."""
+
+    start: int
+    end: int
+    left: float | None
+
+
+def exhausted_at(segments: Sequence[tuple[int, int, float]], pools: Sequence[Pool]) -> int | None:
+    """The epoch second the pools run dry under the projected use, or None if they last.
+
+    Use within a segment is spread evenly; it is taken from the usable pool that expires first, as the
+    engine does; a pool's leftover lapses at its end.
+    """
+    live = [Pool(p.start, p.end, p.left) for p in pools]
+    if not live:
+        return None
+    for a, b, amount in segments:
+        if b <= a:
+            continue
+        rate = amount / (b - a)
+        cuts = sorted({a, b, *(p.start for p in live if a < p.start < b), *(p.end for p in live if a < p.end < b)})
+        for s, e in zip(cuts, cuts[1:], strict=False):
+            usable = sorted((p for p in live if p.start <= s < p.end), key=lambda p: p.end)
+            if any(p.left is None for p in usable):
+                continue
+            if not any(p.left for p in usable):
+                return s
+            need = rate * (e - s)
+            for pool in usable:
+                take = min(need, pool.left or 0.0)
+                pool.left = (pool.left or 0.0) - take
+                need -= take
+            if need > 1e-6 and rate > 0:
+                return int(e - need / rate)
+    return None
+
+
+def straight_line(used: float, elapsed_fraction: float) -> float:
+    """vnStat's estimate: usage so far scaled to the whole cycle."""
+    return used / elapsed_fraction if elapsed_fraction > 0 else float(used)

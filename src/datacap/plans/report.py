@@ -1,0 +1,126 @@
+"""Turning the engine's charged state into the `datacap status --json` card object."""
+
+from __future__ import annotations
+
+import datetime as dt
+from bisect import bisect_right
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from datacap.plans import forecast as fc
+from datacap.plans.config import CardConfig
+from datacap.plans.cycles import Cycle
+from datacap.plans.overage import cycle_cost
+from datacap.timeutil import iso
+
+if TYPE_CHECKING:
+    from datacap.plans.walk import Allowance, CycleState, Walker
+
+
+def status_document(at: dt.datetime, cards: list[dict[str, Any]]) -> dict[str, Any]:
+    """The whole `datacap status --json` document around the card objects."""
+    return {"at": iso(at), "cards": cards}
+
+
+def _bucket(a: Allowance, card: CardConfig, hi: int, tz: ZoneInfo) -> dict[str, Any]:
+    cfg = card.buckets[a.index] if a.kind != "pack" else card.packs[a.index - len(card.buckets)]
+    out: dict[str, Any] = {
+        "name": a.name, "kind": a.kind,
+        "quota_bytes": a.quota, "used_bytes": a.used, "remaining_bytes": a.left,
+        "expires": iso(dt.datetime.fromtimestamp(a.end, tz)),
+        "scope": cfg.scope_dict(),
+        "active": a.start <= hi < a.end,
+    }
+    if a.kind == "pack":
+        out["start"] = iso(dt.datetime.fromtimestamp(a.start, tz))
+    return out
+
+
+def _history(walker: Walker, series: dict[int, int], first: int, today: int,
+             tz: ZoneInfo) -> list[tuple[dt.date, float]]:
+    return [(dt.datetime.fromtimestamp(m, tz).date(), float(series.get(m, 0)))
+            for m in walker.midnights if first <= m < today]
+
+
+def _forecast(card: CardConfig, walker: Walker, state: CycleState, at: dt.datetime, tz: ZoneInfo,
+              known_since: dt.datetime | None) -> dict[str, Any]:
+    cycle = state.cycle
+    now = int(at.timestamp())
+    general = [a for a in state.allowances if not a.scoped and a.end > now]
+    active = [a for a in general if a.start <= now]
+    unlimited = any(a.quota is None for a in active)
+    remaining = None if unlimited or not active else sum(a.left or 0 for a in active)
+    if cycle.state != "active":
+        used = state.used
+        return {"cycle_end_used_bytes": used, "exhausted_at": None,
+                "daily_budget_bytes": 0 if cycle.state == "expired" else None, "method": "none"}
+    today = walker.midnights[max(0, bisect_right(walker.midnights, now) - 1)]
+    # Days before the store knew the card are unknown, not zero; neither are days before the card.
+    first = max(walker.midnights[0], int(known_since.timestamp()) if known_since else 0)
+    model = fc.fit(_history(walker, walker.total_by_day, first, today, tz))
+    model_g = fc.fit(_history(walker, walker.general_by_day, first, today, tz))
+    elapsed = max(1, now - cycle.start_epoch)
+    general_used = sum(v for d, v in walker.general_by_day.items() if d >= cycle.start_epoch)
+    ahead = fc.project(model, at, cycle.end, tz, state.used / elapsed)
+    ahead_g = fc.project(model_g, at, cycle.end, tz, general_used / elapsed)
+    pools = [fc.Pool(max(a.start, now), a.end, None if a.quota is None else float(a.left or 0)) for a in general]
+    when = None if unlimited or not general else fc.exhausted_at(ahead_g, pools)
+    days_left = max(1.0, (cycle.end_epoch - now) / fc.DAY)
+    return {
+        "cycle_end_used_bytes": int(state.used + sum(x for _, _, x in ahead)),
+        "exhausted_at": iso(dt.datetime.fromtimestamp(when, tz)) if when is not None and when < cycle.end_epoch
+        else None,
+        "daily_budget_bytes": None if remaining is None else int(remaining / days_left),
+        "method": "straight-line" if model is None else
+        "ewma+weekly" if model.weekday_factor != 1.0 or model.weekend_factor != 1.0 else "ewma",
+    }
+
+
+def _pace(state: CycleState, at: dt.datetime) -> dict[str, Any]:
+    cyc = state.cycle
+    elapsed = cyc.elapsed_fraction(at)
+    general = [a for a in state.allowances if not a.scoped and a.start < cyc.end_epoch]
+    quota = None if any(a.quota is None for a in general) or not general else sum(a.quota or 0 for a in general)
+    used = sum(a.used for a in general) + state.overage
+    used_fraction = round(used / quota, 4) if quota else None
+    return {"used_fraction": used_fraction, "elapsed_fraction": round(elapsed, 4),
+            "ahead_bytes": None if quota is None else int(used - quota * elapsed)}
+
+
+def _calibration(state: CycleState, tz: ZoneInfo) -> dict[str, Any] | None:
+    if state.calibration is None:
+        return None
+    cal, local_now = state.calibration
+    local = cal.local_used_bytes if cal.local_used_bytes is not None else local_now
+    return {"at": iso(cal.at.astimezone(tz)), "source": cal.source, "bucket": cal.bucket,
+            "carrier_used_bytes": cal.used_bytes, "local_used_bytes": local,
+            "drift_bytes": cal.used_bytes - local}
+
+
+def build_status(card: CardConfig, walker: Walker, current: Cycle, at: dt.datetime, until: dt.datetime,
+                 tz: ZoneInfo, known_since: dt.datetime | None) -> dict[str, Any]:
+    """The card object of the JSON contract, plus "label", "pace", "throttle" and per-bucket extras."""
+    state = walker.state
+    assert state is not None and state.cycle.start == current.start
+    hi = int(until.timestamp())
+    throttle = card.throttle
+    return {
+        "name": card.name,
+        "label": card.label,
+        "state": current.state,
+        "cycle": {"start": iso(current.start), "end": iso(current.end),
+                  "elapsed_fraction": round(current.elapsed_fraction(at), 4)},
+        "used_bytes": state.used,
+        "buckets": [_bucket(a, card, hi, tz) for a in state.allowances],
+        "overage_bytes": state.overage,
+        "overage_cost": cycle_cost(state.overage_by_day.values(), card.overage) if card.overage else 0.0,
+        "currency": card.overage.currency if card.overage else None,
+        "throttled": bool(throttle and state.used >= throttle.after),
+        "throttle": None if throttle is None else {
+            "after_bytes": throttle.after, "rate_bps": throttle.rate,
+            "since": None if state.throttled_since is None or state.used < throttle.after
+            else iso(dt.datetime.fromtimestamp(state.throttled_since, tz))},
+        "pace": _pace(state, at),
+        "forecast": _forecast(card, walker, state, at, tz, known_since),
+        "calibration": _calibration(state, tz),
+    }
