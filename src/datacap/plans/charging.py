@@ -40,7 +40,7 @@ class Signer:
 
     def __init__(self, card: CardConfig) -> None:
         self._entries = scope_entries(card)
-        self._cache: dict[tuple[str | None, str | None], int] = {}
+        self.cache: dict[tuple[str | None, str | None], int] = {}
         self.always = 0
         for bit, (services, apps) in enumerate(self._entries):
             if not services and not apps:
@@ -49,17 +49,19 @@ class Signer:
 
     def sign(self, app: str | None, service: str | None) -> int:
         key = (app, service)
-        mask = self._cache.get(key)
+        mask = self.cache.get(key)
         if mask is None:
             mask = 0
             for bit, (services, apps) in enumerate(self._entries):
-                if (not services and not apps) or (services and service in services) or (apps and app in apps):
+                unscoped = not services and not apps
+                if unscoped or (services and service in services) or (apps and app in apps):
                     mask |= 1 << bit
-            self._cache[key] = mask
+            self.cache[key] = mask
         return mask
 
 
 def _overhead_of(card: CardConfig, ethernet_ifaces: frozenset[str] | set[str]) -> dict[str, int] | int:
+    """Per-interface L2 bytes per packet for "auto", else the configured number for every interface."""
     if card.l2_overhead == "auto":
         return {name: AUTO_ETHERNET_OVERHEAD for name in ethernet_ifaces}
     return card.l2_overhead
@@ -70,10 +72,14 @@ def prepare(card: CardConfig, records: Iterable[UsageRecord], lo: int, hi: int,
     """Counted bytes per (start, end, signature) for the part of every record inside [lo, hi)."""
     signer = Signer(card)
     overhead = _overhead_of(card, ethernet_ifaces)
-    per_iface = overhead if isinstance(overhead, dict) else None
+    per_iface = overhead if isinstance(overhead, dict) else {}
     fixed = overhead if isinstance(overhead, int) else 0
+    plain = not per_iface and not fixed
     rx_on = card.count in ("both", "rx")
     tx_on = card.count in ("both", "tx")
+    both = rx_on and tx_on
+    # The (app, service) -> signature cache, read inline: this loop runs once per record.
+    cache = signer.cache
     sign = signer.sign
     const_sig = signer.always if signer.constant else -1
     out: dict[tuple[int, int, int], int] = {}
@@ -81,15 +87,12 @@ def prepare(card: CardConfig, records: Iterable[UsageRecord], lo: int, hi: int,
     for r in records:
         start = r.start
         end = start + r.seconds
-        if end <= lo or start >= hi:
-            if not (start == end == lo):  # an instant record at lo still counts
-                continue
-        over = per_iface.get(r.interface, 0) if per_iface is not None else fixed
-        counted = 0
-        if rx_on:
-            counted += max(0, r.rx_bytes - over * r.rx_packets)
-        if tx_on:
-            counted += max(0, r.tx_bytes - over * r.tx_packets)
+        if (end <= lo or start >= hi) and not start == end == lo:  # an instant record at lo counts
+            continue
+        if plain and both:
+            counted = r.rx_bytes + r.tx_bytes
+        else:
+            counted = _counted(r, rx_on, tx_on, per_iface.get(r.interface, fixed))
         if not counted:
             continue
         if start < lo or end > hi:
@@ -99,10 +102,24 @@ def prepare(card: CardConfig, records: Iterable[UsageRecord], lo: int, hi: int,
             start, end = a, b
             if not counted:
                 continue
-        sig = const_sig if const_sig >= 0 else sign(r.app, r.service)
+        if const_sig >= 0:
+            sig = const_sig
+        else:
+            found = cache.get((r.app, r.service))
+            sig = sign(r.app, r.service) if found is None else found
         key = (start, end, sig)
         out[key] = get(key, 0) + counted
     return out
+
+
+def _counted(r: UsageRecord, rx_on: bool, tx_on: bool, over: int) -> int:
+    """Bytes the carrier bills: the counted directions, less `over` bytes of L2 framing per packet."""
+    counted = 0
+    if rx_on:
+        counted += max(0, r.rx_bytes - over * r.rx_packets)
+    if tx_on:
+        counted += max(0, r.tx_bytes - over * r.tx_packets)
+    return counted
 
 
 def split(merged: dict[tuple[int, int, int], int], breaks: Sequence[int], midnights: Sequence[int]) -> list[Piece]:
