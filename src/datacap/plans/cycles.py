@@ -43,8 +43,9 @@ class Cycle:
         return int(self.end.timestamp())
 
     def elapsed_fraction(self, at: dt.datetime) -> float:
-        total = (self.end - self.start).total_seconds()
-        done = (min(max(at, self.start), self.end) - self.start).total_seconds()
+        # Epochs, not datetime subtraction: within one ZoneInfo that is wall-clock and ignores DST.
+        total = self.end_epoch - self.start_epoch
+        done = min(max(at.timestamp(), self.start_epoch), self.end_epoch) - self.start_epoch
         return done / total if total > 0 else 1.0
 
 
