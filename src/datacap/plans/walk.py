@@ -134,7 +134,7 @@ class Walker:
         out: list[Allowance] = []
         for i, bucket in enumerate(self.card.buckets):
             out.append(Allowance(bucket.name, "bucket", bucket.quota, cs, ce, 1 << i, bucket, i, self.windows[i]))
-            if i in self.rollover_in:
+            if self.rollover_in.get(i):  # nothing left over: no rollover bucket
                 out.append(Allowance(bucket.name, "rollover", self.rollover_in[i], cs, ce, 1 << i, bucket, i,
                                      self.windows[i]))
         out += [p for p in self.packs if p.start < ce and p.end > cs]
