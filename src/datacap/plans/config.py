@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     field_validator,
     model_validator,
 )
@@ -283,6 +284,12 @@ def _interfaces(value: list[str]) -> list[str]:
     return value
 
 
+def _overhead(value: Any) -> Literal["auto"] | int:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 128):
+        return "auto" if value == "auto" else int(value)
+    raise _fail("expected \"auto\" or a number of bytes per packet from 0 to 128, found {found}", found=repr(value))
+
+
 def _iccids(value: Any) -> list[str] | None:
     if value is None:
         return None
@@ -303,7 +310,7 @@ class CardConfig(_Model):
     interfaces: Annotated[list[str], AfterValidator(_interfaces)] = []
     iccid: Annotated[list[str] | None, BeforeValidator(_iccids)] = None
     count: Literal["both", "rx", "tx"] = "both"
-    l2_overhead: Literal["auto"] | Annotated[int, Field(ge=0, le=128, strict=True)] = "auto"
+    l2_overhead: Annotated[Literal["auto"] | int, PlainValidator(_overhead)] = "auto"
     cycle: CycleConfig = CycleConfig()
     buckets: list[BucketConfig] = []
     packs: list[PackConfig] = []
