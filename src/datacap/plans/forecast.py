@@ -9,8 +9,11 @@ Method (a seasonal exponentially weighted level, no I/O):
    each divided by the mean day of a whole week (so ``5 * weekday + 2 * weekend == 7``). With less
    history both factors are 1.
 3. Each day is divided by its factor (de-seasonalised) and the level is their exponentially weighted
-   mean with a half-life of 7 days: yesterday weighs twice as much as a week ago, so a change of
-   habit shows within days while one bursty day is damped.
+   mean: recent days weigh more, so a change of habit shows within days while one bursty day is
+   damped. The half-life (2, 4, 7, 14 or 28 days; 7 with under two weeks of history) is the one
+   that, replayed over the last 28 days of the history, best predicted the mean of the following
+   days (as many as the forecast has to cover, at most 14): short for users whose habits shift,
+   long for steady or bursty ones.
 4. The expected usage of a future day is ``level * factor(day)``; the rest of today is the expected
    day times the fraction of today still to come. Without any complete day, the pace of the current
    cycle so far stands in (the straight line).
@@ -26,6 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 HALF_LIFE_DAYS = 7.0
+HALF_LIVES = (2.0, 4.0, 7.0, 14.0, 28.0)
+MIN_BACKTEST_DAYS = 7
 MIN_DAYS_FOR_WEEKLY = 14
 MIN_WEEKEND_DAYS = 4
 SEASON_WINDOW_DAYS = 28
@@ -39,6 +44,7 @@ class DailyModel:
     level: float
     weekday_factor: float = 1.0
     weekend_factor: float = 1.0
+    half_life: float = HALF_LIFE_DAYS
 
     def factor(self, day: dt.date) -> float:
         return self.weekend_factor if day.weekday() >= 5 else self.weekday_factor
@@ -61,21 +67,47 @@ def _weekly_factors(history: Sequence[tuple[dt.date, float]]) -> tuple[float, fl
     return mean_wd / week_mean, mean_we / week_mean
 
 
-def fit(history: Sequence[tuple[dt.date, float]]) -> DailyModel | None:
-    """Fit the model on complete days (oldest first); None without any day."""
+def _ewma_path(values: Sequence[float], half_life: float) -> list[float]:
+    """The weighted mean after each value: ``path[k]`` has seen ``values[:k + 1]``, each day weighing
+    ``0.5 ** (age / half_life)``. Normalised by the weights, so a short history is not biased toward
+    its first day."""
+    decay = 0.5 ** (1 / half_life)
+    num = den = 0.0
+    path = []
+    for value in values:
+        num = num * decay + value
+        den = den * decay + 1.0
+        path.append(num / den)
+    return path
+
+
+def _backtest_error(values: Sequence[float], half_life: float, horizon: int) -> float:
+    """Mean absolute error of the level as a forecast of the mean of the next ``horizon`` days, over the
+    last ``SEASON_WINDOW_DAYS`` forecast origins of the history."""
+    path = _ewma_path(values, half_life)
+    n = len(values)
+    errors = []
+    for origin in range(max(MIN_BACKTEST_DAYS, n - SEASON_WINDOW_DAYS - horizon), n - 1):
+        ahead = values[origin + 1:origin + 1 + horizon]
+        errors.append(abs(path[origin] - sum(ahead) / len(ahead)))
+    return sum(errors) / len(errors) if errors else 0.0
+
+
+def fit(history: Sequence[tuple[dt.date, float]], horizon: int = 7) -> DailyModel | None:
+    """Fit the model on complete days (oldest first) for forecasting ``horizon`` days; None without
+    any day."""
     if not history:
         return None
     wd, we = _weekly_factors(history)
-    last = history[-1][0]
-    num = den = 0.0
-    for day, value in history:
-        factor = we if day.weekday() >= 5 else wd
-        weight = 0.5 ** ((last - day).days / HALF_LIFE_DAYS)
-        # A factor of 0 (never any weekend use) says nothing about the level: skip those days.
-        if factor > 0:
-            num += weight * value / factor
-            den += weight
-    return DailyModel(num / den if den else 0.0, wd, we)
+    # A factor of 0 (never any weekend use) says nothing about the level: those days are left out.
+    values = [v / f for d, v in history if (f := we if d.weekday() >= 5 else wd) > 0]
+    if not values:
+        return DailyModel(0.0, wd, we)
+    horizon = max(1, min(horizon, 14))
+    half_life = HALF_LIFE_DAYS
+    if len(values) >= MIN_BACKTEST_DAYS + 7:
+        half_life = min(HALF_LIVES, key=lambda h: (_backtest_error(values, h, horizon), abs(h - HALF_LIFE_DAYS)))
+    return DailyModel(_ewma_path(values, half_life)[-1], wd, we, half_life)
 
 
 def project(model: DailyModel | None, at: dt.datetime, end: dt.datetime, tz: dt.tzinfo,

@@ -57,8 +57,9 @@ def _forecast(card: CardConfig, walker: Walker, state: CycleState, at: dt.dateti
     today = walker.midnights[max(0, bisect_right(walker.midnights, now) - 1)]
     # Days before the store knew the card are unknown, not zero; neither are days before the card.
     first = max(walker.midnights[0], int(known_since.timestamp()) if known_since else 0)
-    model = fc.fit(_history(walker, walker.total_by_day, first, today, tz))
-    model_g = fc.fit(_history(walker, walker.general_by_day, first, today, tz))
+    horizon = max(1, round((cycle.end_epoch - now) / fc.DAY))
+    model = fc.fit(_history(walker, walker.total_by_day, first, today, tz), horizon)
+    model_g = fc.fit(_history(walker, walker.general_by_day, first, today, tz), horizon)
     elapsed = max(1, now - cycle.start_epoch)
     general_used = sum(v for d, v in walker.general_by_day.items() if d >= cycle.start_epoch)
     ahead = fc.project(model, at, cycle.end, tz, state.used / elapsed)
@@ -73,6 +74,7 @@ def _forecast(card: CardConfig, walker: Walker, state: CycleState, at: dt.dateti
         "daily_budget_bytes": None if remaining is None else int(remaining / days_left),
         "method": "straight-line" if model is None else
         "ewma+weekly" if model.weekday_factor != 1.0 or model.weekend_factor != 1.0 else "ewma",
+        "half_life_days": None if model is None else model.half_life,
     }
 
 
