@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from datacap.plans.config import Cards, CardConfig
+from datacap.plans.config import CardConfig, Cards
 
 FULL = """
 [[cards]]

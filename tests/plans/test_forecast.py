@@ -73,7 +73,7 @@ PLAN = 'buckets = [{name = "general", quota = "30 GB"}, {name = "qq", quota = "1
 
 def test_status_forecast_steady_user() -> None:
     # 1 GB a day since October (scoped QQ use on top does not count toward the general quota)
-    records = [rec(f"2026-10-01 00:00", 0)]
+    records = [rec("2026-10-01 00:00", 0)]
     start = t("2026-10-01 00:00")
     for n in range(55):
         day = (start + dt.timedelta(days=n)).strftime("%Y-%m-%d")

@@ -122,7 +122,8 @@ def _counted(r: UsageRecord, rx_on: bool, tx_on: bool, over: int) -> int:
     return counted
 
 
-def split(merged: dict[tuple[int, int, int], int], breaks: Sequence[int], midnights: Sequence[int]) -> list[Piece]:
+def split(merged: dict[tuple[int, int, int], int], breaks: Sequence[int],
+          midnights: Sequence[int]) -> list[Piece]:
     """Cut every merged interval at the sorted ``breaks`` strictly inside it, sharing bytes by time
     (the rounding remainder goes to the last piece, so no byte is lost); tag each piece with its local
     day (the last of ``midnights`` at or before its start). Sorted by time, then signature."""

@@ -59,7 +59,8 @@ def _quota(value: Any) -> int | None:
     try:
         return _size(value)
     except PydanticCustomError:
-        raise _fail("expected a size like '5 GB' or \"unlimited\", found {found}", found=repr(value)) from None
+        raise _fail("expected a size like '5 GB' or \"unlimited\", found {found}",
+                    found=repr(value)) from None
 
 
 def _positive_size(value: Any) -> int:
@@ -91,14 +92,15 @@ def _hours(value: Any) -> tuple[int, int]:
         raise _fail(bad, found=repr(value))
     start, end = h1 * 60 + m1, h2 * 60 + m2
     if start == end % 1440:
-        raise _fail("expected a window of less than a whole day (leave `hours` out for all day), found {found}",
-                    found=repr(value))
+        raise _fail("expected a window of less than a whole day (leave `hours` out for all day), "
+                    "found {found}", found=repr(value))
     return start, end
 
 
 def _date(value: Any) -> dt.date:
     if isinstance(value, dt.datetime):
-        raise _fail("expected a date like 2026-10-20 (no time of day), found {found}", found=value.isoformat())
+        raise _fail("expected a date like 2026-10-20 (no time of day), found {found}",
+                    found=value.isoformat())
     if isinstance(value, dt.date):
         return value
     if isinstance(value, str):
@@ -172,7 +174,8 @@ class CycleConfig(_Model):
             if self.day is not None:
                 raise _fail("expected `start` and `length` with kind = {kind!r}, found `day`", kind=self.kind)
             if self.start is None or self.length is None:
-                raise _fail("expected both `start` (a date) and `length` (days) with kind = {kind!r}, found {found}",
+                raise _fail("expected both `start` (a date) and `length` (days) with kind = {kind!r}, "
+                            "found {found}",
                             kind=self.kind, found="only start" if self.start else
                             "only length" if self.length else "neither")
         return self
@@ -183,6 +186,8 @@ class CycleConfig(_Model):
 
 
 class _Scoped(_Model):
+    name: Label
+    quota: Quota
     services: list[Label] | None = None
     apps: list[Label] | None = None
     hours: Hours | None = None
@@ -211,8 +216,6 @@ class _Scoped(_Model):
 class BucketConfig(_Scoped):
     """A recurring allowance, renewed every cycle."""
 
-    name: Label
-    quota: Quota
     rollover: bool = False
 
     @model_validator(mode="after")
@@ -225,8 +228,6 @@ class BucketConfig(_Scoped):
 class PackConfig(_Scoped):
     """A one-off add-on with its own validity: [start, start + days) or [start, end)."""
 
-    name: Label
-    quota: Quota
     start: DateTime
     days: int | None = Field(default=None, ge=1, le=3660)
     end: DateTime | None = None
@@ -287,7 +288,8 @@ def _interfaces(value: list[str]) -> list[str]:
 def _overhead(value: Any) -> Literal["auto"] | int:
     if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 128):
         return "auto" if value == "auto" else int(value)
-    raise _fail("expected \"auto\" or a number of bytes per packet from 0 to 128, found {found}", found=repr(value))
+    raise _fail("expected \"auto\" or a number of bytes per packet from 0 to 128, found {found}",
+                found=repr(value))
 
 
 def _iccids(value: Any) -> list[str] | None:
@@ -361,7 +363,8 @@ def check_cards(cards: list[CardConfig]) -> list[CardConfig]:
         names[card.name] = index
         for iccid in card.iccid or []:
             if iccid in iccids:
-                raise _fail("expected each ICCID on one card only, found {iccid} at cards[{a}] and cards[{b}]",
+                raise _fail("expected each ICCID on one card only, found {iccid} at cards[{a}] and "
+                            "cards[{b}]",
                             iccid=iccid, a=iccids[iccid], b=index)
             iccids[iccid] = index
     for i, a in enumerate(cards):

@@ -67,7 +67,8 @@ def _aware(value: dt.datetime, tz: ZoneInfo) -> dt.datetime:
     return value.replace(tzinfo=tz) if value.tzinfo is None else value
 
 
-def _walk_range(card: CardConfig, at: dt.datetime, tz: ZoneInfo) -> tuple[Cycle, Cycle, dt.datetime, dt.datetime]:
+def _walk_range(card: CardConfig, at: dt.datetime,
+                tz: ZoneInfo) -> tuple[Cycle, Cycle, dt.datetime, dt.datetime]:
     """(current cycle, first cycle to charge, since, until)."""
     current = cycle_at(card.cycle, at, tz)
     until = min(at, current.end)
@@ -77,7 +78,8 @@ def _walk_range(card: CardConfig, at: dt.datetime, tz: ZoneInfo) -> tuple[Cycle,
         if prev is None:
             break
         first = prev
-    since = min(first.start, local_midnight(until.astimezone(tz).date() - dt.timedelta(days=HISTORY_DAYS), tz))
+    history_start = until.astimezone(tz).date() - dt.timedelta(days=HISTORY_DAYS)
+    since = min(first.start, local_midnight(history_start, tz))
     for pack in card.packs:
         start, end = pack_span(pack, tz)
         if start < until and end > since:
@@ -136,7 +138,7 @@ def compute_status(card: CardConfig, records: Sequence[UsageRecord], calibration
     ``known_since``: when the store's history of this card begins; days before it are not taken as
     zero usage by the forecast, and no rollover is derived from a cycle that began before it.
     """
-    walker, current, since, until = _run(card, records, calibrations, at, tz, ethernet_ifaces, known_since)
+    walker, current, _, until = _run(card, records, calibrations, at, tz, ethernet_ifaces, known_since)
     return build_status(card, walker, current, _aware(at, tz), until, tz, known_since)
 
 
@@ -153,12 +155,14 @@ def make_calibration(card: CardConfig, records: Sequence[UsageRecord], calibrati
     earlier = [c for c in calibrations if c.at <= at]
     walker, current, _, _ = _run(card, records, earlier, at, tz, ethernet_ifaces, known_since)
     if current.state != "active":
-        raise InputError(f"calibrate: card {card.name!r} is {current.state.replace('_', ' ')} at {at.isoformat()}")
+        state = current.state.replace("_", " ")
+        raise InputError(f"calibrate: card {card.name!r} is {state} at {at.isoformat()}")
     local, quota = walker.calibration_target(bucket, int(at.timestamp()))
     if remaining is not None:
         if quota is None:
             raise InputError(f"calibrate: {bucket or 'the unscoped buckets'} of card {card.name!r} "
-                             "include an unlimited quota, so a remaining figure cannot be converted; use --used")
+                             "include an unlimited quota, so a remaining figure cannot be converted; "
+                             "use --used")
         if remaining > quota:
             raise InputError(f"calibrate: expected a remaining figure up to the quota of {quota} bytes, "
                              f"found {remaining}")

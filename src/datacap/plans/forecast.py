@@ -25,6 +25,7 @@ The straight line (usage so far / elapsed fraction of the cycle, vnStat's estima
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -106,7 +107,9 @@ def fit(history: Sequence[tuple[dt.date, float]], horizon: int = 7) -> DailyMode
     horizon = max(1, min(horizon, 14))
     half_life = HALF_LIFE_DAYS
     if len(values) >= MIN_BACKTEST_DAYS + 7:
-        half_life = min(HALF_LIVES, key=lambda h: (_backtest_error(values, h, horizon), abs(h - HALF_LIFE_DAYS)))
+        # Ties go to the half-life nearest the default.
+        half_life = min(HALF_LIVES,
+                        key=lambda h: (_backtest_error(values, h, horizon), abs(h - HALF_LIFE_DAYS)))
     return DailyModel(_ewma_path(values, half_life)[-1], wd, we, half_life)
 
 
@@ -164,8 +167,9 @@ def exhausted_at(segments: Sequence[tuple[int, int, float]], pools: Sequence[Poo
         if b <= a:
             continue
         rate = amount / (b - a)
-        cuts = sorted({a, b, *(p.start for p in live if a < p.start < b), *(p.end for p in live if a < p.end < b)})
-        for s, e in zip(cuts, cuts[1:], strict=False):
+        inner = [x for p in live for x in (p.start, p.end) if a < x < b]
+        cuts = sorted({a, b, *inner})
+        for s, e in itertools.pairwise(cuts):
             usable = sorted((p for p in live if p.start <= s < p.end), key=lambda p: p.end)
             if any(p.left is None for p in usable):
                 continue

@@ -64,13 +64,14 @@ def _forecast(card: CardConfig, walker: Walker, state: CycleState, at: dt.dateti
     general_used = sum(v for d, v in walker.general_by_day.items() if d >= cycle.start_epoch)
     ahead = fc.project(model, at, cycle.end, tz, state.used / elapsed)
     ahead_g = fc.project(model_g, at, cycle.end, tz, general_used / elapsed)
-    pools = [fc.Pool(max(a.start, now), a.end, None if a.quota is None else float(a.left or 0)) for a in general]
+    pools = [fc.Pool(max(a.start, now), a.end, None if a.quota is None else float(a.left or 0))
+             for a in general]
     when = None if unlimited or not general else fc.exhausted_at(ahead_g, pools)
     days_left = max(1.0, (cycle.end_epoch - now) / fc.DAY)
     return {
         "cycle_end_used_bytes": int(state.used + sum(x for _, _, x in ahead)),
-        "exhausted_at": iso(dt.datetime.fromtimestamp(when, tz)) if when is not None and when < cycle.end_epoch
-        else None,
+        "exhausted_at": None if when is None or when >= cycle.end_epoch
+        else iso(dt.datetime.fromtimestamp(when, tz)),
         "daily_budget_bytes": None if remaining is None else int(remaining / days_left),
         "method": "straight-line" if model is None else
         "ewma+weekly" if model.weekday_factor != 1.0 or model.weekend_factor != 1.0 else "ewma",
@@ -82,7 +83,8 @@ def _pace(state: CycleState, at: dt.datetime) -> dict[str, Any]:
     cyc = state.cycle
     elapsed = cyc.elapsed_fraction(at)
     general = [a for a in state.allowances if not a.scoped and a.start < cyc.end_epoch]
-    quota = None if any(a.quota is None for a in general) or not general else sum(a.quota or 0 for a in general)
+    unlimited = any(a.quota is None for a in general)
+    quota = None if unlimited or not general else sum(a.quota or 0 for a in general)
     used = sum(a.used for a in general) + state.overage
     used_fraction = round(used / quota, 4) if quota else None
     return {"used_fraction": used_fraction, "elapsed_fraction": round(elapsed, 4),

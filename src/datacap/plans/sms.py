@@ -35,7 +35,8 @@ _UNIT = {"t": 1024**4, "tb": 1024**4, "g": 1024**3, "gb": 1024**3, "m": 1024**2,
          "k": 1024, "kb": 1024, "b": 1}
 _PART = r"\d+(?:\.\d+)?\s*(?:TB|GB|MB|KB|T|G|M|K|B)(?![A-Za-z])"
 # A size, possibly compound; not a network generation ("4G流量", "5G网络").
-_SIZE_RE = re.compile(rf"(?<![\d.])((?:{_PART}\s*)+)(?!\s*(?:流量|网络|套餐|用户|手机|信号|网))", re.IGNORECASE)
+_SIZE_RE = re.compile(rf"(?<![\d.])((?:{_PART}\s*)+)(?!\s*(?:流量|网络|套餐|用户|手机|信号|网))",
+                      re.IGNORECASE)
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(TB|GB|MB|KB|T|G|M|K|B)", re.IGNORECASE)
 _WHEN_RE = re.compile(
     r"截[至止]\s*(?:到|至)?\s*(?:(\d{4})\s*年)?\s*(?:(\d{1,2})\s*月)?\s*(\d{1,2})\s*[日号]\s*"
@@ -199,7 +200,8 @@ def _make_or_none(y: int, mo: int, d: int, h: str | None, mi: str | None, tz: Zo
 def _make(y: int, mo: int, d: int, h: str | None, mi: str | None, tz: ZoneInfo, text: str) -> dt.datetime:
     made = _make_or_none(y, mo, d, h, mi, tz)
     if made is None:
-        raise InputError(f"SMS: expected a real date and time after 截至, found an impossible one in {text[:80]!r}")
+        raise InputError("SMS: expected a real date and time after 截至, found an impossible one in "
+                         f"{text[:80]!r}")
     return made
 
 
@@ -228,7 +230,7 @@ def _figures(clause: str, category: Category, explicit: bool, inherited: Measure
     """One figure per measure keyword: the first size after it, before the next keyword. A clause
     with a size but no keyword ("含上月结转0MB") takes the measure of the clause before it.
     ``explicit``: the category was named in this sentence, so "已用尽" is about something."""
-    marks: list[tuple[int, int, str]] = []
+    marks: list[tuple[int, int, Measure | Literal["none_left"]]] = []
     for measure, words in _MEASURES:
         for word in words:
             for m in re.finditer(re.escape(word), clause):
@@ -246,10 +248,9 @@ def _figures(clause: str, category: Category, explicit: bool, inherited: Measure
             continue
         size = _SIZE_RE.search(clause, end, stop)
         if size:
-            kind: Measure = measure  # type: ignore[assignment]
-            if kind == "threshold" and category != "throttle":
+            if measure == "threshold" and category != "throttle":
                 continue
-            out.append(Figure(category, kind, size_of(size.group(1)), clause))
+            out.append(Figure(category, measure, size_of(size.group(1)), clause))
     return out
 
 
@@ -268,7 +269,8 @@ def parse_sms(text: str, now: dt.datetime, tz: ZoneInfo, sender: str | None = No
             figures += found
     if not figures:
         shown = " ".join(text.split())[:80]
-        raise InputError("SMS: expected a carrier usage message with figures like '剩余14.23G' or '已使用5.77GB', "
+        raise InputError("SMS: expected a carrier usage message with figures like '剩余14.23G' or "
+                         "'已使用5.77GB', "
                          f"found none in {shown!r}")
     carrier, number = None, sender
     for name, default_sender, marks in _CARRIERS:

@@ -108,11 +108,12 @@ class Walker:
         self.windows: list[list[int] | None] = [
             windows_for(c.hours, first_day - dt.timedelta(days=1), last_day + dt.timedelta(days=1), tz)
             if c.hours else None for c in [*card.buckets, *card.packs]]
-        self.packs = []
-        for j, pack in enumerate(card.packs):
-            ps, pe = pack_span(pack, tz)
-            self.packs.append(Allowance(pack.name, "pack", pack.quota, int(ps.timestamp()), int(pe.timestamp()),
-                                        1 << (nb + j), pack, nb + j, self.windows[nb + j]))
+        self.packs: list[Allowance] = []
+        for j, cfg in enumerate(card.packs):
+            ps, pe = pack_span(cfg, tz)
+            k = nb + j
+            self.packs.append(Allowance(cfg.name, "pack", cfg.quota, int(ps.timestamp()), int(pe.timestamp()),
+                                        1 << k, cfg, k, self.windows[k]))
         self.calibrations = list(calibrations)
         self._cal_at = [int(c.at.timestamp()) for c in self.calibrations]
         breaks = set(self.midnights) | set(self._cal_at)
@@ -133,7 +134,8 @@ class Walker:
         cs, ce = cycle.start_epoch, cycle.end_epoch
         out: list[Allowance] = []
         for i, bucket in enumerate(self.card.buckets):
-            out.append(Allowance(bucket.name, "bucket", bucket.quota, cs, ce, 1 << i, bucket, i, self.windows[i]))
+            out.append(Allowance(bucket.name, "bucket", bucket.quota, cs, ce, 1 << i, bucket, i,
+                                 self.windows[i]))
             if self.rollover_in.get(i):  # nothing left over: no rollover bucket
                 out.append(Allowance(bucket.name, "rollover", self.rollover_in[i], cs, ce, 1 << i, bucket, i,
                                      self.windows[i]))
@@ -217,7 +219,8 @@ class Walker:
             if target is None:
                 return  # the bucket is no longer configured: nothing to correct
             before = target.used
-            target.used = max(0, cal.used_bytes if target.quota is None else min(cal.used_bytes, target.quota))
+            cap = cal.used_bytes if target.quota is None else min(cal.used_bytes, target.quota)
+            target.used = max(0, cap)
             state.used += target.used - before
             state.calibration = (cal, before)
             return
@@ -253,12 +256,13 @@ class Walker:
             if target is None:
                 names = ", ".join(sorted({a.name if a.kind != "rollover" else ROLLOVER_PREFIX + a.name
                                           for a in state.allowances}))
-                raise InputError(f"calibrate --bucket: expected one of {names or '(no buckets)'}, found {bucket!r}")
+                raise InputError(f"calibrate --bucket: expected one of {names or '(no buckets)'}, "
+                                 f"found {bucket!r}")
             return target.used, target.quota
         active, fixed = self._general(state, at)
         if not active:
-            raise InputError(f"calibrate: card {self.card.name!r} has no unscoped bucket or pack active at that "
-                             "instant; name one with --bucket")
+            raise InputError(f"calibrate: card {self.card.name!r} has no unscoped bucket or pack active "
+                             "at that instant; name one with --bucket")
         quota: int | None = fixed
         for a in active:
             quota = None if quota is None or a.quota is None else quota + a.quota
