@@ -62,7 +62,8 @@ def history(profile: Profile, seed: int) -> list[float]:
 
 def records_of(daily: list[float]) -> list[UsageRecord]:
     """Each day as 24 hourly records with an evening-heavy shape, at local hours."""
-    shape = [0.2, 0.1, 0.1, 0.1, 0.1, 0.2, 0.5, 0.8, 1, 1, 1, 1, 1.2, 1, 1, 1, 1, 1.2, 1.5, 2, 2.2, 2, 1.5, 0.8]
+    shape = [0.2, 0.1, 0.1, 0.1, 0.1, 0.2, 0.5, 0.8, 1, 1, 1, 1,
+             1.2, 1, 1, 1, 1, 1.2, 1.5, 2, 2.2, 2, 1.5, 0.8]
     total = sum(shape)
     out = []
     for n, value in enumerate(daily):

@@ -75,7 +75,8 @@ def load(text: str) -> Top:
 
 def test_full_contract_example() -> None:
     c = load(FULL).cards[0]
-    assert c.name == "unicom" and c.label == "联通大王卡" and c.iccid == ["89860112345678901234", "8986011234567890123"]
+    assert c.name == "unicom" and c.label == "联通大王卡"
+    assert c.iccid == ["89860112345678901234", "8986011234567890123"]
     assert c.buckets[0].quota == 30 * 1024**3 and c.buckets[0].hours == (23 * 60, 7 * 60)
     assert c.buckets[0].scoped and not c.buckets[1].scoped
     assert c.packs[0].start == dt.datetime(2026, 11, 20, 10, tzinfo=dt.timezone(dt.timedelta(hours=8)))
@@ -97,7 +98,8 @@ def _bad(replace: str, by: str) -> str:
 
 INVALID: list[tuple[str, str, tuple[Any, ...], str]] = [
     # (what, toml, loc, message fragment)
-    ("unknown key", _bad('rate = "1 Mbit/s"', 'rate = "1 Mbit/s"\nspeed = 1'), ("cards", 0, "throttle", "speed"),
+    ("unknown key", _bad('rate = "1 Mbit/s"', 'rate = "1 Mbit/s"\nspeed = 1'),
+     ("cards", 0, "throttle", "speed"),
      "Extra inputs"),
     ("unknown card key", _bad('count = "both"', 'count = "both"\nqouta = 1'), ("cards", 0, "qouta"), "Extra"),
     ("bad size", _bad('quota = "5 GB"', 'quota = "5 GG"'), ("cards", 0, "packs", 0, "quota"),
@@ -110,12 +112,14 @@ INVALID: list[tuple[str, str, tuple[Any, ...], str]] = [
      "lower-case letters, digits, '-' and '_', found 'Uni com'"),
     ("bad hours", _bad('hours = "23:00-07:00"', 'hours = "23:00-25:00"'), ("cards", 0, "buckets", 0, "hours"),
      "expected a local time window 'HH:MM-HH:MM'"),
-    ("empty hours", _bad('hours = "23:00-07:00"', 'hours = "07:00-07:00"'), ("cards", 0, "buckets", 0, "hours"),
+    ("empty hours", _bad('hours = "23:00-07:00"', 'hours = "07:00-07:00"'),
+     ("cards", 0, "buckets", 0, "hours"),
      "less than a whole day"),
     ("day 32", _bad("day = 1", "day = 32"), ("cards", 0, "cycle", "day"), "less than or equal to 31"),
     ("day 0", _bad("day = 1", "day = 0"), ("cards", 0, "cycle", "day"), "greater than or equal to 1"),
     ("bad kind", _bad('kind = "monthly"', 'kind = "weekly"'), ("cards", 0, "cycle", "kind"), "'monthly'"),
-    ("days without start", _bad('kind = "monthly"\nday = 1', 'kind = "days"\nlength = 30'), ("cards", 0, "cycle"),
+    ("days without start", _bad('kind = "monthly"\nday = 1', 'kind = "days"\nlength = 30'),
+     ("cards", 0, "cycle"),
      "expected both `start` (a date) and `length` (days) with kind = 'days', found only length"),
     ("monthly with start", _bad("day = 1", "start = 2026-10-20"), ("cards", 0, "cycle"), "only `day`"),
     ("cycle start with time", _bad('kind = "monthly"\nday = 1', 'kind = "once"\nstart = 2026-10-20T10:00:00\n'
@@ -133,23 +137,27 @@ INVALID: list[tuple[str, str, tuple[Any, ...], str]] = [
      ("cards", 0, "packs", 1), "both with or both without"),
     ("duplicate bucket", _bad('name = "通用"', 'name = "腾讯定向"'), ("cards", 0),
      "expected unique bucket and pack names within a card, found '腾讯定向' at buckets[0] and buckets[1]"),
-    ("pack named like bucket", _bad('name = "日包"', 'name = "通用"'), ("cards", 0), "buckets[1] and packs[1]"),
+    ("pack named like bucket", _bad('name = "日包"', 'name = "通用"'), ("cards", 0),
+     "buckets[1] and packs[1]"),
     ("rollover unlimited", _bad('quota = "20 GB"', 'quota = "unlimited"'), ("cards", 0, "buckets", 1),
      "finite quota with rollover"),
     ("empty scope list", _bad('apps = ["wechat"]', "apps = []"), ("cards", 0, "buckets", 0, "apps"),
      "at least one name"),
     ("bad count", _bad('count = "both"', 'count = "up"'), ("cards", 0, "count"), "'both', 'rx' or 'tx'"),
-    ("bad overhead", _bad('l2_overhead = "auto"', 'l2_overhead = "14"'), ("cards", 0, "l2_overhead"), "expected \"auto\" or a number of bytes per packet"),
+    ("bad overhead", _bad('l2_overhead = "auto"', 'l2_overhead = "14"'), ("cards", 0, "l2_overhead"),
+     "expected \"auto\" or a number of bytes per packet"),
     ("bad iccid", _bad('"8986011234567890123"]', '"8986-0112"]'), ("cards", 0, "iccid"),
      "ICCID of 18 to 22 digits, found '8986-0112'"),
     ("bad currency", _bad('currency = "CNY"', 'currency = "yuan"'), ("cards", 0, "overage", "currency"),
      "ISO 4217"),
     ("cap without block", _bad('block = "1 GB"\n', ""), ("cards", 0, "overage"), "`block` (a size) together"),
     ("zero per", _bad('per = "1 MB"', "per = 0"), ("cards", 0, "overage", "per"), "above zero"),
-    ("negative price", _bad("price = 0.29", "price = -1"), ("cards", 0, "overage", "price"), "greater than or equal"),
+    ("negative price", _bad("price = 0.29", "price = -1"), ("cards", 0, "overage", "price"),
+     "greater than or equal"),
     ("bad interface", _bad('interfaces = ["wwan0"]', 'interfaces = ["wwan 0"]'), ("cards", 0, "interfaces"),
      "interface names or globs"),
-    ("duplicate card", FULL + FULL.replace('"89860112345678901234", "8986011234567890123"', '"898601000000000000"'),
+    ("duplicate card", FULL + FULL.replace('"89860112345678901234", "8986011234567890123"',
+                                           '"898601000000000000"'),
      ("cards",), "expected unique card names, found 'unicom' at cards[0] and cards[1]"),
 ]
 
@@ -159,7 +167,7 @@ def test_invalid(text: str, loc: tuple[Any, ...], message: str) -> None:
     with pytest.raises(ValidationError) as info:
         load(text)
     errors = info.value.errors()
-    assert [e["loc"] for e in errors][0] == loc, errors
+    assert errors[0]["loc"] == loc, errors
     assert message in errors[0]["msg"]
     assert not errors[0]["msg"].startswith("Value error")
 
@@ -175,7 +183,8 @@ ONCE = 'interfaces = ["wwan0"]\ncycle = {{kind = "once", start = {start}, length
     ('interfaces = ["wwan0"]', 'interfaces = ["wwan1"]', True),
     ('interfaces = ["wwan0"]', 'interfaces = ["wwan0"]', False),
     ('interfaces = ["wwan*"]', 'interfaces = ["wwan1"]', False),
-    ('interfaces = ["wwan0"]\niccid = "898601000000000001"', 'interfaces = ["wwan0"]\niccid = "898601000000000002"',
+    ('interfaces = ["wwan0"]\niccid = "898601000000000001"',
+     'interfaces = ["wwan0"]\niccid = "898601000000000002"',
      True),
     (ONCE.format(start="2026-10-01"), ONCE.format(start="2026-10-31"), True),
     (ONCE.format(start="2026-10-01"), ONCE.format(start="2026-10-30"), False),

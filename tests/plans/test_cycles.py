@@ -61,8 +61,10 @@ def test_dst_cycle_length_is_wall_clock() -> None:
     # March in New York has 23 hours less one: the cycle is local midnight to local midnight.
     cycle = cycle_at(CycleConfig(day=1), t("2026-03-15 12:00", NY), NY)
     assert cycle.end_epoch - cycle.start_epoch == 31 * 86400 - 3600
-    assert cycle.elapsed_fraction(t("2026-03-16 12:00", NY)) == pytest.approx((15.5 * 86400 - 3600) / (31 * 86400 - 3600))
-    assert cycle.start.utcoffset() == dt.timedelta(hours=-5) and cycle.end.utcoffset() == dt.timedelta(hours=-4)
+    expected = (15.5 * 86400 - 3600) / (31 * 86400 - 3600)
+    assert cycle.elapsed_fraction(t("2026-03-16 12:00", NY)) == pytest.approx(expected)
+    assert cycle.start.utcoffset() == dt.timedelta(hours=-5)
+    assert cycle.end.utcoffset() == dt.timedelta(hours=-4)
 
 
 def test_previous_and_next() -> None:
@@ -80,6 +82,7 @@ def test_previous_and_next() -> None:
 
 
 def test_elapsed_fraction() -> None:
-    cycle = cycle_at(CycleConfig(kind="days", start=dt.date(2026, 11, 1), length=10), t("2026-11-03 12:00"), SH)
+    cfg = CycleConfig(kind="days", start=dt.date(2026, 11, 1), length=10)
+    cycle = cycle_at(cfg, t("2026-11-03 12:00"), SH)
     assert cycle.elapsed_fraction(t("2026-11-03 12:00")) == pytest.approx(0.25)
     assert cycle.elapsed_fraction(t("2026-12-03 12:00")) == 1.0

@@ -62,13 +62,15 @@ SCENARIOS: list[Row] = [
                               rec("2026-11-02 10:00", 30 * MB, app="firefox")],
      "2026-11-25 12:00", {"tencent": 50 * MB, "general": 30 * MB, "overage": 0}),
     ("scope by service, either matches", SCOPED, [rec("2026-11-02 10:00", 20 * MB, service="tencent"),
-                                                  rec("2026-11-02 11:00", 20 * MB, app="wechat", service="cdn"),
+                                                  rec("2026-11-02 11:00", 20 * MB, app="wechat",
+                                                      service="cdn"),
                                                   rec("2026-11-02 12:00", 20 * MB, service="google")],
      "2026-11-25 12:00", {"tencent": 40 * MB, "general": 20 * MB}),
     ("unknown app is unscoped", SCOPED, [rec("2026-11-02 10:00", 20 * MB)],
      "2026-11-25 12:00", {"tencent": 0, "general": 20 * MB}),
-    ("hours window wraps midnight", NIGHT, [rec("2026-11-02 23:00", 10 * MB), rec("2026-11-03 06:00", 10 * MB),
-                                            rec("2026-11-03 07:00", 10 * MB), rec("2026-11-03 12:00", 10 * MB)],
+    ("hours window wraps midnight", NIGHT,
+     [rec("2026-11-02 23:00", 10 * MB), rec("2026-11-03 06:00", 10 * MB), rec("2026-11-03 07:00", 10 * MB),
+      rec("2026-11-03 12:00", 10 * MB)],
      "2026-11-25 12:00", {"night": 20 * MB, "general": 20 * MB}),
     ("record straddling a window edge is split by time", NIGHT, [rec("2026-11-02 22:00", 10 * MB, 7200)],
      "2026-11-25 12:00", {"night": 5 * MB, "general": 5 * MB}),
@@ -86,7 +88,8 @@ SCENARIOS: list[Row] = [
      "2026-11-25 12:00", {"boost": 0, "general": 150 * MB}),
     ("pack start splits a record", PACK, [rec("2026-11-20 09:00", 20 * MB, 7200)],
      "2026-11-25 12:00", {"boost": 10 * MB, "general": 10 * MB}),
-    ("pack expired: its leftover lapses", PACK, [rec("2026-11-21 10:00", 30 * MB), rec("2026-11-28 10:00", 30 * MB)],
+    ("pack expired: its leftover lapses", PACK,
+     [rec("2026-11-21 10:00", 30 * MB), rec("2026-11-28 10:00", 30 * MB)],
      "2026-11-29 12:00", {"boost": 30 * MB, "general": 30 * MB}),
     # September used all its quota, so October had no rollover and left 70 MB for November.
     ("rollover consumed first", ROLL, [rec("2026-09-05 10:00", 100 * MB), rec("2026-10-05 10:00", 30 * MB),
@@ -97,15 +100,17 @@ SCENARIOS: list[Row] = [
      "2026-11-25 12:00", {"general@rollover": 100 * MB, "general": 50 * MB, "overage": 0}),
     ("unlimited bucket takes everything", 'buckets = [{name = "all", quota = "unlimited"}]',
      [rec("2026-11-05 10:00", 5 * GB)], "2026-11-25 12:00", {"all": 5 * GB, "overage": 0}),
-    ("cycle boundary in the card's zone", SMALL, [rec("2026-10-31 23:00", 3 * MB), rec("2026-11-01 00:00", 4 * MB)],
+    ("cycle boundary in the card's zone", SMALL,
+     [rec("2026-10-31 23:00", 3 * MB), rec("2026-11-01 00:00", 4 * MB)],
      "2026-11-25 12:00", {"general": 4 * MB}),
     ("record straddling the cycle start is split", SMALL, [rec("2026-10-31 23:30", 4 * MB)],
      "2026-11-25 12:00", {"general": 2 * MB}),
-    ("usage after `at` is not counted", SMALL, [rec("2026-11-25 11:00", 4 * MB), rec("2026-11-25 12:00", 4 * MB),
-                                               rec("2026-11-25 11:30", 4 * MB)],
+    ("usage after `at` is not counted", SMALL,
+     [rec("2026-11-25 11:00", 4 * MB), rec("2026-11-25 12:00", 4 * MB), rec("2026-11-25 11:30", 4 * MB)],
      "2026-11-25 12:00", {"general": 6 * MB}),
     ("explicit priority first", SCOPED.replace('name = "general"', 'name = "general"\npriority = 1'),
-     [rec("2026-11-02 10:00", 50 * MB, app="wechat")], "2026-11-25 12:00", {"tencent": 0, "general": 50 * MB}),
+     [rec("2026-11-02 10:00", 50 * MB, app="wechat")], "2026-11-25 12:00",
+     {"tencent": 0, "general": 50 * MB}),
     ("config order breaks ties", 'buckets = [{name = "a", quota = "10 MB"}, {name = "b", quota = "10 MB"}]',
      [rec("2026-11-02 10:00", 15 * MB)], "2026-11-25 12:00", {"a": 10 * MB, "b": 5 * MB}),
 ]
@@ -143,7 +148,8 @@ def test_pack_spanning_two_cycles_keeps_its_count() -> None:
     records = [rec("2026-11-29 10:00", 60 * MB), rec("2026-12-02 10:00", 60 * MB)]
     assert used(status(card(body), records, "2026-11-30 12:00")) == {"general": 50 * MB, "boost": 10 * MB,
                                                                       "overage": 0}
-    assert used(status(card(body), records, "2026-12-03 12:00")) == {"boost": 70 * MB, "general": 0, "overage": 0}
+    assert used(status(card(body), records, "2026-12-03 12:00")) == {"boost": 70 * MB, "general": 0,
+                                                                     "overage": 0}
 
 
 def test_unlimited_shows_null_quota() -> None:
@@ -216,7 +222,8 @@ THROTTLE = '[throttle]\nafter = "100 MB"\nrate = "1 Mbit/s"\n'
 @pytest.mark.parametrize(("records", "throttled", "since"), [
     ([rec("2026-11-02 10:00", 50 * MB)], False, None),
     ([rec("2026-11-02 10:00", 100 * MB)], True, "2026-11-02T11:00:00+08:00"),
-    ([rec("2026-11-02 10:00", 50 * MB), rec("2026-11-03 10:00", 100 * MB)], True, "2026-11-03T10:30:00+08:00"),
+    ([rec("2026-11-02 10:00", 50 * MB), rec("2026-11-03 10:00", 100 * MB)], True,
+     "2026-11-03T10:30:00+08:00"),
     ([rec("2026-10-02 10:00", 500 * MB)], False, None),  # last cycle's usage does not count
     ([rec("2026-11-02 10:00", 60 * MB, app="wechat"), rec("2026-11-02 11:00", 60 * MB)], True,
      "2026-11-02T11:40:00+08:00"),  # all traffic counts, zero-rated too
@@ -248,13 +255,15 @@ def test_once_card_states(at: str, state: str, counted: int) -> None:
                rec("2026-11-18 10:00", 10 * MB), rec("2026-11-20 10:00", 10 * MB)]
     st = status(card(ONCE), records, at)
     assert st["state"] == state and st["used_bytes"] == counted
-    assert st["cycle"]["start"] == "2026-10-20T00:00:00+08:00" and st["cycle"]["end"] == "2026-11-19T00:00:00+08:00"
+    assert st["cycle"]["start"] == "2026-10-20T00:00:00+08:00"
+    assert st["cycle"]["end"] == "2026-11-19T00:00:00+08:00"
     assert bucket(st, "esim")["remaining_bytes"] == GB - counted
 
 
 def test_days_cycle_rollover_between_periods() -> None:
     body = '[cycle]\nkind = "days"\nstart = 2026-11-01\nlength = 7\n' + ROLL
-    st = status(card(body), [rec("2026-11-03 10:00", 40 * MB), rec("2026-11-09 10:00", 10 * MB)], "2026-11-10 12:00")
+    st = status(card(body), [rec("2026-11-03 10:00", 40 * MB), rec("2026-11-09 10:00", 10 * MB)],
+                "2026-11-10 12:00")
     assert st["cycle"]["start"] == "2026-11-08T00:00:00+08:00"
     assert used(st) == {"general@rollover": 10 * MB, "general": 0, "overage": 0}
     assert bucket(st, "general", "rollover")["quota_bytes"] == 60 * MB

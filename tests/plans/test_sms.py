@@ -54,7 +54,8 @@ CASES: list[tuple[str, str, dict[str, object]]] = [
      "【流量查询】截至11月25日10时，您本月已使用流量12.34GB，其中国内通用流量已使用10.24GB，剩余9.76GB；定向流量已使用"
      "2.10GB，剩余27.90GB。【中国联通】",
      {"at": "2026-11-25T10:00:00+08:00", "total_used_bytes": gb(12.34), "general_used_bytes": gb(10.24),
-      "general_remaining_bytes": gb(9.76), "scoped_used_bytes": gb(2.10), "scoped_remaining_bytes": gb(27.90)}),
+      "general_remaining_bytes": gb(9.76), "scoped_used_bytes": gb(2.10),
+      "scoped_remaining_bytes": gb(27.90)}),
     ("10001 108 reply in MB, day without month",
      "尊敬的用户，截止25日9点，您的套餐内国内流量共10240.00MB，已用3276.80MB，剩余6963.20MB。【中国电信】",
      {"at": "2026-11-25T09:00:00+08:00", "general_quota": None, "general_used_bytes": mb(3276.80),
@@ -123,9 +124,11 @@ rollover = true
 
 def test_sms_calibrations() -> None:
     c = card(PLAN)
-    records = [rec("2026-09-05 10:00", 20 * GB), rec("2026-10-05 10:00", 15 * GB), rec("2026-11-02 10:00", 3 * GB),
+    records = [rec("2026-09-05 10:00", 20 * GB), rec("2026-10-05 10:00", 15 * GB),
+               rec("2026-11-02 10:00", 3 * GB),
                rec("2026-11-02 11:00", GB, app="wechat")]
-    text = ("【中国移动】截至11月25日10时，您本月国内通用流量剩余17.53GB（含上月结转国内通用流量1GB），专属流量剩余29.00GB。")
+    text = ("【中国移动】截至11月25日10时，您本月国内通用流量剩余17.53GB（含上月结转国内通用流量1GB），"
+            "专属流量剩余29.00GB。")
     reading = parse_sms(text, NOW, SH)
     cals, notes = sms_calibrations(reading, c, records, [], SH, NOW)
     assert notes == []
@@ -149,7 +152,8 @@ def test_sms_calibration_without_stated_time_uses_at_then_now() -> None:
 
 
 def test_sms_with_nothing_for_the_card_changes_nothing() -> None:
-    c = card('buckets = [{name = "a", quota = "1 GB", apps = ["x"]}, {name = "b", quota = "1 GB", apps = ["y"]}]')
+    c = card('buckets = [{name = "a", quota = "1 GB", apps = ["x"]},\n'
+             '{name = "b", quota = "1 GB", apps = ["y"]}]')
     reading = parse_sms("截至11月25日10时，专属流量剩余1G。", NOW, SH)
     with pytest.raises(InputError, match="no figure in it applies to card 'c'"):
         sms_calibrations(reading, c, [], [], SH, NOW)
