@@ -108,7 +108,8 @@ def _extra_lines(st: dict[str, Any]) -> list[Text]:
         drift = cal["drift_bytes"]
         carrier, local = format_bytes(cal["carrier_used_bytes"]), format_bytes(cal["local_used_bytes"])
         out.append(Text(f"calibrated {_when(cal['at'])} from {cal['source']}: carrier {carrier}, "
-                        f"datacap {local} (drift {'+' if drift >= 0 else '-'}{format_bytes(abs(drift))})", style="dim"))
+                        f"datacap {local} (drift {'+' if drift >= 0 else '-'}{format_bytes(abs(drift))})",
+                        style="dim"))
     return out
 
 
