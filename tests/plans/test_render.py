@@ -35,3 +35,18 @@ def test_render_quiet_card() -> None:
     st = status(card('label = "旅行卡"\n[cycle]\nkind = "once"\nstart = 2026-12-01\nlength = 7'), [],
                 "2026-11-25 12:00")
     assert "旅行卡" in text_of(st) and "not started" in text_of(st)
+
+
+def test_plan_summary() -> None:
+    from datacap.plans.report import plan_summary
+
+    from .helpers import SH
+    from .test_engine import PACK, SCOPED
+
+    body = SCOPED + PACK.replace('name = "general"\nquota = "1 GB"', 'name = "more"\nquota = 5')
+    summary = plan_summary(card(body), t("2026-11-25 12:00"), SH)
+    assert summary["cycle"] == {"kind": "monthly", "state": "active", "start": "2026-11-01T00:00:00+08:00",
+                                "end": "2026-12-01T00:00:00+08:00"}
+    assert [(b["name"], b["kind"]) for b in summary["buckets"]] == [
+        ("tencent", "bucket"), ("boost", "pack"), ("general", "bucket"), ("more", "bucket")]
+    assert summary["buckets"][1]["active"] and summary["buckets"][3]["quota_bytes"] == 5

@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from datacap.plans import forecast as fc
-from datacap.plans.config import CardConfig
-from datacap.plans.cycles import Cycle
+from datacap.plans.config import BucketConfig, CardConfig, PackConfig
+from datacap.plans.cycles import Cycle, cycle_at
 from datacap.plans.overage import cycle_cost
 from datacap.timeutil import iso
+
+from datacap.plans.walk import pack_span
 
 if TYPE_CHECKING:
     from datacap.plans.walk import Allowance, CycleState, Walker
@@ -127,4 +129,34 @@ def build_status(card: CardConfig, walker: Walker, current: Cycle, at: dt.dateti
         "pace": _pace(state, at),
         "forecast": _forecast(card, walker, state, at, tz, known_since),
         "calibration": _calibration(state, tz),
+    }
+
+
+def _plan_entry(cfg: BucketConfig | PackConfig, kind: str, start: dt.datetime, end: dt.datetime,
+                index: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    key = (cfg.priority is None, cfg.priority or 0, not cfg.scoped, int(end.timestamp()), index)
+    return key, {"name": cfg.name, "kind": kind, "quota_bytes": cfg.quota, "start": iso(start),
+                 "expires": iso(end), "scope": cfg.scope_dict(), "priority": cfg.priority,
+                 "rollover": isinstance(cfg, BucketConfig) and cfg.rollover}
+
+
+def plan_summary(card: CardConfig, at: dt.datetime, tz: ZoneInfo) -> dict[str, Any]:
+    """The resolved plan of a card at ``at`` for `datacap plan check`: sizes in bytes, cycle and pack
+    validity as instants in the card's zone, in consumption order, with no usage involved."""
+    cycle = cycle_at(card.cycle, at, tz)
+    entries = [_plan_entry(b, "bucket", cycle.start, cycle.end, i) for i, b in enumerate(card.buckets)]
+    for j, p in enumerate(card.packs):
+        start, end = pack_span(p, tz)
+        entries.append(_plan_entry(p, "pack", start, end, len(card.buckets) + j))
+        entries[-1][1]["active"] = start <= at < end
+    entries.sort(key=lambda e: e[0])
+    throttle, overage = card.throttle, card.overage
+    return {
+        "name": card.name, "label": card.label, "interfaces": card.interfaces, "iccid": card.iccid,
+        "count": card.count, "l2_overhead": card.l2_overhead,
+        "cycle": {"kind": card.cycle.kind, "state": cycle.state, "start": iso(cycle.start),
+                  "end": iso(cycle.end)},
+        "buckets": [e[1] for e in entries],
+        "throttle": None if throttle is None else {"after_bytes": throttle.after, "rate_bps": throttle.rate},
+        "overage": None if overage is None else overage.model_dump(),
     }
