@@ -11,9 +11,8 @@ from datacap.plans import forecast as fc
 from datacap.plans.config import BucketConfig, CardConfig, PackConfig
 from datacap.plans.cycles import Cycle, cycle_at
 from datacap.plans.overage import cycle_cost
-from datacap.timeutil import iso
-
 from datacap.plans.walk import pack_span
+from datacap.timeutil import iso
 
 if TYPE_CHECKING:
     from datacap.plans.walk import Allowance, CycleState, Walker
