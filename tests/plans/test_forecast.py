@@ -113,3 +113,11 @@ def test_expired_and_not_started() -> None:
     waiting = status(card(body), [], "2026-10-25 00:00")
     assert waiting["state"] == "not_started" and waiting["used_bytes"] == 0
     assert SH is not None
+
+
+def test_trend_is_followed() -> None:
+    history = days([100.0 + 10 * n for n in range(40)])
+    model = fc.fit(history, horizon=14)
+    assert model is not None and model.trend > 0
+    last = history[-1][0]
+    assert model.expected(last + dt.timedelta(days=10)) > model.expected(last + dt.timedelta(days=1)) > 480

@@ -1,6 +1,6 @@
 """Forecast of a cycle's usage: when the general quota runs out and how much the cycle will use.
 
-Method (a seasonal exponentially weighted level, no I/O):
+Method (exponential smoothing with weekly factors, the variant picked by backtest; no I/O):
 
 1. Input is the usage of each *complete* local day before today (oldest first) plus what today used
    so far. Days before the store knew this card are left out by the caller, not given as zero.
@@ -8,15 +8,16 @@ Method (a seasonal exponentially weighted level, no I/O):
    are estimated from the last 28 days: the mean Monday-Friday day and the mean Saturday-Sunday day,
    each divided by the mean day of a whole week (so ``5 * weekday + 2 * weekend == 7``). With less
    history both factors are 1.
-3. Each day is divided by its factor (de-seasonalised) and the level is their exponentially weighted
-   mean: recent days weigh more, so a change of habit shows within days while one bursty day is
-   damped. The half-life (2, 4, 7, 14 or 28 days; 7 with under two weeks of history) is the one
-   that, replayed over the last 28 days of the history, best predicted the mean of the following
-   days (as many as the forecast has to cover, at most 14): short for users whose habits shift,
-   long for steady or bursty ones.
-4. The expected usage of a future day is ``level * factor(day)``; the rest of today is the expected
-   day times the fraction of today still to come. Without any complete day, the pace of the current
-   cycle so far stands in (the straight line).
+3. Each day is divided by its factor (de-seasonalised). The level is then forecast by one of a few
+   candidates: an exponentially weighted mean of the days (half-life 2, 4, 7, 14 or 28 days:
+   recent days weigh more, so a change of habit shows within days while one bursty day is damped),
+   or Holt's linear smoothing with a damped trend (half-life 7 or 14 days, trend damped by 0.98 a
+   day) for usage that keeps growing or shrinking. The candidate chosen is the one that, replayed
+   over the last 28 days of the history, best predicted the mean of the following days (as many
+   as the forecast covers, at most 14); with under two weeks of history it is the 7-day mean.
+4. The expected usage of a future day is ``(level + damped trend) * factor(day)``; the rest of today
+   is the expected day times the fraction of today still to come. Without any complete day, the pace
+   of the current cycle so far stands in (the straight line).
 
 The straight line (usage so far / elapsed fraction of the cycle, vnStat's estimate) is what
 ``bench/bench_forecast.py`` compares this with on synthetic histories.
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 HALF_LIFE_DAYS = 7.0
 HALF_LIVES = (2.0, 4.0, 7.0, 14.0, 28.0)
 MIN_BACKTEST_DAYS = 7
+DAMPING = 0.98
 MIN_DAYS_FOR_WEEKLY = 14
 MIN_WEEKEND_DAYS = 4
 SEASON_WINDOW_DAYS = 28
@@ -46,12 +48,22 @@ class DailyModel:
     weekday_factor: float = 1.0
     weekend_factor: float = 1.0
     half_life: float = HALF_LIFE_DAYS
+    trend: float = 0.0  # change of the level per day, damped by DAMPING each day ahead
+    last_day: dt.date | None = None  # the day the level was measured at (the last complete day)
 
     def factor(self, day: dt.date) -> float:
         return self.weekend_factor if day.weekday() >= 5 else self.weekday_factor
 
     def expected(self, day: dt.date) -> float:
-        return self.level * self.factor(day)
+        level = self.level
+        if self.trend and self.last_day is not None:
+            level += self.trend * _damped_steps(max(0, (day - self.last_day).days))
+        return max(0.0, level) * self.factor(day)
+
+
+def _damped_steps(steps: int) -> float:
+    """phi + phi^2 + ... + phi^steps: how many days' worth of trend a day ``steps`` ahead adds."""
+    return DAMPING * (1 - DAMPING**steps) / (1 - DAMPING)
 
 
 def _weekly_factors(history: Sequence[tuple[dt.date, float]]) -> tuple[float, float]:
@@ -82,10 +94,37 @@ def _ewma_path(values: Sequence[float], half_life: float) -> list[float]:
     return path
 
 
-def _backtest_error(values: Sequence[float], half_life: float, horizon: int) -> float:
-    """Mean absolute error of the level as a forecast of the mean of the next ``horizon`` days, over the
-    last ``SEASON_WINDOW_DAYS`` forecast origins of the history."""
-    path = _ewma_path(values, half_life)
+def _holt_path(values: Sequence[float], half_life: float) -> list[tuple[float, float]]:
+    """(level, trend) after each value, by Holt's linear smoothing with a damped trend."""
+    alpha = 1 - 0.5 ** (1 / half_life)
+    beta = alpha / 2
+    level, trend = values[0], 0.0
+    path = [(level, trend)]
+    for value in values[1:]:
+        previous = level
+        level = alpha * value + (1 - alpha) * (level + DAMPING * trend)
+        trend = beta * (level - previous) + (1 - beta) * DAMPING * trend
+        path.append((level, trend))
+    return path
+
+
+Candidate = tuple[str, float]  # ("level" | "trend", half-life in days)
+CANDIDATES: tuple[Candidate, ...] = (*(("level", h) for h in HALF_LIVES), ("trend", 7.0), ("trend", 14.0))
+
+
+def _forecasts(values: Sequence[float], candidate: Candidate, horizon: int) -> list[float]:
+    """For each origin k, the candidate's forecast of the mean of the ``horizon`` days after k."""
+    kind, half_life = candidate
+    if kind == "level":
+        return _ewma_path(values, half_life)
+    ahead = sum(_damped_steps(i) for i in range(1, horizon + 1)) / horizon
+    return [level + trend * ahead for level, trend in _holt_path(values, half_life)]
+
+
+def _backtest_error(values: Sequence[float], candidate: Candidate, horizon: int) -> float:
+    """Mean absolute error of a candidate's forecasts of the mean of the next ``horizon`` days, over
+    the last ``SEASON_WINDOW_DAYS`` forecast origins of the history."""
+    path = _forecasts(values, candidate, horizon)
     n = len(values)
     errors = []
     for origin in range(max(MIN_BACKTEST_DAYS, n - SEASON_WINDOW_DAYS - horizon), n - 1):
@@ -105,12 +144,16 @@ def fit(history: Sequence[tuple[dt.date, float]], horizon: int = 7) -> DailyMode
     if not values:
         return DailyModel(0.0, wd, we)
     horizon = max(1, min(horizon, 14))
-    half_life = HALF_LIFE_DAYS
+    best: Candidate = ("level", HALF_LIFE_DAYS)
     if len(values) >= MIN_BACKTEST_DAYS + 7:
-        # Ties go to the half-life nearest the default.
-        half_life = min(HALF_LIVES,
-                        key=lambda h: (_backtest_error(values, h, horizon), abs(h - HALF_LIFE_DAYS)))
-    return DailyModel(_ewma_path(values, half_life)[-1], wd, we, half_life)
+        # Ties go to the plain level, then to the half-life nearest the default.
+        best = min(CANDIDATES, key=lambda c: (_backtest_error(values, c, horizon), c[0] != "level",
+                                              abs(c[1] - HALF_LIFE_DAYS)))
+    kind, half_life = best
+    if kind == "level":
+        return DailyModel(_ewma_path(values, half_life)[-1], wd, we, half_life)
+    level, trend = _holt_path(values, half_life)[-1]
+    return DailyModel(level, wd, we, half_life, trend, history[-1][0])
 
 
 def project(model: DailyModel | None, at: dt.datetime, end: dt.datetime, tz: dt.tzinfo,
