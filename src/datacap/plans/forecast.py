@@ -4,14 +4,14 @@ Method (exponential smoothing with weekly factors, the variant picked by backtes
 
 1. Input is the usage of each *complete* local day before today (oldest first) plus what today used
    so far. Days before the store knew this card are left out by the caller, not given as zero.
-2. With at least 14 complete days, of which at least 4 weekend days, a weekday and a weekend factor
-   are estimated from the last 28 days: the mean Monday-Friday day and the mean Saturday-Sunday day,
-   each divided by the mean day of a whole week (so ``5 * weekday + 2 * weekend == 7``). With less
-   history both factors are 1.
+2. With at least 14 complete days, a weekday and a weekend factor are estimated from the last 28
+   days: each day divided by the mean of the 7 days centred on it (so a trend is not taken for a
+   weekly pattern), averaged over Monday-Friday and over Saturday-Sunday, and scaled so that
+   ``5 * weekday + 2 * weekend == 7``. With less history (or under 4 weekend days) both are 1.
 3. Each day is divided by its factor (de-seasonalised). The level is then forecast by one of a few
    candidates: an exponentially weighted mean of the days (half-life 2, 4, 7, 14 or 28 days:
    recent days weigh more, so a change of habit shows within days while one bursty day is damped),
-   or Holt's linear smoothing with a damped trend (half-life 7 or 14 days, trend damped by 0.98 a
+   or Holt's linear smoothing with a damped trend (half-life 4, 7 or 14 days, trend damped by 0.98 a
    day) for usage that keeps growing or shrinking. The candidate chosen is the one that, replayed
    over the last 28 days of the history, best predicted the mean of the following days (as many
    as the forecast covers, at most 14); with under two weeks of history it is the 7-day mean.
@@ -34,6 +34,7 @@ HALF_LIFE_DAYS = 7.0
 HALF_LIVES = (2.0, 4.0, 7.0, 14.0, 28.0)
 MIN_BACKTEST_DAYS = 7
 DAMPING = 0.98
+TREND_HALF_LIVES = (4.0, 7.0, 14.0)
 MIN_DAYS_FOR_WEEKLY = 14
 MIN_WEEKEND_DAYS = 4
 SEASON_WINDOW_DAYS = 28
@@ -67,16 +68,22 @@ def _damped_steps(steps: int) -> float:
 
 
 def _weekly_factors(history: Sequence[tuple[dt.date, float]]) -> tuple[float, float]:
-    recent = history[-SEASON_WINDOW_DAYS:]
-    weekend = [v for d, v in recent if d.weekday() >= 5]
-    weekday = [v for d, v in recent if d.weekday() < 5]
-    if len(history) < MIN_DAYS_FOR_WEEKLY or len(weekend) < MIN_WEEKEND_DAYS or not weekday:
+    """Weekday and weekend factors, each day measured against the centred 7-day mean around it (so a
+    trend is not mistaken for a weekly pattern), over the last ``SEASON_WINDOW_DAYS`` days."""
+    if len(history) < MIN_DAYS_FOR_WEEKLY:
+        return 1.0, 1.0
+    values = [v for _, v in history]
+    weekday: list[float] = []
+    weekend: list[float] = []
+    for i in range(max(3, len(history) - SEASON_WINDOW_DAYS), len(history) - 3):
+        week = sum(values[i - 3:i + 4]) / 7
+        if week > 0:
+            (weekend if history[i][0].weekday() >= 5 else weekday).append(values[i] / week)
+    if len(weekend) < MIN_WEEKEND_DAYS or not weekday:
         return 1.0, 1.0
     mean_wd = sum(weekday) / len(weekday)
     mean_we = sum(weekend) / len(weekend)
     week_mean = (5 * mean_wd + 2 * mean_we) / 7
-    if week_mean <= 0:
-        return 1.0, 1.0
     return mean_wd / week_mean, mean_we / week_mean
 
 
@@ -98,7 +105,9 @@ def _holt_path(values: Sequence[float], half_life: float) -> list[tuple[float, f
     """(level, trend) after each value, by Holt's linear smoothing with a damped trend."""
     alpha = 1 - 0.5 ** (1 / half_life)
     beta = alpha / 2
-    level, trend = values[0], 0.0
+    # Start from the slope of the first week rather than from no trend at all.
+    first = min(len(values) - 1, 7)
+    level, trend = values[0], (values[first] - values[0]) / first if first else 0.0
     path = [(level, trend)]
     for value in values[1:]:
         previous = level
@@ -109,7 +118,8 @@ def _holt_path(values: Sequence[float], half_life: float) -> list[tuple[float, f
 
 
 Candidate = tuple[str, float]  # ("level" | "trend", half-life in days)
-CANDIDATES: tuple[Candidate, ...] = (*(("level", h) for h in HALF_LIVES), ("trend", 7.0), ("trend", 14.0))
+CANDIDATES: tuple[Candidate, ...] = (*(("level", h) for h in HALF_LIVES),
+                                     *(("trend", h) for h in TREND_HALF_LIVES))
 
 
 def _forecasts(values: Sequence[float], candidate: Candidate, horizon: int) -> list[float]:
