@@ -74,42 +74,55 @@ def prepare(card: CardConfig, records: Iterable[UsageRecord], lo: int, hi: int,
     overhead = _overhead_of(card, ethernet_ifaces)
     per_iface = overhead if isinstance(overhead, dict) else {}
     fixed = overhead if isinstance(overhead, int) else 0
-    plain = not per_iface and not fixed
+    out: dict[tuple[int, int, int], int] = {}
+    if card.count == "both" and not per_iface and not fixed:
+        records = _prepare_plain(records, lo, hi, signer, out)
     rx_on = card.count in ("both", "rx")
     tx_on = card.count in ("both", "tx")
-    both = rx_on and tx_on
-    # The (app, service) -> signature cache, read inline: this loop runs once per record.
-    cache = signer.cache
-    sign = signer.sign
-    const_sig = signer.always if signer.constant else -1
-    out: dict[tuple[int, int, int], int] = {}
     get = out.get
     for r in records:
         start = r.start
         end = start + r.seconds
         if (end <= lo or start >= hi) and not start == end == lo:  # an instant record at lo counts
             continue
-        if plain and both:
-            counted = r.rx_bytes + r.tx_bytes
-        else:
-            counted = _counted(r, rx_on, tx_on, per_iface.get(r.interface, fixed))
-        if not counted:
-            continue
+        counted = _counted(r, rx_on, tx_on, per_iface.get(r.interface, fixed))
         if start < lo or end > hi:
             # Only the part of the interval inside the range counts, shared by time.
             a, b = max(start, lo), min(end, hi)
             counted = counted * (b - a) // (end - start)
             start, end = a, b
-            if not counted:
-                continue
+        if counted:
+            key = (start, end, signer.sign(r.app, r.service))
+            out[key] = get(key, 0) + counted
+    return out
+
+
+def _prepare_plain(records: Iterable[UsageRecord], lo: int, hi: int, signer: Signer,
+                   out: dict[tuple[int, int, int], int]) -> list[UsageRecord]:
+    """The hot loop for the common case (both directions, no L2 overhead) over records wholly inside
+    [lo, hi); returns the others for the general loop. Runs once per record, so it is kept lean: the
+    signature cache is read inline and the counted bytes are the plain sum."""
+    rest: list[UsageRecord] = []
+    get = out.get
+    cache_get = signer.cache.get
+    sign = signer.sign
+    const_sig = signer.always if signer.constant else -1
+    for r in records:
+        start = r.start
+        end = start + r.seconds
+        if start < lo or end > hi or start == hi:
+            if (end > lo and start < hi) or start == end == lo:  # straddling: clipped by the general loop
+                rest.append(r)
+            continue
         if const_sig >= 0:
             sig = const_sig
         else:
-            found = cache.get((r.app, r.service))
-            sig = sign(r.app, r.service) if found is None else found
+            sig = cache_get((r.app, r.service))
+            if sig is None:
+                sig = sign(r.app, r.service)
         key = (start, end, sig)
-        out[key] = get(key, 0) + counted
-    return out
+        out[key] = get(key, 0) + r.rx_bytes + r.tx_bytes
+    return rest
 
 
 def _counted(r: UsageRecord, rx_on: bool, tx_on: bool, over: int) -> int:
