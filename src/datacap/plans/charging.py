@@ -117,9 +117,8 @@ def _prepare_plain(records: Iterable[UsageRecord], lo: int, hi: int, signer: Sig
         if const_sig >= 0:
             sig = const_sig
         else:
-            sig = cache_get((r.app, r.service))
-            if sig is None:
-                sig = sign(r.app, r.service)
+            found = cache_get((r.app, r.service))
+            sig = sign(r.app, r.service) if found is None else found
         key = (start, end, sig)
         out[key] = get(key, 0) + r.rx_bytes + r.tx_bytes
     return rest
