@@ -208,3 +208,8 @@ def test_duplicate_iccid() -> None:
 def test_message_with_braces_is_shown_as_is() -> None:
     with pytest.raises(ValidationError, match=r"found '\{x\}'"):
         CardConfig.model_validate({"name": "{x}"})
+
+
+def test_interface_globs() -> None:
+    c = CardConfig(name="x", interfaces=["wwan*", "usb0"])
+    assert c.matches("wwan0") and c.matches("usb0") and not c.matches("usb1") and not c.matches("eth0")

@@ -9,7 +9,7 @@ import pytest
 from datacap.errors import InputError
 from datacap.plans.sms import parse_sms, size_of, sms_calibrations
 
-from .helpers import GB, MB, SH, card, rec, status, t
+from .helpers import GB, MB, SH, bucket, card, rec, status, t
 
 NOW = t("2026-11-25 12:00")
 
@@ -131,15 +131,25 @@ def test_sms_calibrations() -> None:
             "专属流量剩余29.00GB。")
     reading = parse_sms(text, NOW, SH)
     cals, notes = sms_calibrations(reading, c, records, [], SH, NOW)
-    assert notes == []
+    assert notes == ["rollover (结转) figure is part of the general figure"]
     assert [(x.bucket, x.source, x.at) for x in cals] == [
-        (None, "sms:10086", t("2026-11-25 10:00")), ("tencent", "sms:10086", t("2026-11-25 10:00")),
-        ("rollover:general", "sms:10086", t("2026-11-25 10:00"))]
+        (None, "sms:10086", t("2026-11-25 10:00")), ("tencent", "sms:10086", t("2026-11-25 10:00"))]
     # general quota: 20 GB + 5 GB rolled over; 17.53 left
     assert cals[0].used_bytes == 25 * GB - gb(17.53) and cals[0].local_used_bytes == 3 * GB
-    assert cals[1].used_bytes == GB and cals[2].used_bytes == 4 * GB
+    assert cals[1].used_bytes == GB
     st = status(c, records, "2026-11-25 12:00", cals)
     assert st["calibration"]["source"] == "sms:10086"
+    # the rolled-over 5 GB are used first, then 2.47 GB of the cycle's own
+    assert bucket(st, "general", "rollover")["remaining_bytes"] == 0
+    assert bucket(st, "general", "bucket")["remaining_bytes"] == gb(17.53)
+
+
+def test_sms_rollover_figure_alone() -> None:
+    c = card(PLAN)
+    records = [rec("2026-09-05 10:00", 20 * GB), rec("2026-10-05 10:00", 15 * GB)]
+    reading = parse_sms("截至11月25日10时，您的上月结转流量剩余1GB。中国移动", NOW, SH)
+    cals, notes = sms_calibrations(reading, c, records, [], SH, NOW)
+    assert notes == [] and [(x.bucket, x.used_bytes) for x in cals] == [("rollover:general", 4 * GB)]
 
 
 def test_sms_calibration_without_stated_time_uses_at_then_now() -> None:

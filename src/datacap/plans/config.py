@@ -331,6 +331,10 @@ class CardConfig(_Model):
                 seen[item.name] = where
         return self
 
+    def matches(self, interface: str) -> bool:
+        """Whether usage on ``interface`` counts for this card (its `interfaces` globs)."""
+        return any(fnmatch.fnmatchcase(interface, pattern) for pattern in self.interfaces)
+
     def validity(self) -> tuple[dt.date | None, dt.date | None]:
         """First and last-exclusive local dates this card is in use (None = unbounded)."""
         if self.cycle.kind == "monthly":

@@ -294,8 +294,9 @@ def sms_calibrations(reading: SmsReading, card: CardConfig, records: Sequence[Us
     """Calibrations of ``card`` from what the SMS says, and notes on the figures that could not be used.
 
     The instant is the one the text states, else ``at``, else ``now``. The general figure calibrates the
-    unscoped buckets together; the 专属/定向 figure the card's only services/apps-scoped bucket or pack;
-    the 结转 figure the rolled-over quota of the card's only ``rollover = true`` bucket. Raises
+    unscoped buckets together (rolled-over quota included, used first); the 专属/定向 figure the card's
+    only services/apps-scoped bucket or pack; without a general figure, the 结转 figure the rolled-over
+    quota of the card's only ``rollover = true`` bucket. Raises
     InputError when no figure applies to the card, so nothing is stored.
     """
     instant = reading.at or at or now
@@ -326,7 +327,10 @@ def sms_calibrations(reading: SmsReading, card: CardConfig, records: Sequence[Us
             notes.append(f"scoped (专属/定向) figure not used: card {card.name!r} has {len(scoped)} "
                          "services/apps-scoped buckets; calibrate one with --bucket")
     rolling = [b.name for b in card.buckets if b.rollover]
-    if reading.rollover_remaining is not None:
+    if reading.rollover_remaining is not None and made and made[0].bucket is None:
+        # The general figure includes the rolled-over quota, which it fills first, as carriers do.
+        notes.append("rollover (结转) figure is part of the general figure")
+    elif reading.rollover_remaining is not None:
         if len(rolling) == 1:
             add(ROLLOVER_PREFIX + rolling[0], None, reading.rollover_remaining, "rollover (结转)")
         else:
