@@ -69,6 +69,10 @@ CASES: list[tuple[str, str, dict[str, object]]] = [
     ("10086 push warning with 80%",
      "【中国移动】尊敬的客户，截至11月24日18时，您当月国内通用流量已使用80%，已使用16.00GB，剩余4.00GB。",
      {"at": "2026-11-24T18:00:00+08:00", "general_used_bytes": gb(16), "general_remaining_bytes": gb(4)}),
+    ("measure named before a colon",
+     "【中国电信】尊敬的客户，为您查询到截止11月24日24时的流量剩余情况：国内通用流量5.2GB，定向流量3GB。已使用流量：1.5GB",
+     {"at": "2026-11-25T00:00:00+08:00", "general_remaining_bytes": gb(5.2), "scoped_remaining_bytes": 3 * GB,
+      "total_used_bytes": gb(1.5)}),
     ("rollover and throttle parts",
      "【中国联通】截至11月20日10时，您的“达量限速”流量已使用1.2GB，超过100GB后将被限速至1Mbps；上月结转流量剩余2.5GB；"
      "国内通用流量剩余0.5GB。",

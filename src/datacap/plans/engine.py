@@ -111,8 +111,10 @@ def _run(card: CardConfig, records: Sequence[UsageRecord], calibrations: Sequenc
     at = _aware(at, tz)
     current, first, since, until = _walk_range(card, at, tz)
     lo, hi = int(since.timestamp()), int(until.timestamp())
-    cals = sorted((c for c in calibrations if c.card == card.name and lo <= int(c.at.timestamp()) <= hi),
+    # A calibration without an offset is in the config's zone, like every other naive time.
+    cals = sorted((replace(c, at=_aware(c.at, tz)) for c in calibrations if c.card == card.name),
                   key=lambda c: c.at)
+    cals = [c for c in cals if lo <= int(c.at.timestamp()) <= hi]
     cycles = [first]
     while cycles[-1].start < current.start:
         nxt = next_cycle(card.cycle, cycles[-1], tz)
@@ -152,7 +154,7 @@ def make_calibration(card: CardConfig, records: Sequence[UsageRecord], calibrati
     if (used is None) == (remaining is None):
         raise InputError("calibrate: expected exactly one of --used or --remaining")
     at = _aware(at, tz)
-    earlier = [c for c in calibrations if c.at <= at]
+    earlier = [c for c in calibrations if _aware(c.at, tz) <= at]
     walker, current, _, _ = _run(card, records, earlier, at, tz, ethernet_ifaces, known_since)
     if current.state != "active":
         state = current.state.replace("_", " ")

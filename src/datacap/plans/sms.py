@@ -62,7 +62,7 @@ _MEASURES: tuple[tuple[Measure | Literal["none_left"], tuple[str, ...]], ...] = 
     ("used", ("已使用", "已用", "使用了", "用了", "已消费", "使用")),
     ("remaining", ("剩余", "还剩", "尚余", "可用", "余")),
     ("threshold", ("超过", "超出")),
-    ("quota", ("共", "总量", "总流量", "合计", "为")),
+    ("quota", ("共", "总量", "总流量", "合计")),
 )
 _CARRIERS = (("China Mobile", "10086", ("中国移动", "10086")),
              ("China Unicom", "10010", ("中国联通", "10010")),
@@ -226,9 +226,11 @@ def _category(clause: str) -> Category | None:
     return None
 
 
-def _figures(clause: str, category: Category, explicit: bool, inherited: Measure | None) -> list[Figure]:
+def _figures(clause: str, category: Category, explicit: bool,
+             inherited: Measure | None) -> tuple[list[Figure], Measure | None]:
     """One figure per measure keyword: the first size after it, before the next keyword. A clause
-    with a size but no keyword ("含上月结转0MB") takes the measure of the clause before it.
+    with a size but no keyword ("含上月结转0MB", "剩余流量：通用5GB") takes the last measure named
+    before it in the sentence, which is returned for the next clause.
     ``explicit``: the category was named in this sentence, so "已用尽" is about something."""
     marks: list[tuple[int, int, Measure | Literal["none_left"]]] = []
     for measure, words in _MEASURES:
@@ -247,11 +249,10 @@ def _figures(clause: str, category: Category, explicit: bool, inherited: Measure
                 out.append(Figure(category, "remaining", 0, clause))
             continue
         size = _SIZE_RE.search(clause, end, stop)
-        if size:
-            if measure == "threshold" and category != "throttle":
-                continue
+        if size and not (measure == "threshold" and category != "throttle"):
             out.append(Figure(category, measure, size_of(size.group(1)), clause))
-    return out
+    named = [m for _, _, m in marks if m != "none_left"]
+    return out, named[-1] if named else inherited
 
 
 def parse_sms(text: str, now: dt.datetime, tz: ZoneInfo, sender: str | None = None) -> SmsReading:
@@ -264,8 +265,7 @@ def parse_sms(text: str, now: dt.datetime, tz: ZoneInfo, sender: str | None = No
         measure: Measure | None = None
         for clause in sentence:
             current = _category(clause) or current
-            found = _figures(clause, current or "total", current is not None, measure)
-            measure = found[-1].measure if found else measure
+            found, measure = _figures(clause, current or "total", current is not None, measure)
             figures += found
     if not figures:
         shown = " ".join(text.split())[:80]
