@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from datacap.model import UsageRecord
+from datacap.plans.engine import Calibration
 
-from .helpers import GB, MB, bucket, card, rec, status, used
+from .helpers import GB, MB, bucket, card, rec, status, t, used
 
 SCOPED = """
 [[buckets]]
@@ -122,7 +121,8 @@ def test_charging(body: str, records: list[UsageRecord], at: str, expected: dict
     st = status(card(body), records, at)
     got = used(st)
     assert {k: got[k] for k in expected} == expected
-    assert sum(b["used_bytes"] for b in st["buckets"]) + st["overage_bytes"] == st["used_bytes"]
+    assert sum(b.get("used_in_cycle_bytes", b["used_bytes"]) for b in st["buckets"]) + st["overage_bytes"] \
+        == st["used_bytes"]
 
 
 def test_consumption_order_is_listed() -> None:
@@ -138,7 +138,7 @@ def test_pack_fields_and_expiry() -> None:
     assert boost == {"name": "boost", "kind": "pack", "quota_bytes": 100 * MB, "used_bytes": 30 * MB,
                      "remaining_bytes": 70 * MB, "expires": "2026-11-27T10:00:00+08:00",
                      "scope": {"services": None, "apps": None, "hours": None}, "active": False,
-                     "start": "2026-11-20T10:00:00+08:00"}
+                     "start": "2026-11-20T10:00:00+08:00", "used_in_cycle_bytes": 30 * MB}
 
 
 def test_pack_spanning_two_cycles_keeps_its_count() -> None:
@@ -146,10 +146,17 @@ def test_pack_spanning_two_cycles_keeps_its_count() -> None:
     # pack (ends Dec 5) goes first and carries November's count.
     body = PACK.replace("2026-11-20T10:00:00+08:00", "2026-11-28T00:00:00+08:00").replace('"1 GB"', '"50 MB"')
     records = [rec("2026-11-29 10:00", 60 * MB), rec("2026-12-02 10:00", 60 * MB)]
-    assert used(status(card(body), records, "2026-11-30 12:00")) == {"general": 50 * MB, "boost": 10 * MB,
-                                                                      "overage": 0}
-    assert used(status(card(body), records, "2026-12-03 12:00")) == {"boost": 70 * MB, "general": 0,
-                                                                     "overage": 0}
+    november = status(card(body), records, "2026-11-30 12:00")
+    assert used(november) == {"general": 50 * MB, "boost": 10 * MB, "overage": 0}
+    st = status(card(body), records, "2026-12-03 12:00")
+    assert used(st) == {"boost": 70 * MB, "general": 0, "overage": 0}
+    assert bucket(st, "boost")["used_in_cycle_bytes"] == 60 * MB and st["used_bytes"] == 60 * MB
+    # The carrier says 80 MB of general use in December by Dec 3: the pack (10 MB used in November)
+    # takes 80 of its remaining 90.
+    cal = Calibration("c", None, t("2026-12-03 00:00"), 80 * MB)
+    st = status(card(body), records, "2026-12-03 12:00", [cal])
+    assert bucket(st, "boost")["used_bytes"] == 90 * MB and st["used_bytes"] == 80 * MB
+    assert st["calibration"]["local_used_bytes"] == 60 * MB
 
 
 def test_unlimited_shows_null_quota() -> None:
@@ -270,8 +277,6 @@ def test_days_cycle_rollover_between_periods() -> None:
 
 
 def test_rollover_unknown_before_known_since() -> None:
-    from .helpers import t
-
     st = status(card(ROLL), [rec("2026-11-05 10:00", 10 * MB)], "2026-11-25 12:00",
                 known_since=t("2026-10-10 00:00"))
     assert [b["kind"] for b in st["buckets"]] == ["bucket"]
@@ -289,7 +294,3 @@ def test_json_contract_keys() -> None:
     import json
 
     json.dumps(st)
-
-
-def _unused(x: Any) -> None:  # keeps Any imported for the type of rows
-    return None

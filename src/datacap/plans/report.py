@@ -34,6 +34,7 @@ def _bucket(a: Allowance, card: CardConfig, hi: int, tz: ZoneInfo) -> dict[str, 
     }
     if a.kind == "pack":
         out["start"] = iso(dt.datetime.fromtimestamp(a.start, tz))
+        out["used_in_cycle_bytes"] = a.used - a.base  # a pack may have begun in an earlier cycle
     return out
 
 

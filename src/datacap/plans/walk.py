@@ -56,12 +56,14 @@ def windows_for(hours: tuple[int, int], since: dt.date, until: dt.date, tz: Zone
 class Allowance:
     """Runtime state of one bucket, rolled-over quota or pack."""
 
-    __slots__ = ("end", "index", "key", "kind", "mask", "name", "quota", "scoped", "start", "used", "windows")
+    __slots__ = ("base", "end", "index", "key", "kind", "mask", "name", "quota", "scoped", "start", "used",
+                 "windows")
 
     def __init__(self, name: str, kind: str, quota: int | None, start: int, end: int, mask: int,
                  cfg: BucketConfig | PackConfig, index: int, windows: list[int] | None) -> None:
         self.name, self.kind, self.quota, self.start, self.end = name, kind, quota, start, end
         self.mask, self.index, self.windows, self.used = mask, index, windows, 0
+        self.base = 0  # a pack's use in earlier cycles: not part of this cycle's count
         self.scoped = cfg.scoped
         prio = cfg.priority
         # Sort key of the documented consumption order.
@@ -139,7 +141,10 @@ class Walker:
             if self.rollover_in.get(i):  # nothing left over: no rollover bucket
                 out.append(Allowance(bucket.name, "rollover", self.rollover_in[i], cs, ce, 1 << i, bucket, i,
                                      self.windows[i]))
-        out += [p for p in self.packs if p.start < ce and p.end > cs]
+        for pack in self.packs:
+            if pack.start < ce and pack.end > cs:
+                pack.base = pack.used
+                out.append(pack)
         out.sort(key=lambda a: a.key)
         return out
 
@@ -201,9 +206,9 @@ class Walker:
         return None
 
     def _general(self, state: CycleState, at: int) -> tuple[list[Allowance], int]:
-        """Unscoped allowances active at ``at``, and what those already over used."""
+        """Unscoped allowances active at ``at``, and what those already over used in this cycle."""
         unscoped = [a for a in state.allowances if not a.scoped and a.start <= at]
-        return [a for a in unscoped if at < a.end], sum(a.used for a in unscoped if a.end <= at)
+        return [a for a in unscoped if at < a.end], sum(a.used - a.base for a in unscoped if a.end <= at)
 
     def _apply(self, state: CycleState, cal: Calibration, at: int) -> None:
         self._recount(state, cal, at)
@@ -225,11 +230,12 @@ class Walker:
             state.calibration = (cal, before)
             return
         active, fixed = self._general(state, at)
-        before = sum(a.used for a in active) + fixed + state.overage
+        before = sum(a.used - a.base for a in active) + fixed + state.overage
         rest = max(0, cal.used_bytes - fixed)
         for a in active:
-            a.used = rest if a.quota is None else min(a.quota, rest)
-            rest -= a.used
+            share = rest if a.quota is None else min(a.quota - a.base, rest)
+            a.used = a.base + share
+            rest -= share
         self._set_overage(state, rest, at)
         state.used += cal.used_bytes - before
         state.calibration = (cal, before)
@@ -263,7 +269,8 @@ class Walker:
         if not active:
             raise InputError(f"calibrate: card {self.card.name!r} has no unscoped bucket or pack active "
                              "at that instant; name one with --bucket")
+        # In this cycle's terms: a pack that began earlier brings what it had left then.
         quota: int | None = fixed
         for a in active:
-            quota = None if quota is None or a.quota is None else quota + a.quota
-        return sum(a.used for a in active) + fixed + state.overage, quota
+            quota = None if quota is None or a.quota is None else quota + a.quota - a.base
+        return sum(a.used - a.base for a in active) + fixed + state.overage, quota
