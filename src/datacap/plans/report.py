@@ -75,10 +75,16 @@ def _forecast(card: CardConfig, walker: Walker, state: CycleState, at: dt.dateti
         "exhausted_at": None if when is None or when >= cycle.end_epoch
         else iso(dt.datetime.fromtimestamp(when, tz)),
         "daily_budget_bytes": None if remaining is None else int(remaining / days_left),
-        "method": "straight-line" if model is None else
-        "ewma+weekly" if model.weekday_factor != 1.0 or model.weekend_factor != 1.0 else "ewma",
+        "method": _method(model),
         "half_life_days": None if model is None else model.half_life,
     }
+
+
+def _method(model: fc.DailyModel | None) -> str:
+    if model is None:
+        return "straight-line"
+    weekly = model.weekday_factor != 1.0 or model.weekend_factor != 1.0
+    return ("trend" if model.trend else "ewma") + ("+weekly" if weekly else "")
 
 
 def _pace(state: CycleState, at: dt.datetime) -> dict[str, Any]:
@@ -86,8 +92,9 @@ def _pace(state: CycleState, at: dt.datetime) -> dict[str, Any]:
     elapsed = cyc.elapsed_fraction(at)
     general = [a for a in state.allowances if not a.scoped and a.start < cyc.end_epoch]
     unlimited = any(a.quota is None for a in general)
-    quota = None if unlimited or not general else sum(a.quota or 0 for a in general)
-    used = sum(a.used for a in general) + state.overage
+    # A pack that began in an earlier cycle brings only what it had left at this cycle's start.
+    quota = None if unlimited or not general else sum((a.quota or 0) - a.base for a in general)
+    used = sum(a.used - a.base for a in general) + state.overage
     used_fraction = round(used / quota, 4) if quota else None
     return {"used_fraction": used_fraction, "elapsed_fraction": round(elapsed, 4),
             "ahead_bytes": None if quota is None else int(used - quota * elapsed)}
