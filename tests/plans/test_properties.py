@@ -149,3 +149,16 @@ def test_more_usage_never_increases_remaining(plan: CardConfig, records: list[Us
     assert after["used_bytes"] >= before["used_bytes"]
     assert after["overage_bytes"] >= before["overage_bytes"]
     assert after["overage_cost"] >= before["overage_cost"]
+
+
+@SETTINGS
+@given(plan=st.sampled_from(PLANS), records=records_strategy)
+def test_records_needed_is_enough(plan: CardConfig, records: list[UsageRecord]) -> None:
+    from datacap.plans.engine import records_needed
+
+    from .helpers import SH
+
+    since, until = records_needed(plan, t(AT), SH)
+    lo, hi = int(since.timestamp()), int(until.timestamp())
+    needed = [r for r in records if r.start < hi and (r.start + r.seconds > lo or r.start == lo)]
+    assert status(plan, needed, AT) == status(plan, records, AT)
