@@ -66,6 +66,12 @@ CASES: list[tuple[str, str, dict[str, object]]] = [
     ("day later this month means last month, no time: end of day",
      "截至28日，您本月国内通用流量已使用800KB。中国移动",
      {"at": "2026-10-29T00:00:00+08:00", "general_used_bytes": 800 * 1024}),
+    ("today without a time means now",
+     "尊敬的客户，截至11月25日，您本月已使用国内通用流量3.56GB，剩余16.44GB；已使用定向流量0.00MB。",
+     {"at": "2026-11-25T12:00:00+08:00", "general_used_bytes": gb(3.56), "scoped_used_bytes": 0}),
+    ("其中 carries the measure",
+     "【中国联通】您好，您本月已用流量2.35GB，其中：国内流量2.35GB；套餐内剩余国内流量27.65GB。",
+     {"total_used_bytes": gb(2.35), "general_used_bytes": gb(2.35), "general_remaining_bytes": gb(27.65)}),
     ("10086 push warning with 80%",
      "【中国移动】尊敬的客户，截至11月24日18时，您当月国内通用流量已使用80%，已使用16.00GB，剩余4.00GB。",
      {"at": "2026-11-24T18:00:00+08:00", "general_used_bytes": gb(16), "general_remaining_bytes": gb(4)}),
@@ -101,6 +107,8 @@ def test_size_of(text: str, bytes_: int) -> None:
     ("【中国移动】您的话费余额为35.20元。", "found none"),
     ("您的验证码是 123456，5分钟内有效。", "found none"),
     ("截至2026年02月30日10时，您的国内通用流量剩余1G。", "impossible one"),
+    ("截至2026年11月26日10时，您的国内通用流量剩余1G。", "expected a time in the past"),
+    ("截至2027-01-01 10:00，您的国内通用流量剩余1G。", "expected a time in the past"),
 ])
 def test_unreadable(text: str, message: str) -> None:
     with pytest.raises(InputError, match=message):

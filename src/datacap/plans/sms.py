@@ -64,6 +64,7 @@ _MEASURES: tuple[tuple[Measure | Literal["none_left"], tuple[str, ...]], ...] = 
     ("threshold", ("超过", "超出")),
     ("quota", ("共", "总量", "总流量", "合计")),
 )
+FUTURE_SLACK = dt.timedelta(minutes=15)
 _CARRIERS = (("China Mobile", "10086", ("中国移动", "10086")),
              ("China Unicom", "10010", ("中国联通", "10010")),
              ("China Telecom", "10001", ("中国电信", "10001")))
@@ -160,13 +161,14 @@ def _stated_instant(text: str, now: dt.datetime, tz: ZoneInfo) -> dt.datetime | 
     iso = _WHEN_ISO_RE.search(text)
     if iso:
         y, mo, d, h, mi = iso.groups()
-        return _make(int(y), int(mo), int(d), h, mi, tz, text)
+        return _past(_not_after(_make(int(y), int(mo), int(d), h, mi, tz, text), h, now), now, iso.group(0))
     match = _WHEN_RE.search(text)
     if not match:
         return None
     y, mo, d, h, mi = match.groups()
     if y is not None:
-        return _make(int(y), int(mo or local_now.month), int(d), h, mi, tz, text)
+        stated = _make(int(y), int(mo or local_now.month), int(d), h, mi, tz, text)
+        return _past(_not_after(stated, h, now), now, match.group(0))
     # A missing year (or month) means the most recent such instant not after now.
     year, month = local_now.year, local_now.month
     for _ in range(14):
@@ -176,9 +178,24 @@ def _stated_instant(text: str, now: dt.datetime, tz: ZoneInfo) -> dt.datetime | 
         else:
             candidate = _make_or_none(year, month, int(d), h, mi, tz)
             year, month = (year, month - 1) if month > 1 else (year - 1, 12)
-        if candidate is not None and candidate <= now:
-            return candidate
+        if candidate is not None and _not_after(candidate, h, now) <= now:
+            return _not_after(candidate, h, now)
     raise InputError(f"SMS: cannot place the date {match.group(0)!r} in the past")
+
+
+def _past(instant: dt.datetime, now: dt.datetime, text: str) -> dt.datetime:
+    # A few minutes of clock difference between the carrier and this machine are normal.
+    if instant > now + FUTURE_SLACK:
+        raise InputError(f"SMS: expected a time in the past after 截至, found {text!r}, which is after "
+                         f"now ({now.isoformat()})")
+    return instant
+
+
+def _not_after(instant: dt.datetime, hour: str | None, now: dt.datetime) -> dt.datetime:
+    """A date without a time stands for the end of that day; when that day is today, for now."""
+    if hour is None and instant - dt.timedelta(days=1) <= now < instant:
+        return now
+    return instant
 
 
 def _make_or_none(y: int, mo: int, d: int, h: str | None, mi: str | None, tz: ZoneInfo) -> dt.datetime | None:
