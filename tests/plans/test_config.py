@@ -199,6 +199,24 @@ def test_cards_sharing_an_interface(a: str, b: str, ok: bool) -> None:
             load(text)
 
 
+@pytest.mark.parametrize(("cycle", "pack", "ok"), [
+    ('kind = "once"\nstart = 2026-10-01\nlength = 30', "start = 2026-10-05T00:00:00\ndays = 3", True),
+    ('kind = "once"\nstart = 2026-10-01\nlength = 30', "start = 2026-09-01T00:00:00\ndays = 3", False),
+    ('kind = "once"\nstart = 2026-10-01\nlength = 30', "start = 2026-11-05T00:00:00\ndays = 3", False),
+    ('kind = "days"\nstart = 2026-10-01\nlength = 30', "start = 2027-11-05T00:00:00\ndays = 3", True),
+    ('kind = "days"\nstart = 2026-10-01\nlength = 30', "start = 2026-09-01T00:00:00\nend = 2026-09-05T00:00:00",
+     False),
+    ("day = 5", "start = 2020-01-01T00:00:00\ndays = 3", True),
+])
+def test_pack_within_card_validity(cycle: str, pack: str, ok: bool) -> None:
+    text = f'[[cards]]\nname = "a"\n[cards.cycle]\n{cycle}\n[[cards.packs]]\nname = "p"\nquota = "1 GB"\n' + pack
+    if ok:
+        assert load(text).cards[0].packs[0].name == "p"
+    else:
+        with pytest.raises(ValidationError, match="to overlap the card's validity"):
+            load(text)
+
+
 def test_duplicate_iccid() -> None:
     text = _two_cards('iccid = "898601000000000001"', 'iccid = "898601000000000001"')
     with pytest.raises(ValidationError, match="each ICCID on one card only"):

@@ -331,6 +331,19 @@ class CardConfig(_Model):
                 seen[item.name] = where
         return self
 
+    @model_validator(mode="after")
+    def _packs_within_validity(self) -> CardConfig:
+        # Compared by date with a day to spare: the config's timezone is not known here.
+        first, end = self.validity()
+        for index, pack in enumerate(self.packs):
+            start = pack.start.date()
+            last = pack.end.date() if pack.end is not None else start + dt.timedelta(days=pack.days or 0)
+            if (first is not None and last < first) or (end is not None and start > end):
+                raise _fail("expected packs[{i}] ({name!r}) to overlap the card's validity "
+                            "{first} to {end}, found {start} to {last}", i=index, name=pack.name,
+                            first=first, end=end or "open", start=start, last=last)
+        return self
+
     def matches(self, interface: str) -> bool:
         """Whether usage on ``interface`` counts for this card (its `interfaces` globs)."""
         return any(fnmatch.fnmatchcase(interface, pattern) for pattern in self.interfaces)
