@@ -204,12 +204,13 @@ def test_cards_sharing_an_interface(a: str, b: str, ok: bool) -> None:
     ('kind = "once"\nstart = 2026-10-01\nlength = 30', "start = 2026-09-01T00:00:00\ndays = 3", False),
     ('kind = "once"\nstart = 2026-10-01\nlength = 30', "start = 2026-11-05T00:00:00\ndays = 3", False),
     ('kind = "days"\nstart = 2026-10-01\nlength = 30', "start = 2027-11-05T00:00:00\ndays = 3", True),
-    ('kind = "days"\nstart = 2026-10-01\nlength = 30', "start = 2026-09-01T00:00:00\nend = 2026-09-05T00:00:00",
-     False),
+    ('kind = "days"\nstart = 2026-10-01\nlength = 30',
+     "start = 2026-09-01T00:00:00\nend = 2026-09-05T00:00:00", False),
     ("day = 5", "start = 2020-01-01T00:00:00\ndays = 3", True),
 ])
 def test_pack_within_card_validity(cycle: str, pack: str, ok: bool) -> None:
-    text = f'[[cards]]\nname = "a"\n[cards.cycle]\n{cycle}\n[[cards.packs]]\nname = "p"\nquota = "1 GB"\n' + pack
+    text = f'[[cards]]\nname = "a"\n[cards.cycle]\n{cycle}\n'
+    text += f'[[cards.packs]]\nname = "p"\nquota = "1 GB"\n{pack}'
     if ok:
         assert load(text).cards[0].packs[0].name == "p"
     else:
