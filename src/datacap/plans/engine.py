@@ -94,7 +94,8 @@ def _walk_range(card: CardConfig, at: dt.datetime,
         if prev is None:
             break
         first = prev
-    return current, first, since, until
+    # The oldest cycle is charged whole, or what it leaves over for the next would be too much.
+    return current, first, min(since, first.start), until
 
 
 def records_needed(card: CardConfig, at: dt.datetime, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
