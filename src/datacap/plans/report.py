@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -57,8 +57,9 @@ def _forecast(card: CardConfig, walker: Walker, state: CycleState, at: dt.dateti
         return {"cycle_end_used_bytes": used, "exhausted_at": None,
                 "daily_budget_bytes": 0 if cycle.state == "expired" else None, "method": "none"}
     today = walker.midnights[max(0, bisect_right(walker.midnights, now) - 1)]
-    # Days before the store knew the card are unknown, not zero; neither are days before the card.
-    first = max(walker.midnights[0], int(known_since.timestamp()) if known_since else 0)
+    # Days before the store knew the card are unknown, not zero; a day known only in part is left out.
+    known = max(walker.lo, int(known_since.timestamp()) if known_since else 0)
+    first = walker.midnights[bisect_left(walker.midnights, known)] if known <= walker.midnights[-1] else today
     horizon = max(1, round((cycle.end_epoch - now) / fc.DAY))
     model = fc.fit(_history(walker, walker.total_by_day, first, today, tz), horizon)
     model_g = fc.fit(_history(walker, walker.general_by_day, first, today, tz), horizon)

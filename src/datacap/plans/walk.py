@@ -100,7 +100,7 @@ class Walker:
                  cycles: Sequence[Cycle], calibrations: Sequence[Calibration],
                  known_since: dt.datetime | None) -> None:
         self.card, self.tz = card, tz
-        self.hi = int(until.timestamp())
+        self.lo, self.hi = int(since.timestamp()), int(until.timestamp())
         self.known_since = int(known_since.timestamp()) if known_since else None
         first_day = since.astimezone(tz).date()
         last_day = until.astimezone(tz).date()
