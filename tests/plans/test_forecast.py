@@ -121,3 +121,10 @@ def test_trend_is_followed() -> None:
     assert model is not None and model.trend > 0
     last = history[-1][0]
     assert model.expected(last + dt.timedelta(days=10)) > model.expected(last + dt.timedelta(days=1)) > 480
+
+
+def test_a_day_known_in_part_is_not_history() -> None:
+    records = [rec("2026-11-20 18:00", GB // 4), rec("2026-11-21 12:00", GB)]
+    s = status(card(PLAN), records, "2026-11-22 00:00", known_since=t("2026-11-20 15:00"))
+    # one whole day of 1 GB is the history: 9 more such days, not a mean with the quarter day
+    assert s["forecast"]["cycle_end_used_bytes"] == pytest.approx(GB // 4 + 10 * GB, rel=0.01)
