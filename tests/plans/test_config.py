@@ -135,9 +135,9 @@ INVALID: list[tuple[str, str, tuple[Any, ...], str]] = [
      ("cards", 0, "packs", 1), "expected `end` after `start`"),
     ("pack mixing offsets", _bad("end = 2026-11-22T00:00:00", "end = 2026-11-22T00:00:00+08:00"),
      ("cards", 0, "packs", 1), "both with or both without"),
-    ("duplicate bucket", _bad('name = "通用"', 'name = "腾讯定向"'), ("cards", 0),
+    ("duplicate bucket", _bad('name = "通用"', 'name = "腾讯定向"'), ("cards", 0, "buckets", 1, "name"),
      "expected unique bucket and pack names within a card, found '腾讯定向' at buckets[0] and buckets[1]"),
-    ("pack named like bucket", _bad('name = "日包"', 'name = "通用"'), ("cards", 0),
+    ("pack named like bucket", _bad('name = "日包"', 'name = "通用"'), ("cards", 0, "packs", 1, "name"),
      "buckets[1] and packs[1]"),
     ("rollover unlimited", _bad('quota = "20 GB"', 'quota = "unlimited"'), ("cards", 0, "buckets", 1),
      "finite quota with rollover"),
@@ -158,7 +158,7 @@ INVALID: list[tuple[str, str, tuple[Any, ...], str]] = [
      "interface names or globs"),
     ("duplicate card", FULL + FULL.replace('"89860112345678901234", "8986011234567890123"',
                                            '"898601000000000000"'),
-     ("cards",), "expected unique card names, found 'unicom' at cards[0] and cards[1]"),
+     ("cards", 1, "name"), "expected unique card names, found 'unicom' at cards[0] and cards[1]"),
 ]
 
 
@@ -232,3 +232,13 @@ def test_message_with_braces_is_shown_as_is() -> None:
 def test_interface_globs() -> None:
     c = CardConfig(name="x", interfaces=["wwan*", "usb0"])
     assert c.matches("wwan0") and c.matches("usb0") and not c.matches("usb1") and not c.matches("eth0")
+
+
+def test_cross_card_errors_name_the_key() -> None:
+    text = _two_cards('interfaces = ["wwan0"]\niccid = "898601000000000001"', 'iccid = "898601000000000001"')
+    with pytest.raises(ValidationError) as info:
+        load(text)
+    assert info.value.errors()[0]["loc"] == ("cards", 1, "iccid")
+    with pytest.raises(ValidationError) as info:
+        load(_two_cards('interfaces = ["wwan0"]', 'interfaces = ["wwan*"]'))
+    assert info.value.errors()[0]["loc"] == ("cards", 1, "interfaces")

@@ -21,10 +21,11 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from datacap.errors import InputError
 from datacap.units import parse_rate, parse_size
@@ -40,6 +41,13 @@ def _fail(message: str, **context: Any) -> PydanticCustomError:
     # formatted here (pydantic's templates know no !r) and passed without context, so braces in a
     # user's value are shown as they are.
     return PydanticCustomError("datacap", message.format(**context) if context else message)
+
+
+def _fail_at(loc: tuple[str | int, ...], found: Any, message: str, **context: Any) -> ValidationError:
+    """An error at a key below the model being validated (pydantic prefixes the outer path), so a
+    cross-field rule names the very key and line to fix rather than the whole table."""
+    error = InitErrorDetails(type=_fail(message, **context), loc=loc, input=found)
+    return ValidationError.from_exception_data("datacap", [error])
 
 
 def _size(value: Any) -> int:
@@ -326,8 +334,10 @@ class CardConfig(_Model):
             for index, item in enumerate(items):
                 where = f"{kind}[{index}]"
                 if item.name in seen:
-                    raise _fail("expected unique bucket and pack names within a card, found {name!r} at "
-                                "{first} and {second}", name=item.name, first=seen[item.name], second=where)
+                    raise _fail_at((kind, index, "name"), item.name,
+                                   "expected unique bucket and pack names within a card, found {name!r} "
+                                   "at {first} and {second}", name=item.name, first=seen[item.name],
+                                   second=where)
                 seen[item.name] = where
         return self
 
@@ -339,9 +349,10 @@ class CardConfig(_Model):
             start = pack.start.date()
             last = pack.end.date() if pack.end is not None else start + dt.timedelta(days=pack.days or 0)
             if (first is not None and last < first) or (end is not None and start > end):
-                raise _fail("expected packs[{i}] ({name!r}) to overlap the card's validity "
-                            "{first} to {end}, found {start} to {last}", i=index, name=pack.name,
-                            first=first, end=end or "open", start=start, last=last)
+                raise _fail_at(("packs", index, "start"), pack.start,
+                               "expected packs[{i}] ({name!r}) to overlap the card's validity "
+                               "{first} to {end}, found {start} to {last}", i=index, name=pack.name,
+                               first=first, end=end or "open", start=start, last=last)
         return self
 
     def matches(self, interface: str) -> bool:
@@ -375,14 +386,15 @@ def check_cards(cards: list[CardConfig]) -> list[CardConfig]:
     iccids: dict[str, int] = {}
     for index, card in enumerate(cards):
         if card.name in names:
-            raise _fail("expected unique card names, found {name!r} at cards[{a}] and cards[{b}]",
-                        name=card.name, a=names[card.name], b=index)
+            raise _fail_at((index, "name"), card.name,
+                           "expected unique card names, found {name!r} at cards[{a}] and cards[{b}]",
+                           name=card.name, a=names[card.name], b=index)
         names[card.name] = index
         for iccid in card.iccid or []:
             if iccid in iccids:
-                raise _fail("expected each ICCID on one card only, found {iccid} at cards[{a}] and "
-                            "cards[{b}]",
-                            iccid=iccid, a=iccids[iccid], b=index)
+                raise _fail_at((index, "iccid"), iccid,
+                               "expected each ICCID on one card only, found {iccid} at cards[{a}] and "
+                               "cards[{b}]", iccid=iccid, a=iccids[iccid], b=index)
             iccids[iccid] = index
     for i, a in enumerate(cards):
         for j in range(i + 1, len(cards)):
@@ -391,9 +403,11 @@ def check_cards(cards: list[CardConfig]) -> list[CardConfig]:
                 continue
             shared = [x for x in a.interfaces for y in b.interfaces if _globs_overlap(x, y)]
             if shared and _periods_overlap(a, b):
-                raise _fail("expected cards that share an interface to be in use at different times or to "
-                            "have an `iccid`, found cards[{i}] ({a}) and cards[{j}] ({b}) both on {iface!r} "
-                            "with overlapping dates", i=i, j=j, a=a.name, b=b.name, iface=shared[0])
+                raise _fail_at((j, "interfaces"), b.interfaces,
+                               "expected cards that share an interface to be in use at different times or "
+                               "to have an `iccid`, found cards[{i}] ({a}) and cards[{j}] ({b}) both on "
+                               "{iface!r} with overlapping dates", i=i, j=j, a=a.name, b=b.name,
+                               iface=shared[0])
     return cards
 
 
