@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from datacap.plans.config import CycleConfig
 from datacap.plans.cycles import cycle_at, next_cycle, previous_cycle
@@ -86,3 +89,31 @@ def test_elapsed_fraction() -> None:
     cycle = cycle_at(cfg, t("2026-11-03 12:00"), SH)
     assert cycle.elapsed_fraction(t("2026-11-03 12:00")) == pytest.approx(0.25)
     assert cycle.elapsed_fraction(t("2026-12-03 12:00")) == 1.0
+
+
+ZONES = [SH, NY, ZoneInfo("Asia/Kolkata"), ZoneInfo("Australia/Lord_Howe"), ZoneInfo("UTC")]
+CONFIGS = st.one_of(
+    st.builds(lambda d: CycleConfig(day=d), st.integers(1, 31)),
+    st.builds(lambda s, n: CycleConfig(kind="days", start=s, length=n),
+              st.dates(dt.date(2020, 1, 1), dt.date(2030, 1, 1)), st.integers(1, 400)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(cfg=CONFIGS, tz=st.sampled_from(ZONES),
+       instant=st.datetimes(dt.datetime(2021, 1, 1), dt.datetime(2031, 1, 1), timezones=st.just(dt.UTC)))
+def test_cycle_properties(cfg: CycleConfig, tz: ZoneInfo, instant: dt.datetime) -> None:
+    cycle = cycle_at(cfg, instant, tz)
+    if cycle.state == "not_started":
+        assert instant < cycle.start
+        return
+    assert cycle.start <= instant < cycle.end
+    # cycles start at a local midnight (or the first instant of a day that skips it) and abut
+    local = cycle.start.astimezone(tz)
+    assert local.time() <= dt.time(1, 0) and (local - dt.timedelta(hours=1)).date() < local.date()
+    nxt = next_cycle(cfg, cycle, tz)
+    assert nxt is not None and nxt.start == cycle.end and nxt.end > nxt.start
+    prev = previous_cycle(cfg, cycle, tz)
+    assert prev is None or prev.end == cycle.start
+    if cfg.kind == "monthly":
+        assert local.day == min(cfg.month_day, calendar.monthrange(local.year, local.month)[1])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from datacap.errors import InputError
 from datacap.plans.sms import parse_sms, size_of, sms_calibrations
@@ -186,3 +188,13 @@ def test_throttle_figure_is_a_note() -> None:
     cals, notes = sms_calibrations(reading, card(PLAN.replace("rollover = true", "")), [], [], SH, NOW)
     assert cals[0].at == dt.datetime(2026, 8, 7, 9, 42, tzinfo=SH) and cals[0].used_bytes == 20 * GB
     assert any("达量限速" in n for n in notes)
+
+
+@given(gb_part=st.integers(0, 500), mb_part=st.integers(0, 102399), kb=st.booleans())
+def test_compound_sizes_round_trip(gb_part: int, mb_part: int, kb: bool) -> None:
+    mb_value = mb_part / 100  # two decimals, as carriers print them
+    text = f"{gb_part}GB{mb_value:.2f}{'KB' if kb else 'MB'}"
+    expected = gb_part * GB + round(mb_value * (1024 if kb else MB))
+    assert abs(size_of(text) - expected) <= 1
+    reading = parse_sms(f"截至11月25日10时，您的国内通用流量已使用{text}。", NOW, SH)
+    assert reading.general_used is not None and abs(reading.general_used - expected) <= 1
