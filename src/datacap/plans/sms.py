@@ -34,8 +34,8 @@ Measure = Literal["remaining", "used", "quota", "threshold"]
 _UNIT = {"t": 1024**4, "tb": 1024**4, "g": 1024**3, "gb": 1024**3, "m": 1024**2, "mb": 1024**2,
          "k": 1024, "kb": 1024, "b": 1}
 _PART = r"\d+(?:\.\d+)?\s*(?:TB|GB|MB|KB|T|G|M|K|B)(?![A-Za-z])"
-# A size, possibly compound; not a network generation ("4G流量", "5G网络").
-_SIZE_RE = re.compile(rf"(?<![\d.])((?:{_PART}\s*)+)(?!\s*(?:流量|网络|套餐|用户|手机|信号|网))",
+# A size, possibly compound; not a network generation ("4G流量", "5G网络", "4G/5G").
+_SIZE_RE = re.compile(rf"(?<![\d./])((?:{_PART}\s*)+)(?!\s*(?:流量|网络|套餐|用户|手机|信号|网|/))",
                       re.IGNORECASE)
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(TB|GB|MB|KB|T|G|M|K|B)", re.IGNORECASE)
 _WHEN_RE = re.compile(
