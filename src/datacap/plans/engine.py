@@ -101,7 +101,9 @@ def _walk_range(card: CardConfig, at: dt.datetime,
 def records_needed(card: CardConfig, at: dt.datetime, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
     """The time range [since, until) of usage records :func:`compute_status` needs for ``at``: the
     current cycle, the two before it (rollover), at least 28 days of history (forecast) and the whole
-    validity of packs still relevant. Records outside it are ignored, so passing more is harmless."""
+    validity of packs still relevant. Records outside it are ignored, so passing more is harmless.
+    Each byte must come once: any resolution (5-minute, hourly, or a mix over different periods),
+    but never the same period at two resolutions."""
     _, _, since, until = _walk_range(card, at, tz)
     return since, until
 
