@@ -130,3 +130,11 @@ def test_make_calibration_unlimited_remaining() -> None:
         make_calibration(c, [], [], t("2026-11-15 00:00"), SH, remaining=MB)
     with pytest.raises(InputError, match="no unscoped bucket"):
         make_calibration(card(), [], [], t("2026-11-15 00:00"), SH, used=MB)
+
+
+def test_general_calibration_below_an_ended_pack() -> None:
+    # The pack ended on Nov 28 with 20 MB used; a carrier figure of 5 MB on Nov 29 cannot undo that.
+    records = [*RECORDS, rec("2026-11-29 10:00", 10 * MB)]
+    st = status(card(PLAN), records, "2026-11-30 00:00", [cal("2026-11-29 00:00", 5 * MB)])
+    assert used(st) == {"tencent": 30 * MB, "boost": 20 * MB, "general": 10 * MB, "overage": 0}
+    assert st["used_bytes"] == 30 * MB + 20 * MB + 10 * MB

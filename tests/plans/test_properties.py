@@ -162,3 +162,23 @@ def test_records_needed_is_enough(plan: CardConfig, records: list[UsageRecord]) 
     lo, hi = int(since.timestamp()), int(until.timestamp())
     needed = [r for r in records if r.start < hi and (r.start + r.seconds > lo or r.start == lo)]
     assert status(plan, needed, AT) == status(plan, records, AT)
+
+
+@SETTINGS
+@given(plan=st.sampled_from(PLANS[:2]), records=records_strategy, figure=st.integers(0, 3 * 1024 * MB),
+       day=st.integers(11, 24))
+def test_general_calibration_is_what_the_status_shows(plan: CardConfig, records: list[UsageRecord],
+                                                      figure: int, day: int) -> None:
+    from datacap.plans.engine import Calibration
+
+    at = f"2026-11-{day:02d} 06:00"
+    cal = Calibration("c", None, t(at), figure)
+    s = status(plan, records, at, [cal])
+    unscoped = [b for b in s["buckets"] if not any(b["scope"].values())]
+    shown = sum(b.get("used_in_cycle_bytes", b["used_bytes"]) for b in unscoped) + s["overage_bytes"]
+    # a pack that ended earlier in the cycle keeps its count: the figure cannot go below it
+    expired = sum(b.get("used_in_cycle_bytes", b["used_bytes"]) for b in unscoped if not b["active"])
+    assert shown == max(figure, expired)
+    assert s["calibration"]["carrier_used_bytes"] == figure
+    assert sum(b.get("used_in_cycle_bytes", b["used_bytes"]) for b in s["buckets"]) + s["overage_bytes"] \
+        == s["used_bytes"]

@@ -237,7 +237,8 @@ class Walker:
             a.used = a.base + share
             rest -= share
         self._set_overage(state, rest, at)
-        state.used += cal.used_bytes - before
+        # A pack that already ended keeps its count, so the figure cannot take the total below it.
+        state.used += max(cal.used_bytes, fixed) - before
         state.calibration = (cal, before)
 
     def _set_overage(self, state: CycleState, amount: int, at: int) -> None:
