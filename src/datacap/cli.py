@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from datacap import __version__, csvio, views
-from datacap.config import Config, load_config
+from datacap.config import Config, default_config_path, load_config
 from datacap.errors import DatacapError, InputError
 from datacap.render import bar, bucket_label, bytes_table
 from datacap.store import Reader, Writer, default_db_path, open_read, open_write
@@ -54,6 +54,7 @@ class Context:
     """What a command needs: the config and the store, opened lazily and read-only unless asked."""
 
     def __init__(self, db: Path | None, config: Path | None) -> None:
+        self.config_path = config or default_config_path()
         self.cfg: Config = load_config(config)
         self.db_path = db or default_db_path()
 
@@ -366,6 +367,7 @@ def events(db: DbOpt = None, config: ConfigOpt = None,
 
 
 def _register_features() -> None:
+    import datacap.commands.plans  # noqa: F401  (registers status, plan check, calibrate)
     from datacap.reports.cli import report
 
     app.command()(report)

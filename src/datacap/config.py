@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from datacap.errors import ConfigError, InputError
+from datacap.plans.config import Cards
 from datacap.timeutil import WEEKDAYS, load_zone, system_timezone_name
 from datacap.units import parse_duration, parse_rate
 
@@ -79,7 +80,7 @@ class Config(Strict):
     meter: MeterConfig = Field(default_factory=lambda: MeterConfig())
     retention: RetentionConfig = Field(default_factory=lambda: RetentionConfig())
     web: WebConfig = Field(default_factory=WebConfig)
-    cards: list[Any] = Field(default_factory=list)
+    cards: Cards = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod

@@ -155,3 +155,10 @@ def history_json(reader: Reader, cfg: Config, kind: DimKind, name: str, by: Reso
                      **b.as_dict(), "flows": flows})
     return {kind: name, "by": by, "timezone": cfg.timezone, "since": iso(since.astimezone(tz)),
             "until": iso(until.astimezone(tz)), "rows": rows, "total": total.as_dict()}
+
+
+def status_json(reader: Reader, cfg: Config, card: str | None = None, at: dt.datetime | None = None) -> dict[str, Any]:
+    """``datacap status --json`` (see :mod:`datacap.status`)."""
+    from datacap.status import status_json as build
+
+    return build(reader, cfg, card, at)

@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from datacap.errors import InputError
+from datacap.modem.carrier import CarrierConfig
 from datacap.units import parse_rate, parse_size
 
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")
@@ -326,6 +327,7 @@ class CardConfig(_Model):
     packs: list[PackConfig] = []
     throttle: ThrottleConfig | None = None
     overage: OverageConfig | None = None
+    carrier: CarrierConfig | None = None  # issue #7: scheduled balance queries to the carrier
 
     @model_validator(mode="after")
     def _unique_names(self) -> CardConfig:

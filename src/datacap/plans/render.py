@@ -117,7 +117,9 @@ def render_status(st: dict[str, Any]) -> RenderableType:
     """A panel for one card's status object (as returned by ``compute_status``)."""
     table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
     for column in ("bucket", "", "used", "left", "expires"):
-        table.add_column(column, no_wrap=column != "bucket")
+        # Names never wrap (a CJK name squeezed to nothing is unreadable); the bar gives way instead.
+        table.add_column(column, no_wrap=True, overflow="crop" if column == "" else "ellipsis",
+                         min_width=4 if column == "" else None, max_width=12 if column == "" else None)
     for b in st["buckets"]:
         table.add_row(*_bucket_row(b))
     cycle = st["cycle"]

@@ -63,14 +63,18 @@ CREATE TABLE events (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, iface TEXT, ki
                      detail TEXT NOT NULL);
 """),
     ("0002_calibrations", """
+-- The carrier's own figures; each replaces datacap's count up to its instant (see datacap.plans).
 CREATE TABLE calibrations (
-    id INTEGER PRIMARY KEY, card TEXT NOT NULL, bucket TEXT, at INTEGER NOT NULL,
-    used_bytes INTEGER NOT NULL, local_used_bytes INTEGER, source TEXT NOT NULL,
-    text TEXT, created INTEGER NOT NULL
+    id INTEGER PRIMARY KEY, card TEXT NOT NULL,
+    bucket TEXT,                    -- NULL: the unscoped buckets together; 'rollover:NAME'
+    at INTEGER NOT NULL,            -- UTC epoch seconds of the carrier's figure
+    used_bytes INTEGER NOT NULL CHECK (used_bytes >= 0),
+    local_used_bytes INTEGER,       -- datacap's count it corrected (shows the drift)
+    source TEXT NOT NULL,           -- 'cli', 'sms:10086', 'web', ...
+    created INTEGER NOT NULL,
+    raw TEXT                        -- the SMS text it came from
 );
-CREATE INDEX calibrations_card ON calibrations (card, at);
-CREATE TABLE sim_history (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, iface TEXT NOT NULL,
-                          iccid TEXT, card TEXT, detail TEXT NOT NULL DEFAULT '');
+CREATE INDEX calibrations_card_at ON calibrations (card, at);
 """),
 ]
 

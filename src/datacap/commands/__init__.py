@@ -1,0 +1,1 @@
+"""Feature commands, each module registering its commands on the main typer app."""

@@ -1,0 +1,113 @@
+"""Plan status from the store: the glue between the pure plan engine and the stored usage.
+
+Which bytes belong to a card: records stamped with the card's name (imported with a ``card``
+column, or metered while the card's SIM was active in a modem), and unstamped records on the card's
+interfaces, unless the card names ICCIDs (then only stamped bytes count, so two SIMs used in one
+modem never mix).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import time
+from typing import Any
+
+from datacap.config import Config
+from datacap.errors import InputError
+from datacap.model import UsageRecord
+from datacap.plans import (
+    Calibration,
+    CardConfig,
+    compute_status,
+    make_calibration,
+    records_needed,
+    sms_calibrations,
+    status_document,
+)
+from datacap.plans.sms import parse_sms
+from datacap.store import Reader, Writer
+from datacap.timeutil import UTC
+
+
+def find_card(cfg: Config, name: str | None) -> list[CardConfig]:
+    """The named card, or every card; an unknown name is an error listing the known ones."""
+    cards: list[CardConfig] = list(cfg.cards)
+    if name is None:
+        return cards
+    chosen = [c for c in cards if c.name == name]
+    if not chosen:
+        known = ", ".join(c.name for c in cards) or "none: add a [[cards]] table to the config"
+        raise InputError(f"--card {name}: no such card (known: {known})")
+    return chosen
+
+
+def card_records(reader: Reader, card: CardConfig, since: dt.datetime, until: dt.datetime) -> list[UsageRecord]:
+    records = reader.usage_records(since, until)
+    if card.iccid:
+        return [r for r in records if r.card == card.name]
+    return [r for r in records if r.card == card.name or (r.card is None and card.matches(r.interface))]
+
+
+def calibrations(conn: sqlite3.Connection, card: str) -> list[Calibration]:
+    rows = conn.execute("SELECT card, bucket, at, used_bytes, source, local_used_bytes FROM calibrations "
+                        "WHERE card = ? ORDER BY at, id", (card,))
+    return [Calibration(c, b, dt.datetime.fromtimestamp(at, UTC), used, source, local)
+            for c, b, at, used, source, local in rows]
+
+
+def _engine_inputs(reader: Reader, card: CardConfig, at: dt.datetime) -> dict[str, Any]:
+    since, until = records_needed(card, at, reader.tz)
+    first = [i.first_seen for i in reader.interfaces() if card.matches(i.name)]
+    return {"records": card_records(reader, card, since, until),
+            "calibrations": calibrations(reader.conn, card.name),
+            "ethernet_ifaces": frozenset(n for n, kind in reader.link_types().items() if kind == "ether"),
+            "known_since": dt.datetime.fromtimestamp(min(first), UTC) if first else None}
+
+
+def card_status(reader: Reader, card: CardConfig, at: dt.datetime) -> dict[str, Any]:
+    inputs = _engine_inputs(reader, card, at)
+    return compute_status(card, inputs["records"], inputs["calibrations"], at, reader.tz,
+                          ethernet_ifaces=inputs["ethernet_ifaces"], known_since=inputs["known_since"])
+
+
+def status_json(reader: Reader, cfg: Config, card: str | None = None, at: dt.datetime | None = None) -> dict[str, Any]:
+    """``datacap status --json``: every card (or one) at an instant (default now)."""
+    at = (at or dt.datetime.now(UTC)).astimezone(cfg.tz)
+    return status_document(at, [card_status(reader, c, at) for c in find_card(cfg, card)])
+
+
+def calibrate(writer: Writer, reader: Reader, card: CardConfig, at: dt.datetime, *, used: int | None = None,
+              remaining: int | None = None, bucket: str | None = None, source: str = "cli") -> Calibration:
+    """Store the carrier's figure for ``card`` at ``at``, with the local count it corrects."""
+    inputs = _engine_inputs(reader, card, at)
+    cal = make_calibration(card, inputs["records"], inputs["calibrations"], at, reader.tz, used=used,
+                           remaining=remaining, bucket=bucket, source=source,
+                           ethernet_ifaces=inputs["ethernet_ifaces"], known_since=inputs["known_since"])
+    _store(writer, [cal], None)
+    return cal
+
+
+def calibrate_sms(writer: Writer, reader: Reader, card: CardConfig, text: str, *, sender: str | None = None,
+                  at: dt.datetime | None = None, now: dt.datetime | None = None,
+                  source: str | None = None) -> tuple[list[Calibration], list[str]]:
+    """Read a carrier SMS and store what it says for ``card``; unreadable text raises InputError."""
+    now = now or dt.datetime.now(UTC)
+    reading = parse_sms(text, now, reader.tz, sender=sender)
+    at_guess = at or reading.at or now  # the instant the text states wins over --at, which wins over now
+    inputs = _engine_inputs(reader, card, at_guess)
+    cals, notes = sms_calibrations(reading, card, inputs["records"], inputs["calibrations"], reader.tz, now, at=at,
+                                   ethernet_ifaces=inputs["ethernet_ifaces"], known_since=inputs["known_since"])
+    if source:
+        cals = [Calibration(c.card, c.bucket, c.at, c.used_bytes, source, c.local_used_bytes) for c in cals]
+    _store(writer, cals, text)
+    return cals, notes
+
+
+def _store(writer: Writer, cals: list[Calibration], raw: str | None) -> None:
+    with writer.transaction() as conn:
+        for c in cals:
+            conn.execute("INSERT INTO calibrations (card, bucket, at, used_bytes, local_used_bytes, source, created, "
+                         "raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         (c.card, c.bucket, int(c.at.timestamp()), c.used_bytes, c.local_used_bytes, c.source,
+                          int(time.time()), raw))
