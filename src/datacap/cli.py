@@ -84,6 +84,9 @@ def summary(ctx: typer.Context, db: DbOpt = None, config: ConfigOpt = None, ifac
         out.print(f"datacap {__version__}")
         raise typer.Exit()
     if ctx.invoked_subcommand is not None:
+        from datacap.commands.modem import prepare
+
+        prepare(ctx, db, config)
         return
     c = Context(db, config)
     doc = views.summary_json(c.reader(), c.cfg, iface)
@@ -367,6 +370,7 @@ def events(db: DbOpt = None, config: ConfigOpt = None,
 
 
 def _register_features() -> None:
+    import datacap.commands.modem
     import datacap.commands.plans  # noqa: F401  (registers status, plan check, calibrate)
     from datacap.reports.cli import report
 

@@ -8,6 +8,7 @@ modem never mix).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import sqlite3
 import time
@@ -25,7 +26,7 @@ from datacap.plans import (
     sms_calibrations,
     status_document,
 )
-from datacap.plans.sms import parse_sms
+from datacap.plans.sms import SmsReading, parse_sms
 from datacap.store import Reader, Writer
 from datacap.timeutil import UTC
 
@@ -94,12 +95,19 @@ def calibrate_sms(writer: Writer, reader: Reader, card: CardConfig, text: str, *
     """Read a carrier SMS and store what it says for ``card``; unreadable text raises InputError."""
     now = now or dt.datetime.now(UTC)
     reading = parse_sms(text, now, reader.tz, sender=sender)
-    at_guess = at or reading.at or now  # the instant the text states wins over --at, which wins over now
-    inputs = _engine_inputs(reader, card, at_guess)
+    return calibrate_reading(writer, reader, card, reading, text, at=at, now=now, source=source)
+
+
+def calibrate_reading(writer: Writer, reader: Reader, card: CardConfig, reading: SmsReading, text: str, *,
+                      at: dt.datetime | None = None, now: dt.datetime | None = None,
+                      source: str | None = None) -> tuple[list[Calibration], list[str]]:
+    """Store what an already parsed carrier text says for ``card`` (the instant it states wins)."""
+    now = now or dt.datetime.now(UTC)
+    inputs = _engine_inputs(reader, card, reading.at or at or now)
     cals, notes = sms_calibrations(reading, card, inputs["records"], inputs["calibrations"], reader.tz, now, at=at,
                                    ethernet_ifaces=inputs["ethernet_ifaces"], known_since=inputs["known_since"])
     if source:
-        cals = [Calibration(c.card, c.bucket, c.at, c.used_bytes, source, c.local_used_bytes) for c in cals]
+        cals = [dataclasses.replace(c, source=source) for c in cals]
     _store(writer, cals, text)
     return cals, notes
 

@@ -72,7 +72,10 @@ def _print_json(console: Console, data: Any) -> None:
 
 
 def cards(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """Each card with its SIM, modem, interface and state."""
+    """Each card with its SIM, modem, interface and state.
+
+    Example: datacap cards --json
+    """
     c = _ctx(ctx)
     note = None
     try:
@@ -93,9 +96,11 @@ def cards(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
         c.console.print(f"[yellow]{note}[/]")
 
 
-sim_app = typer.Typer(help="SIM slots of a modem (ModemManager).", no_args_is_help=True)
-esim_app = typer.Typer(help="eSIM profiles (through lpac).", no_args_is_help=True)
-carrier_app = typer.Typer(help="Ask the carrier for its own figure; see what it said.", no_args_is_help=True)
+sim_app = typer.Typer(help="SIM slots of a modem (ModemManager).\n\nExample: datacap sim slot --modem 0",
+                      no_args_is_help=True)
+esim_app = typer.Typer(help="eSIM profiles (through lpac).\n\nExample: datacap esim list", no_args_is_help=True)
+carrier_app = typer.Typer(help="Ask the carrier for its own figure; see what it said.\n\n"
+                               "Example: datacap carrier history", no_args_is_help=True)
 
 
 @sim_app.command("slot")
@@ -103,7 +108,10 @@ def sim_slot(ctx: typer.Context,
              modem: str = typer.Option(..., "--modem", help="modem index, DeviceIdentifier, IMEI or ICCID"),
              set_: int | None = typer.Option(None, "--set", help="make this SIM slot (1-based) primary"),
              as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """Show a modem's SIM slots, or switch to slot N with --set N."""
+    """Show a modem's SIM slots, or switch to slot N with --set N.
+
+    Example: datacap sim slot --modem 0 --set 2
+    """
     c = _ctx(ctx)
     with c.modems() as session:
         target = session.modem(modem)
@@ -128,7 +136,10 @@ def sim_slot(ctx: typer.Context,
 
 @esim_app.command("list")
 def esim_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """Profiles on the eUICC."""
+    """Profiles on the eUICC.
+
+    Example: datacap esim list   (with LPAC_APDU=qmi and the device set)
+    """
     c = _ctx(ctx)
     profiles = c.lpac().profiles()
     if as_json:
@@ -143,7 +154,10 @@ def esim_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", 
 
 @esim_app.command("enable")
 def esim_enable(ctx: typer.Context, iccid: str = typer.Argument(..., help="ICCID of the profile")) -> None:
-    """Enable an eSIM profile (the eUICC switches to it)."""
+    """Enable an eSIM profile (the eUICC switches to it).
+
+    Example: datacap esim enable 8986001234567890123
+    """
     c = _ctx(ctx)
     c.lpac().enable(iccid)
     if c.events is not None:
@@ -157,7 +171,10 @@ def carrier_query(ctx: typer.Context, card: str = typer.Option(..., "--card", he
                                              help="seconds to wait for a texted reply and read it here "
                                                   "(only when the daemon is not running: it reads replies)")
                   ) -> None:
-    """Ask the carrier now, within the card's limits (max_per_day)."""
+    """Ask the carrier now, within the card's limits (max_per_day).
+
+    Example: datacap carrier query --card cmcc
+    """
     c = _ctx(ctx)
     if c.carrier is None:
         raise InputError("carrier queries are not configured: no card has a [cards.carrier] table")
@@ -192,7 +209,10 @@ def _wait_for_reply(session: Any, service: CarrierService, card: str, wait: floa
 def carrier_history(ctx: typer.Context, card: str | None = typer.Option(None, "--card", help="card name"),
                     limit: int = typer.Option(50, "--limit", min=1, help="newest N entries"),
                     as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """Queries sent and carrier texts read, oldest first, with why a text could not be read."""
+    """Queries sent and carrier texts read, oldest first, with why a text could not be read.
+
+    Example: datacap carrier history --card cmcc --json
+    """
     c = _ctx(ctx)
     if c.carrier_log is None:
         raise DatacapError("the carrier history is not available (no store)")
