@@ -405,11 +405,15 @@ def load_alerts_config(data: dict[str, Any], *, file: str = "config",
         return AlertsConfig.model_validate(part)
     except ValidationError as err:
         first = err.errors()[0]
-        path = _key_path(first["loc"])
-        line = _find_line(text, first["loc"]) if text else None
-        where = f"{file}:{line}" if line else file
+        loc: tuple[Any, ...] = tuple(first["loc"])
         msg = str(first["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"{where}: {path}: {msg}") from None
+        # Cross-field checks cannot set a location; they start their message with the key path instead.
+        if not loc and (m := re.match(r"^(\w+)\[(\d+)\](?:\.(\w+))?: ", msg)):
+            loc = (m.group(1), int(m.group(2)), *([m.group(3)] if m.group(3) else []))
+            msg = msg[m.end():]
+        line = _find_line(text, loc) if text and loc else None
+        where = f"{file}:{line}" if line else file
+        raise ConfigError(f"{where}: {_key_path(loc)}: {msg}") from None
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:
