@@ -50,9 +50,35 @@ def mask_text(text: str, secrets: tuple[str, ...] = ()) -> str:
     out = _URL_IN_TEXT.sub(lambda m: mask_url(m.group(0)), text)
     for secret in secrets:
         for part in re.split(r"[/:@?&=]+", secret.partition("://")[2]):
-            if len(part) >= 6:
+            if len(part) >= 6 and not _HOSTLIKE.match(part):
                 out = out.replace(part, "***")
     return out
+
+
+class _MaskingFilter(logging.Filter):
+    """Rewrites the records of apprise and its HTTP stack (which print full URLs and request paths at
+    debug level) with every URL and every known channel secret masked."""
+
+    secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # a malformed record is the library's problem; still never show it unmasked
+            text = str(record.msg)
+        record.msg, record.args = mask_text(text, tuple(self.secrets)), None
+        return True
+
+
+_LIBRARY_LOGGERS = ("apprise", "urllib3.connectionpool", "requests")
+
+
+def _guard_library_logs(url: str) -> None:
+    _MaskingFilter.secrets.add(url)
+    for name in _LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _MaskingFilter) for f in logger.filters):
+            logger.addFilter(_MaskingFilter())
 
 
 class Notifier(Protocol):
@@ -71,6 +97,7 @@ class AppriseNotifier:
         if url == DESKTOP:
             send_desktop(title, body, timeout_s=self.timeout_s)
             return
+        _guard_library_logs(url)
         obj = apprise.Apprise()
         if not obj.add(url):
             raise DeliveryError(f"{mask_url(url)}: apprise does not accept this URL "
