@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import re
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import apprise
 
@@ -59,7 +59,7 @@ class _MaskingFilter(logging.Filter):
     """Rewrites the records of apprise and its HTTP stack (which print full URLs and request paths at
     debug level) with every URL and every known channel secret masked."""
 
-    secrets: set[str] = set()
+    secrets: ClassVar[set[str]] = set()  # every channel URL this process has sent to
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:

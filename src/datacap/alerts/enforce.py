@@ -242,7 +242,8 @@ class Enforcer:
                 notes.append(f"{rec.card} ({rec.interface}) is {what} again (was lost, re-applied); "
                              "`datacap enforce lift` undoes it")
             else:
-                notes.append(f"{rec.card} ({rec.interface}) is still {what}; `datacap enforce lift` undoes it")
+                notes.append(f"{rec.card} ({rec.interface}) is still {what}; "
+                             "`datacap enforce lift` undoes it")
         return notes
 
     # ------------------------------------------------------------ internals
