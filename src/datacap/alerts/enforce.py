@@ -97,7 +97,11 @@ def block_ruleset(interfaces: Sequence[str], allow: ResolvedAllowlist) -> str:
 
 
 def throttle_commands(interface: str, rate_bps: int) -> list[list[str]]:
-    """tc/ip commands shaping ``interface`` to ``rate_bps`` both ways (pure)."""
+    """tc/ip commands shaping ``interface`` to ``rate_bps`` both ways (pure).
+
+    The fq_codel leaves keep latency low under the limit; kernels without fq_codel keep htb's default
+    FIFO leaf, so those commands (see :func:`optional_command`) may fail without harm.
+    """
     ifb = ifb_name(interface)
     rate = f"{rate_bps}bit"
     # A burst of ~10 ms at the rate (at least a few full packets) keeps htb accurate at low rates.
@@ -115,9 +119,14 @@ def throttle_commands(interface: str, rate_bps: int) -> list[list[str]]:
         ["ip", "link", "set", ifb, "up"],
         *shape(ifb),
         ["tc", "qdisc", "replace", "dev", interface, "handle", "ffff:", "ingress"],
-        ["tc", "filter", "replace", "dev", interface, "parent", "ffff:", "protocol", "all", "prio", "1",
-         "matchall", "action", "mirred", "egress", "redirect", "dev", ifb],
+        # u32 "match everything" rather than matchall: u32 is in every kernel that has tc at all.
+        ["tc", "filter", "add", "dev", interface, "parent", "ffff:", "protocol", "all", "prio", "1",
+         "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", ifb],
     ]
+
+
+def optional_command(argv: Sequence[str]) -> bool:
+    return "fq_codel" in argv
 
 
 def unthrottle_commands(interface: str) -> list[list[str]]:
@@ -193,7 +202,10 @@ class Enforcer:
                                     {"ifb": ifb_name(interface)})
             self._quiet(unthrottle_commands(interface))  # leftovers of a crash would make `ip link add` fail
             for argv in throttle_commands(interface, action.rate_bps):
-                self.run(argv, None)
+                if optional_command(argv):
+                    self._try(argv)
+                else:
+                    self.run(argv, None)
             self.store.set_enforcement(rec)
         return rec
 
