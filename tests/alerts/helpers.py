@@ -120,7 +120,8 @@ def card(name: str = "unicom", *, buckets: list[dict[str, Any]] | None = None, u
             "used_bytes": used if used is not None else sum(b["used_bytes"] for b in bks),
             "buckets": bks, "overage_bytes": 0, "overage_cost": 0.0, "currency": "CNY",
             "throttled": throttled,
-            "forecast": forecast or {"cycle_end_used_bytes": 0, "exhausted_at": None, "daily_budget_bytes": 0},
+            "forecast": forecast or {"cycle_end_used_bytes": 0, "exhausted_at": None,
+                                     "daily_budget_bytes": 0},
             "calibration": calibration}
 
 

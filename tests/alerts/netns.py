@@ -77,8 +77,8 @@ class Pair:
 
     def iperf(self, port: int, reverse: bool = False, seconds: int = 3) -> float:
         """Bits per second received, measured by iperf3 (bounded by -t and the subprocess timeout)."""
-        argv = ["iperf3", "-c", self.server_ip, "-p", str(port), "-t", str(seconds), "-J", "--connect-timeout",
-                "3000"]
+        argv = ["iperf3", "-c", self.server_ip, "-p", str(port), "-t", str(seconds), "-J",
+                "--connect-timeout", "3000"]
         if reverse:
             argv.append("-R")
         out = json.loads(sh(*argv, ns=self.client, timeout=seconds + 20))

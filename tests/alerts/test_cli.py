@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from datacap.alerts.cli import CONTEXT_FACTORY, AlertsContext, alerts_app, enforce_app
 from datacap.alerts.config import BlockAction, load_alerts_config
-from datacap.alerts.engine import AlertEngine
 from datacap.alerts.enforce import Enforcer
+from datacap.alerts.engine import AlertEngine
 from datacap.alerts.rules import AlertInputs
 from datacap.alerts.state import AlertStore
 

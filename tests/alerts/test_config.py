@@ -121,15 +121,21 @@ def test_full_config_loads() -> None:
     assert cfg.alerts[0].parsed_action == ThrottleAction(1_000_000)
 
 
-@pytest.mark.parametrize(("replace", "by", "expected"), [
-    ('when = "remaining < 10%"', 'when = "remaining < ten"', r"datacap.toml:17: alerts\[1\].when: .*expected a size"),
-    ('action = "throttle 1 Mbit/s"', 'action = "slow down"', r"datacap.toml:14: alerts\[0\].action: expected 'throttle"),
-    ('notify = ["phone"]', 'notify = ["pager"]', r"datacap.toml:18: alerts\[1\].notify: channel 'pager' is not in \[channels\] \(hook, phone\)"),
+ERROR_CASES = [
+    ('when = "remaining < 10%"', 'when = "remaining < ten"',
+     r"datacap.toml:17: alerts\[1\].when: .*expected a size"),
+    ('action = "throttle 1 Mbit/s"', 'action = "slow down"',
+     r"datacap.toml:14: alerts\[0\].action: expected 'throttle"),
+    ('notify = ["phone"]', 'notify = ["pager"]',
+     r"datacap.toml:18: alerts\[1\].notify: channel 'pager' is not in \[channels\] \(hook, phone\)"),
     ('language = "zh-CN"', 'language = "fr"', r"datacap.toml:6: alerting.language"),
     ('[[alerts]]\nwhen = "remaining < 10%"', '[[alerts]]\nwhen = "remaining < 10%"\ncolour = "red"',
      r"datacap.toml:\d+: alerts\[1\].colour: Extra inputs are not permitted"),
     ('hook = "json://127.0.0.1:8080/x"', 'hook = "SECRETPLAIN"', r"channels: expected an apprise URL"),
-])
+]
+
+
+@pytest.mark.parametrize(("replace", "by", "expected"), ERROR_CASES)
 def test_config_errors_name_file_line_and_key(replace: str, by: str, expected: str) -> None:
     text = CONFIG.replace(replace, by)
     with pytest.raises(ConfigError, match=expected) as info:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,8 @@ RATE = 8_000_000  # 8 Mbit/s: far below a veth's speed, high enough to measure i
 
 
 def test_ruleset_is_pure_and_names_only_our_table() -> None:
-    allow = ResolvedAllowlist(True, (("192.0.2.7", 51820), ("2001:db8::1", 443)), ("system.slice/wg.service",),
-                              (0x10,))
+    allow = ResolvedAllowlist(True, (("192.0.2.7", 51820), ("2001:db8::1", 443)),
+                              ("system.slice/wg.service",), (0x10,))
     text = block_ruleset(["wwan0", "wwan0", "usb0"], allow)
     assert text.startswith(f"table inet {TABLE} {{") and text.count("table ") == 1
     assert 'oifname { "usb0", "wwan0" } jump egress' in text
@@ -40,10 +41,10 @@ def test_not_root_is_refused_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 @pytest.fixture
-def pair() -> Pair:
+def pair() -> Iterator[Pair]:
     require_root("nft", "tc", "iperf3")
     with veth_pair("e") as p:
-        yield p  # type: ignore[misc]
+        yield p
 
 
 def test_throttle_both_ways_then_lift(pair: Pair, tmp_path: Path) -> None:
@@ -68,7 +69,8 @@ def test_throttle_both_ways_then_lift(pair: Pair, tmp_path: Path) -> None:
         assert "htb" not in sh("tc", "qdisc", "show", "dev", pair.iface, ns=pair.client)
         after = pair.iperf(5301)
         assert after > 10 * RATE
-        print(f"\nthroughput bit/s: before {before_up:.3g}, throttled to {RATE}: up {up:.3g} down {down:.3g}, "
+        print(f"\nthroughput bit/s: before {before_up:.3g}, throttled to {RATE}: "
+              f"up {up:.3g} down {down:.3g}, "
               f"lifted {after:.3g}")
 
 

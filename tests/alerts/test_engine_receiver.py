@@ -135,8 +135,8 @@ def test_quiet_hours_queue_until_the_window_ends(tmp_path: Path) -> None:
 
 def test_send_test_reports_per_channel(tmp_path: Path) -> None:
     with Receiver() as ok, Receiver(fail_first=100) as bad:
-        cfg = load_alerts_config({"channels": {"good": ok.url, "bad": bad.url.replace("SECRET", "OTHERSECRET")},
-                                  "alerting": {"language": "zh-CN"}})
+        channels = {"good": ok.url, "bad": bad.url.replace("SECRET", "OTHERSECRET")}
+        cfg = load_alerts_config({"channels": channels, "alerting": {"language": "zh-CN"}})
         eng = AlertEngine(cfg, open_store(tmp_path / "s.sqlite"), tz=TZ)
         reports = {r.channel: r for r in eng.send_test()}
         assert reports["good"].ok and not reports["bad"].ok

@@ -107,10 +107,12 @@ def test_forecast(exhausted_at: str | None, fires: bool) -> None:
     got = evaluate([rule("forecast exhausts before cycle end")], inputs, AT)
     assert bool(got) == fires
     if fires:
-        assert "2026-11-28" in got[0].body and "200.00 MiB a day" in got[0].body and "2.00 GiB left" in got[0].body
+        body = got[0].body
+        assert "2026-11-28" in body and "200.00 MiB a day" in body and "2.00 GiB left" in body
 
 
-def days(values: list[int], end: dt.date = AT.date()) -> list[tuple[dt.date, int]]:
+def days(values: list[int]) -> list[tuple[dt.date, int]]:
+    end = AT.date()
     return [(end - dt.timedelta(days=len(values) - i), v) for i, v in enumerate(values)]
 
 
@@ -151,7 +153,8 @@ def test_new_app_client_service() -> None:
     (dt.datetime(2026, 11, 1, 0, 5, tzinfo=TZ), None, False),  # no previous cycle known
 ])
 def test_cycle_reset(at: dt.datetime, last_total: int | None, fires: bool) -> None:
-    hist = CardHistory(last_cycle_total=last_total, last_cycle_top=[("wechat", 3 * GiB), ("bilibili", 5 * GiB)])
+    top = [("wechat", 3 * GiB), ("bilibili", 5 * GiB)]
+    hist = CardHistory(last_cycle_total=last_total, last_cycle_top=top)
     got = evaluate([rule("cycle reset")], AlertInputs(status(card()), {"unicom": hist}), at)
     assert bool(got) == fires
     if fires:
@@ -165,7 +168,8 @@ def test_cycle_reset(at: dt.datetime, last_total: int | None, fires: bool) -> No
     (None, 3600.0, False),  # the integrator's age wins
 ])
 def test_calibration_age(calibration: dict[str, Any] | None, age: float | None, fires: bool) -> None:
-    inputs = AlertInputs(status(card(calibration=calibration)), {"unicom": CardHistory(calibration_age_s=age)})
+    hist = {"unicom": CardHistory(calibration_age_s=age)}
+    inputs = AlertInputs(status(card(calibration=calibration)), hist)
     got = evaluate([rule("calibration older than 7d")], inputs, AT)
     assert bool(got) == fires
 

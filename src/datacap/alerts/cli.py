@@ -19,13 +19,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from datacap.alerts.engine import AlertEngine, DeliveryReport
 from datacap.alerts.enforce import Enforcer
+from datacap.alerts.engine import AlertEngine, DeliveryReport
 from datacap.alerts.rules import AlertInputs
 from datacap.errors import DatacapError
 from datacap.timeutil import parse_instant
 
 CONTEXT_FACTORY = "datacap.alerts.context"
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 EXIT_FIRED = 3
 
 
@@ -65,9 +66,10 @@ def _json(console: Console, data: Any) -> None:
 
 @alerts_app.command("check")
 def check(ctx: typer.Context,
-          at: Annotated[str | None, typer.Option(help="Evaluate as of this ISO date/time (default: now).")] = None,
+          at: Annotated[str | None,
+                        typer.Option(help="Evaluate as of this ISO date/time (default: now).")] = None,
           exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 3 when an alert fired.")] = False,
-          as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+          as_json: JsonOpt = False) -> None:
     """Evaluate every rule now, exactly as the daemon does after each flush, and deliver what fires."""
     c = _context(ctx)
     when = parse_instant(at, c.tz, what="--at") if at else c.now().astimezone(c.tz)
@@ -76,7 +78,8 @@ def check(ctx: typer.Context,
         _json(c.console, {
             "at": when.isoformat(),
             "fired": [{"rule": f.rule_key, "card": f.card, "subject": f.subject, "kind": f.kind,
-                       "title": f.title, "message": f.body, "figures": dict(f.figures)} for f in result.fired],
+                       "title": f.title, "message": f.body, "figures": dict(f.figures)}
+                      for f in result.fired],
             "cleared": [{"rule": s.rule_key, "card": s.card, "subject": s.subject} for s in result.cleared],
             "deliveries": [_delivery(d) for d in result.deliveries],
             "actions": result.actions, "problems": result.problems})
@@ -99,7 +102,7 @@ def check(ctx: typer.Context,
 
 @alerts_app.command("list")
 def list_rules(ctx: typer.Context,
-               as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+               as_json: JsonOpt = False) -> None:
     """Rules with their current state: armed, fired at, cleared at."""
     c = _context(ctx)
     rules = c.engine.rule_states()
@@ -110,7 +113,8 @@ def list_rules(ctx: typer.Context,
     for r in rules:
         notify = ", ".join(r["notify"])
         if not r["states"]:
-            table.add_row(r["rule"], r["when"], notify, r["action"] or "", r["card"] or "all", "armed", "", "")
+            table.add_row(r["rule"], r["when"], notify, r["action"] or "", r["card"] or "all", "armed",
+                          "", "")
         for s in r["states"]:
             state = "armed" if s["armed"] else "fired"
             card = s["card"] + (f" · {s['subject']}" if s["subject"] else "")
@@ -135,7 +139,7 @@ def test_channels(ctx: typer.Context,
 
 @alerts_app.command("history")
 def history(ctx: typer.Context,
-            as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+            as_json: JsonOpt = False,
             limit: Annotated[int, typer.Option(min=1, help="How many alerts, newest first.")] = 50) -> None:
     """What fired, when, to which channels, delivered or failed."""
     c = _context(ctx)
@@ -154,7 +158,7 @@ def history(ctx: typer.Context,
 
 @enforce_app.command("status")
 def enforce_status(ctx: typer.Context,
-                   as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False
+                   as_json: JsonOpt = False
                    ) -> None:
     """What is blocked or throttled now, checked against the kernel."""
     c = _context(ctx)
@@ -169,14 +173,17 @@ def enforce_status(ctx: typer.Context,
     if not rows:
         c.console.print("nothing is blocked or throttled")
     for r in rows:
-        what = "blocked" if r["action"] == "block" else f"throttled to {r['rate_bps'] / 1e6:g} Mbit/s"
+        mbit = int(r["rate_bps"] or 0) / 1e6
+        what = "blocked" if r["action"] == "block" else f"throttled to {mbit:g} Mbit/s"
         state = "in force" if r["in_force"] else "[red]recorded but NOT in force[/red]"
-        c.console.print(f"{r['card']} ({r['interface']}): {what} since {r['since']} by rule {r['rule']}: {state}")
+        c.console.print(f"{r['card']} ({r['interface']}): {what} since {r['since']} "
+                        f"by rule {r['rule']}: {state}")
 
 
 @enforce_app.command("lift")
 def enforce_lift(ctx: typer.Context,
-                 card: Annotated[str | None, typer.Option(help="Only this card (default: all).")] = None) -> None:
+                 card: Annotated[str | None, typer.Option(help="Only this card (default: all).")] = None
+                 ) -> None:
     """Undo blocking / throttling now (an alert rule may put it back if its condition fires again)."""
     c = _context(ctx)
     enf = _enforcer(c)
