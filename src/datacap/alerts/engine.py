@@ -110,7 +110,7 @@ class AlertEngine:
                 self._act(f.card, f.rule_key, f.action, now, result)
         for s in decision.clear:
             log.info("alert cleared: %s on %s (%s)", s.rule_key, s.card, s.subject or "all")
-            self._lift_if_caused_by(s, result)
+            self._lift_if_caused_by(s, evaluation.firings, now, result)
         result.deliveries = self.deliver_due(at)
         return result
 
@@ -122,6 +122,10 @@ class AlertEngine:
                 iface = self.interface_of(card) if self.interface_of else None
                 if not iface:
                     raise DatacapError(f"no network interface is known for card {card!r}")
+                current = next((r for r in self.enforcer.records() if r.card == card), None)
+                if current is not None and _strength(current) > _strength(action):
+                    result.actions.append(f"{card}: {current.action} kept (stronger than {action})")
+                    return
                 rec = self.enforcer.apply(card, iface, action, rule_key=rule_key, now=now)
                 result.actions.append(f"{card}: {rec.action} on {rec.interface}"
                                       + (f" at {rec.rate_bps} bit/s" if rec.rate_bps else ""))
@@ -134,16 +138,26 @@ class AlertEngine:
             result.problems.append(f"{card}: action for rule {rule_key!r} not taken: {err}")
             log.warning("%s", result.problems[-1])
 
-    def _lift_if_caused_by(self, cleared: StoredState, result: CheckResult) -> None:
+    def _lift_if_caused_by(self, cleared: StoredState, holding: list[Firing], now: int,
+                           result: CheckResult) -> None:
+        """Lift what the cleared rule put in force; then the strongest action still holding takes over."""
         if self.enforcer is None:
             return
         for rec in self.enforcer.records():
-            if rec.card == cleared.card and rec.rule_key == cleared.rule_key:
-                try:
-                    self.enforcer.lift(rec.card)
-                    result.actions.append(f"{rec.card}: {rec.action} lifted (condition cleared)")
-                except DatacapError as err:
-                    result.problems.append(f"{rec.card}: could not lift {rec.action}: {err}")
+            if rec.card != cleared.card or rec.rule_key != cleared.rule_key:
+                continue
+            try:
+                self.enforcer.lift(rec.card)
+                result.actions.append(f"{rec.card}: {rec.action} lifted (condition cleared)")
+            except DatacapError as err:
+                result.problems.append(f"{rec.card}: could not lift {rec.action}: {err}")
+                continue
+            still = [f for f in holding if f.card == rec.card and f.rule_key != cleared.rule_key
+                     and isinstance(f.action, ThrottleAction | BlockAction)]
+            if still:
+                strongest = max(still, key=lambda f: _strength(f.action))
+                assert strongest.action is not None
+                self._act(strongest.card, strongest.rule_key, strongest.action, now, result)
 
     # ------------------------------------------------------------ delivery
 
@@ -222,6 +236,17 @@ class AlertEngine:
                     a["at"] = _iso(a["at"], self.tz)
                     a["ok"] = bool(a["ok"])
         return events
+
+
+def _strength(action: Action | EnforcementRecord | None) -> float:
+    """Block beats any throttle; a lower rate beats a higher one."""
+    if isinstance(action, BlockAction) or (isinstance(action, EnforcementRecord) and action.action == "block"):
+        return float("inf")
+    if isinstance(action, ThrottleAction):
+        return 1 / action.rate_bps
+    if isinstance(action, EnforcementRecord) and action.rate_bps:
+        return 1 / action.rate_bps
+    return 0.0
 
 
 def _iso(stamp: int | None, tz: ZoneInfo) -> str | None:
