@@ -240,11 +240,11 @@ class AlertEngine:
 
 def _strength(action: Action | EnforcementRecord | None) -> float:
     """Block beats any throttle; a lower rate beats a higher one."""
-    if isinstance(action, BlockAction) or (isinstance(action, EnforcementRecord) and action.action == "block"):
+    if isinstance(action, EnforcementRecord):
+        return float("inf") if action.action == "block" else 1 / (action.rate_bps or 1)
+    if isinstance(action, BlockAction):
         return float("inf")
     if isinstance(action, ThrottleAction):
-        return 1 / action.rate_bps
-    if isinstance(action, EnforcementRecord) and action.rate_bps:
         return 1 / action.rate_bps
     return 0.0
 
