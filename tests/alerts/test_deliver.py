@@ -59,8 +59,9 @@ def session_bus() -> Iterator[str]:
 
 def test_desktop_channel_on_a_session_bus(session_bus: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session_bus)
-    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("desktop_server.py")), "30"],
-                              stdout=subprocess.PIPE, text=True, env={"DBUS_SESSION_BUS_ADDRESS": session_bus})
+    script = str(Path(__file__).with_name("desktop_server.py"))
+    server = subprocess.Popen([sys.executable, script, "30"], stdout=subprocess.PIPE, text=True,
+                              env={"DBUS_SESSION_BUS_ADDRESS": session_bus})
     try:
         assert server.stdout is not None
         assert server.stdout.readline().strip() == "ready"
