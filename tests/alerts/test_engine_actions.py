@@ -83,3 +83,21 @@ def test_actions_without_means_are_reported_not_raised(tmp_path: Path) -> None:
     assert len(res.fired) == 1 and res.actions == []
     assert res.problems == ["unicom: action for rule '*||exhausted' not taken: "
                             "enforcement is not enabled in this process"]
+
+
+def test_startup_notes_say_what_is_in_force(tmp_path: Path) -> None:
+    require_root("nft")
+    with veth_pair("s") as pair:
+        conn = open_store(tmp_path / "s.sqlite")
+        cfg = load_alerts_config({"alerts": [{"when": "exhausted", "action": "block"}]})
+        enforcer = Enforcer(AlertStore(conn), netns=pair.client)
+        eng = AlertEngine(cfg, conn, tz=TZ, enforcer=enforcer, interface_of=lambda c: pair.iface)
+        assert eng.startup_notes() == []
+        eng.check(used(10), T0)
+        conn.close()
+        # the daemon stops and starts again: it says the card is still blocked
+        conn = open_store(tmp_path / "s.sqlite")
+        again = AlertEngine(cfg, conn, tz=TZ, enforcer=Enforcer(AlertStore(conn), netns=pair.client))
+        note = "unicom (dccard0) is still blocked; `datacap enforce lift` undoes it"
+        assert again.startup_notes() == [note]
+        Enforcer(AlertStore(conn), netns=pair.client).lift_all()

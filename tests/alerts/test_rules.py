@@ -19,6 +19,7 @@ from datacap.alerts.rules import (
     decide,
     evaluate,
     evaluate_all,
+    usage_by_entity,
 )
 
 from .helpers import GiB, MiB, bucket, card, status
@@ -202,3 +203,16 @@ def test_decide(holding: bool, stored: StoredState | None, fire: bool, clear: bo
 def test_decide_keeps_state_of_cards_not_evaluated() -> None:
     stored = {("r", "gone", ""): StoredState("r", "gone", "", F_PERIOD, "fired")}
     assert decide(Evaluation([], {("r", "unicom")}), stored).clear == []
+
+
+def test_usage_by_entity_from_attributed_deltas() -> None:
+    from datacap.model import AppIdentity, AttribDelta, ClientIdentity
+
+    deltas = [
+        AttribDelta(0, "wwan0", 100, 50, card="unicom", app=AppIdentity("steam"), service="steam-cdn"),
+        AttribDelta(300, "wwan0", 1000, 0, card="unicom", app=AppIdentity("steam")),
+        AttribDelta(300, "wwan0", 7, 0, card="unicom", client=ClientIdentity("192.0.2.5", hostname="ipad")),
+        AttribDelta(300, "wwan1", 999, 0, card="cmcc", app=AppIdentity("steam")),
+    ]
+    assert [(u.kind, u.name, u.bytes) for u in usage_by_entity(deltas, "unicom")] == [
+        ("app", "steam", 1150), ("client", "ipad", 7), ("service", "steam-cdn", 150)]

@@ -44,6 +44,8 @@ class Enforcing(Protocol):
 
     def records(self) -> list[EnforcementRecord]: ...
 
+    def reconcile(self) -> list[str]: ...
+
 
 # The integrator's hook for "switch-slot N" / "switch-profile ICCID" (ModemManager lives elsewhere).
 Switcher = Callable[[str, SwitchSlotAction | SwitchProfileAction], None]
@@ -86,6 +88,20 @@ class AlertEngine:
         opts = config.alerting
         self.options = Options(language=opts.lang(), spike_floor=parse_size(opts.spike_floor))
         self.backoff = opts.backoff()
+
+    def startup_notes(self) -> list[str]:
+        """Call once when the daemon starts: what enforcement is in force (re-applied if a reboot lost it).
+
+        Print/log every line, so a card is never blocked without the user being told.
+        """
+        if self.enforcer is None:
+            return []
+        try:
+            notes: list[str] = self.enforcer.reconcile()
+        except DatacapError as err:
+            recorded = ", ".join(f"{r.card} {r.action}" for r in self.enforcer.records())
+            notes = [f"enforcement recorded ({recorded}) could not be checked or re-applied: {err}"]
+        return notes
 
     # ------------------------------------------------------------ evaluation
 

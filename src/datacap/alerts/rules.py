@@ -8,7 +8,7 @@ day-based conditions), and re-arms when it has been seen clear.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ from datacap.alerts.config import (
     canonical_when,
 )
 from datacap.alerts.messages import format_age, render, word
+from datacap.model import AttribDelta
 from datacap.units import format_bytes
 
 SPIKE_WINDOW_DAYS = 14
@@ -104,6 +105,24 @@ class Target:
 class Options:
     language: Language = "en"
     spike_floor: int = 10 * 1024**2
+
+
+def usage_by_entity(deltas: Iterable[AttribDelta], card: str | None = None) -> list[EntityUsage]:
+    """Sum attributed deltas (e.g. today's, from the store) into per app / client / service totals.
+
+    A delta counts for each dimension it names: an app's flow to a service counts for both.
+    """
+    totals: dict[tuple[str, str], int] = {}
+    for d in deltas:
+        if card is not None and d.card != card:
+            continue
+        names = (("app", d.app.name if d.app else None),
+                 ("client", (d.client.hostname or d.client.mac or d.client.ip) if d.client else None),
+                 ("service", d.service))
+        for kind, name in names:
+            if name:
+                totals[(kind, name)] = totals.get((kind, name), 0) + d.rx_bytes + d.tx_bytes
+    return [EntityUsage(kind, name, total) for (kind, name), total in sorted(totals.items())]
 
 
 def evaluate(rules: Sequence[AlertRule], inputs: AlertInputs, at: dt.datetime,
