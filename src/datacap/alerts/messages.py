@@ -30,11 +30,11 @@ _TEMPLATES: dict[str, dict[Language, tuple[str, str]]] = {
     },
     "exhausted": {
         "en": ("{card}: {bucket} is used up",
-               "{card} · {bucket}: all {quota} used ({used}); further use may be billed as overage "
-               "({overage}) or throttled. Cycle ends {cycle_end}."),
+               "{card} · {bucket}: all of its {quota} is used; further use may be billed as overage "
+               "or throttled (overage so far: {overage}). Cycle ends {cycle_end}."),
         "zh-CN": ("{card}：{bucket}已用完",
-                  "{card} · {bucket}：{quota} 已全部用完（已用 {used}）；继续使用可能按超出计费"
-                  "（已超出 {overage}）或限速。本周期于 {cycle_end} 结束。"),
+                  "{card} · {bucket}：{quota} 已全部用完；继续使用可能按超出计费或被限速"
+                  "（目前已超出 {overage}）。本周期于 {cycle_end} 结束。"),
     },
     "throttled": {
         "en": ("{card}: speed is now throttled",
@@ -117,5 +117,6 @@ def format_age(seconds: float, lang: Language) -> str:
     days, rest = divmod(int(seconds), 86400)
     hours = rest // 3600
     if lang == "zh-CN":
-        return f"{days} 天 {hours} 小时" if days else f"{hours} 小时"
-    return f"{days}d {hours}h" if days else f"{hours}h"
+        parts = [f"{days} 天" if days else "", f"{hours} 小时" if hours or not days else ""]
+        return " ".join(p for p in parts if p)
+    return " ".join(p for p in (f"{days}d" if days else "", f"{hours}h" if hours or not days else "") if p)

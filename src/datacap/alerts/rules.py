@@ -320,7 +320,7 @@ def _calibration(card: Mapping[str, Any], hist: CardHistory, at: dt.datetime, se
     if age is not None and age <= seconds:
         return []
     figs = {"age": format_age(age, lang) if age is not None else word(lang, "never"),
-            "calibrated_at": cal_at.isoformat() if cal_at else word(lang, "never"),
+            "calibrated_at": _day(calib.get("at"), at) if cal_at else word(lang, "never"),
             "threshold": format_age(seconds, lang)}
     return [("", "calibration", period, figs, {"age_seconds": age})]
 
