@@ -73,7 +73,8 @@ notify = ["hook"]
 
 def scenario() -> AlertInputs:
     """Imported usage: a new game took 6 GiB on the 2nd day of the cycle, emptying the night pack."""
-    c = card(buckets=[bucket("通用", 10 * GiB, int(9.2 * GiB)), bucket("夜间包", 2 * GiB, 2 * GiB, kind="pack")],
+    buckets = [bucket("通用", 10 * GiB, int(9.2 * GiB)), bucket("夜间包", 2 * GiB, 2 * GiB, kind="pack")]
+    c = card(buckets=buckets,
              start="2026-11-01T00:00:00+08:00", end="2026-12-01T00:00:00+08:00", throttled=True,
              forecast={"cycle_end_used_bytes": 100 * GiB, "exhausted_at": "2026-11-03T02:00:00+08:00",
                        "daily_budget_bytes": 27 * MiB},
