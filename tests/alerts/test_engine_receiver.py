@@ -143,3 +143,32 @@ def test_send_test_reports_per_channel(tmp_path: Path) -> None:
         assert "OTHERSECRET" not in (reports["bad"].error or "")
         assert "datacap" in ok.received[0]["title"] and "good" in ok.received[0]["message"]
         assert [r.ok for r in eng.send_test("nope")] == [False]
+
+
+def test_daemon_and_cron_check_at_once_deliver_once(tmp_path: Path) -> None:
+    """Two processes' worth of engines (own connections, same file) racing: one delivery."""
+    import threading
+
+    db = tmp_path / "s.sqlite"
+    open_store(db).close()  # migrate once, as the integrator does
+    with Receiver() as rx:
+        cfg = config(rx.url)
+        barrier = threading.Barrier(4)
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                eng = engine(db, cfg)
+                barrier.wait(10)
+                eng.check(usage(9 * GiB), T0)
+                eng.store.conn.close()
+            except BaseException as err:  # reported below: a thread's exception is otherwise lost
+                errors.append(err)
+
+        threads = [threading.Thread(target=run) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert errors == [] and not any(t.is_alive() for t in threads)
+        assert len(rx.received) == 1

@@ -110,15 +110,14 @@ class AlertEngine:
         at = at.astimezone(self.tz)
         now = int(at.timestamp())
         evaluation = evaluate_all(self.config.alerts, inputs, at, self.options)
-        decision = decide(evaluation, self.store.states())
         rules = {r.key: r for r in self.config.alerts}
-        staged = []
-        for f in decision.fire:
+
+        def stage(f: Firing) -> tuple[int, tuple[str, ...]]:
             rule = rules[f.rule_key]
             quiet = parse_quiet_hours(rule.quiet_hours) if rule.quiet_hours else self.config.alerting.quiet()
-            release = int(release_time(at, quiet, self.tz).timestamp())
-            staged.append((f, release, tuple(rule.notify)))
-        self.store.record(staged, decision.clear, now)
+            return int(release_time(at, quiet, self.tz).timestamp()), tuple(rule.notify)
+
+        decision = self.store.settle(lambda stored: decide(evaluation, stored), stage, now)
         result = CheckResult(fired=list(decision.fire), cleared=list(decision.clear))
         for f in decision.fire:
             log.info("alert fired: %s", f.title)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from datacap.alerts.rules import Firing, StoredState
+from datacap.alerts.rules import Decision, Firing, StoredState
 from datacap.errors import StoreBusy, StoreError
 
 ALERTS_MIGRATION = ("0200_alerts", """
@@ -137,45 +137,65 @@ class AlertStore:
                           " FROM alert_state")
         return {(r["rule_key"], r["card"], r["subject"]): StoredState(**r) for r in rows}
 
+    def settle(self, plan: Callable[[dict[tuple[str, str, str], StoredState]], Decision],
+               stage: Callable[[Firing], tuple[int, tuple[str, ...]]], now: int) -> Decision:
+        """Decide and record in one write transaction, so two processes (the daemon and a cron'd
+        `alerts check`) can never both fire the same alert: the second one sees the first one's state."""
+        with self._write():
+            decision = plan(self.states())
+            self._record([(f, *stage(f)) for f in decision.fire], decision.clear, now)
+        return decision
+
     def record(self, fire: Sequence[tuple[Firing, int, tuple[str, ...]]], clear: Sequence[StoredState],
                now: int) -> list[int]:
         """Persist new firings (each with its release time and channels) and cleared states atomically."""
+        with self._write():
+            return self._record(fire, clear, now)
+
+    def _record(self, fire: Sequence[tuple[Firing, int, tuple[str, ...]]], clear: Sequence[StoredState],
+                now: int) -> list[int]:
         ids: list[int] = []
-        with self._write() as c:
-            for f, release, channels in fire:
-                c.execute(
-                    "INSERT INTO alert_state (rule_key, card, subject, period, status, level, fired_at,"
-                    " cleared_at) VALUES (?, ?, ?, ?, 'fired', ?, ?, NULL)"
-                    " ON CONFLICT (rule_key, card, subject) DO UPDATE"
-                    " SET period = excluded.period, status = 'fired', level = excluded.level,"
-                    " fired_at = excluded.fired_at, cleared_at = NULL",
-                    (f.rule_key, f.card, f.subject, f.period, f.level, now))
-                cur = c.execute(
-                    "INSERT INTO alert_event (rule_key, card, subject, period, kind, level, fired_at,"
-                    " deliver_after, title, body, figures, action)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (f.rule_key, f.card, f.subject, f.period, f.kind, f.level, now, release, f.title, f.body,
-                     json.dumps(dict(f.figures), ensure_ascii=False, default=str),
-                     repr(f.action) if f.action else None))
-                event_id = int(cur.lastrowid or 0)
-                ids.append(event_id)
-                c.executemany(
-                    "INSERT INTO alert_delivery (event_id, channel, status, next_attempt_at)"
-                    " VALUES (?, ?, 'pending', ?)",
-                    [(event_id, ch, release) for ch in channels])
-            for s in clear:
-                c.execute("UPDATE alert_state SET status = 'cleared', cleared_at = ? "
-                          "WHERE rule_key = ? AND card = ? AND subject = ?",
-                          (now, s.rule_key, s.card, s.subject))
+        c = self.conn
+        for f, release, channels in fire:
+            c.execute(
+                "INSERT INTO alert_state (rule_key, card, subject, period, status, level, fired_at,"
+                " cleared_at) VALUES (?, ?, ?, ?, 'fired', ?, ?, NULL)"
+                " ON CONFLICT (rule_key, card, subject) DO UPDATE"
+                " SET period = excluded.period, status = 'fired', level = excluded.level,"
+                " fired_at = excluded.fired_at, cleared_at = NULL",
+                (f.rule_key, f.card, f.subject, f.period, f.level, now))
+            cur = c.execute(
+                "INSERT INTO alert_event (rule_key, card, subject, period, kind, level, fired_at,"
+                " deliver_after, title, body, figures, action)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (f.rule_key, f.card, f.subject, f.period, f.kind, f.level, now, release, f.title, f.body,
+                 json.dumps(dict(f.figures), ensure_ascii=False, default=str),
+                 repr(f.action) if f.action else None))
+            event_id = int(cur.lastrowid or 0)
+            ids.append(event_id)
+            c.executemany(
+                "INSERT INTO alert_delivery (event_id, channel, status, next_attempt_at)"
+                " VALUES (?, ?, 'pending', ?)",
+                [(event_id, ch, release) for ch in channels])
+        for s in clear:
+            c.execute("UPDATE alert_state SET status = 'cleared', cleared_at = ? "
+                      "WHERE rule_key = ? AND card = ? AND subject = ?",
+                      (now, s.rule_key, s.card, s.subject))
         return ids
 
     # ------------------------------------------------------------ deliveries
 
-    def due(self, now: int) -> list[DueDelivery]:
-        rows = self._read(
-            "SELECT d.id, d.event_id, d.channel, d.attempts, e.title, e.body FROM alert_delivery d"
-            " JOIN alert_event e ON e.id = d.event_id WHERE d.status = 'pending' AND d.next_attempt_at <= ?"
-            " ORDER BY d.next_attempt_at, d.id", (now,))
+    def due(self, now: int, lease_s: int = 300) -> list[DueDelivery]:
+        """Claim the pending deliveries due at ``now``: they are pushed ``lease_s`` ahead, so another
+        process does not send them too, and a crash mid-send only delays them."""
+        with self._write() as c:
+            rows = self._read(
+                "SELECT d.id, d.event_id, d.channel, d.attempts, e.title, e.body FROM alert_delivery d"
+                " JOIN alert_event e ON e.id = d.event_id"
+                " WHERE d.status = 'pending' AND d.next_attempt_at <= ?"
+                " ORDER BY d.next_attempt_at, d.id", (now,))
+            c.executemany("UPDATE alert_delivery SET next_attempt_at = ? WHERE id = ?",
+                          [(now + lease_s, r["id"]) for r in rows])
         return [DueDelivery(**r) for r in rows]
 
     def record_attempt(self, delivery_id: int, now: int, error: str | None, retry_at: int | None) -> None:
