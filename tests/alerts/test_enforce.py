@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from datacap.alerts.config import Allowlist, BlockAction, ThrottleAction
-from datacap.alerts.enforce import TABLE, Enforcer, ResolvedAllowlist, block_ruleset, throttle_commands
+from datacap.alerts.enforce import (
+    TABLE,
+    Enforcer,
+    ResolvedAllowlist,
+    block_ruleset,
+    cgroup2_root,
+    throttle_commands,
+)
 from datacap.alerts.state import AlertStore
 from datacap.errors import NotPermitted
 
@@ -22,10 +30,10 @@ RATE = 8_000_000  # 8 Mbit/s: far below a veth's speed, high enough to measure i
 
 def test_ruleset_is_pure_and_names_only_our_table() -> None:
     allow = ResolvedAllowlist(True, (("192.0.2.7", 51820), ("2001:db8::1", 443)),
-                              ("system.slice/wg.service",), (0x10,))
+                              (("system.slice/wg.service", 2),), (0x10,))
     text = block_ruleset(["wwan0", "wwan0", "usb0"], allow)
     assert text.startswith(f"table inet {TABLE} {{") and text.count("table ") == 1
-    assert 'oifname { "usb0", "wwan0" } jump egress' in text
+    assert 'oifname { "usb0", "wwan0" } jump local_egress' in text
     assert "ip daddr 192.0.2.7 udp dport 51820" in text and "ip6 daddr 2001:db8::1 tcp dport 443" in text
     assert 'socket cgroupv2 level 2 "system.slice/wg.service"' in text and "meta mark 0x10" in text
     cmds = throttle_commands("wwan0", 1_000_000)
@@ -100,3 +108,24 @@ def test_block_drops_traffic_but_the_allowlist_passes(pair: Pair, tmp_path: Path
         assert enf.lift_all() == ["unicom"]
         assert pair.probe("tcp", 7002) == "ok"
         assert TABLE not in sh("nft", "list", "tables", ns=pair.client)
+
+
+def test_block_lets_an_allowlisted_apps_cgroup_through(pair: Pair, tmp_path: Path) -> None:
+    root = cgroup2_root()
+    if root is None:
+        pytest.skip("no cgroup v2 hierarchy mounted")
+    group = root / f"dc-alerts-{os.getpid()}"
+    group.mkdir()
+    try:
+        store = AlertStore(open_store(tmp_path / "s.sqlite"))
+        enf = Enforcer(store, Allowlist(dns=False, apps=[group.name]), netns=pair.client)
+        with background(pair.server, sys.executable, "-c", PROBE, "serve", "60", "7002", "7003", ready="ready"):
+            enf.apply("unicom", pair.iface, BlockAction(), rule_key="r", now=1)
+            assert pair.probe("tcp", 7002, timeout=0.5).startswith("fail")
+            # the same probe, started inside the app's cgroup, passes
+            in_app = sh("sh", "-c", f'echo $$ > {group}/cgroup.procs && exec ip netns exec {pair.client} '
+                        f'{sys.executable} -c "$0" tcp {pair.server_ip} 7002 1', PROBE).strip()
+            assert in_app == "ok"
+            enf.lift_all()
+    finally:
+        group.rmdir()

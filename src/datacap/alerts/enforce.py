@@ -35,7 +35,7 @@ Runner = Callable[[Sequence[str], str | None], str]
 class ResolvedAllowlist:
     dns: bool
     endpoints: tuple[tuple[str, int], ...]  # (address, port); both TCP and UDP
-    cgroups: tuple[str, ...]
+    cgroups: tuple[tuple[str, int], ...]  # (path under /sys/fs/cgroup as nft wants it, level in cgroup v2)
     marks: tuple[int, ...]
 
 
@@ -72,9 +72,9 @@ def block_ruleset(interfaces: Sequence[str], allow: ResolvedAllowlist) -> str:
     for addr, port in allow.endpoints:
         family = "ip6" if ":" in addr else "ip"
         egress += [f"{family} daddr {addr} {proto} dport {port} {keep}" for proto in ("tcp", "udp")]
-    for path in allow.cgroups:
-        level = len([p for p in path.split("/") if p])
-        egress.append(f"socket cgroupv2 level {level} {_q(path)} {keep}")
+    # `socket` only matches locally generated packets, so the app rules live in the output path only.
+    local = [f"socket cgroupv2 level {level} {_q(path)} {keep}" for path, level in allow.cgroups]
+    local.append("jump egress")
     egress += [f"meta mark {mark:#x} {keep}" for mark in allow.marks]
     egress.append("counter drop")
     ingress = [
@@ -89,8 +89,8 @@ def block_ruleset(interfaces: Sequence[str], allow: ResolvedAllowlist) -> str:
         return f"  chain {name} {{\n{head}" + "".join(f"    {r}\n" for r in rules) + "  }\n"
 
     return (f"table inet {TABLE} {{\n"
-            + chain("egress", egress) + chain("ingress", ingress)
-            + chain("output", [f"oifname {ifaces} jump egress"], "output")
+            + chain("egress", egress) + chain("local_egress", local) + chain("ingress", ingress)
+            + chain("output", [f"oifname {ifaces} jump local_egress"], "output")
             + chain("input", [f"iifname {ifaces} jump ingress"], "input")
             + chain("forward", [f"oifname {ifaces} jump egress", f"iifname {ifaces} jump ingress"], "forward")
             + "}\n")
@@ -135,9 +135,27 @@ def unthrottle_commands(interface: str) -> list[list[str]]:
             ["ip", "link", "del", ifb_name(interface)]]
 
 
+def cgroup2_root(mounts: str = "/proc/self/mounts") -> Path | None:
+    """Where the cgroup v2 hierarchy is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid
+    systems; nft's `socket cgroupv2` paths are relative to it."""
+    try:
+        lines = Path(mounts).read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 2 and fields[2] == "cgroup2":
+            return Path(fields[1])
+    return None
+
+
 def subprocess_runner(netns: str | None = None) -> Runner:
-    """Runs commands (in ``netns`` when given), raising MeterError/NotPermitted with stderr."""
-    prefix = ["ip", "netns", "exec", netns] if netns else []
+    """Runs commands (in ``netns`` when given), raising MeterError/NotPermitted with stderr.
+
+    nsenter switches only the network namespace: `ip netns exec` would also remount /sys, hiding
+    the cgroup hierarchy that nft resolves `socket cgroupv2` paths in.
+    """
+    prefix = ["nsenter", f"--net=/run/netns/{netns}", "--"] if netns else []
 
     def run(argv: Sequence[str], stdin: str | None = None) -> str:
         try:
@@ -181,9 +199,17 @@ class Enforcer:
             except OSError as err:
                 raise ConfigError(f"alerting.allowlist.endpoints: cannot resolve {item!r}: {err}") from None
             endpoints += sorted({(str(info[4][0]), int(port)) for info in infos})
-        cgroups = tuple(p.strip("/") for p in self.allowlist.apps
-                        if (Path("/sys/fs/cgroup") / p.strip("/")).is_dir())  # nft rejects a missing cgroup
-        return ResolvedAllowlist(self.allowlist.dns, tuple(endpoints), cgroups, tuple(self.allowlist.marks))
+        root = cgroup2_root()
+        cgroups: list[tuple[str, int]] = []
+        for app in self.allowlist.apps:
+            rel = app.strip("/")
+            if root is None or not (root / rel).is_dir():
+                continue  # nft rejects a cgroup that does not exist (yet): the app is not running
+            # nft looks paths up under /sys/fs/cgroup; on hybrid systems v2 lives in its "unified" subdir
+            base = root.relative_to("/sys/fs/cgroup") if root.is_relative_to("/sys/fs/cgroup") else Path()
+            cgroups.append((str(base / rel), len(Path(rel).parts)))
+        return ResolvedAllowlist(self.allowlist.dns, tuple(endpoints), tuple(cgroups),
+                                 tuple(self.allowlist.marks))
 
     def apply(self, card: str, interface: str, action: ThrottleAction | BlockAction, *, rule_key: str | None,
               now: int) -> EnforcementRecord:
