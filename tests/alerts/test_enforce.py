@@ -119,7 +119,8 @@ def test_block_lets_an_allowlisted_apps_cgroup_through(pair: Pair, tmp_path: Pat
     try:
         store = AlertStore(open_store(tmp_path / "s.sqlite"))
         enf = Enforcer(store, Allowlist(dns=False, apps=[group.name]), netns=pair.client)
-        with background(pair.server, sys.executable, "-c", PROBE, "serve", "60", "7002", "7003", ready="ready"):
+        server = (sys.executable, "-c", PROBE, "serve", "60", "7002", "7003")
+        with background(pair.server, *server, ready="ready"):
             enf.apply("unicom", pair.iface, BlockAction(), rule_key="r", now=1)
             assert pair.probe("tcp", 7002, timeout=0.5).startswith("fail")
             # the same probe, started inside the app's cgroup, passes
