@@ -12,6 +12,7 @@ import locale
 import os
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -330,15 +331,15 @@ class AlertRule(BaseModel):
             _wrap(parse_quiet_hours, v)
         return v
 
-    @property
+    @cached_property
     def condition(self) -> Condition:
         return parse_when(self.when)
 
-    @property
+    @cached_property
     def parsed_action(self) -> Action | None:
         return parse_action(self.action) if self.action else None
 
-    @property
+    @cached_property
     def key(self) -> str:
         """What state is stored under: changing card, bucket or when makes it a new rule."""
         return self.id or f"{self.card or '*'}|{self.bucket or ''}|{canonical_when(self.condition)}"
