@@ -101,3 +101,20 @@ def test_startup_notes_say_what_is_in_force(tmp_path: Path) -> None:
         note = "unicom (dccard0) is still blocked; `datacap enforce lift` undoes it"
         assert again.startup_notes() == [note]
         Enforcer(AlertStore(conn), netns=pair.client).lift_all()
+
+
+def test_enforcement_of_a_removed_rule_is_lifted(tmp_path: Path) -> None:
+    require_root("nft")
+    with veth_pair("o") as pair:
+        conn = open_store(tmp_path / "s.sqlite")
+        enforcer = Enforcer(AlertStore(conn), netns=pair.client)
+        cfg = load_alerts_config({"alerts": [{"when": "exhausted", "action": "block"}]})
+        first = AlertEngine(cfg, conn, tz=TZ, enforcer=enforcer, interface_of=lambda c: pair.iface)
+        first.check(used(10), T0)
+        assert [r.action for r in enforcer.records()] == ["block"]
+        # the user deletes the rule from the config and the daemon reloads it
+        edited = load_alerts_config({"alerts": [{"when": "remaining < 5%"}]})
+        reloaded = AlertEngine(edited, conn, tz=TZ, enforcer=enforcer)
+        res = reloaded.check(used(10), T0 + dt.timedelta(minutes=1))
+        assert res.actions == ["unicom: block lifted (rule '*||exhausted' removed)"]
+        assert enforcer.records() == [] and TABLE not in sh("nft", "list", "tables", ns=pair.client)

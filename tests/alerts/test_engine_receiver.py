@@ -133,6 +133,20 @@ def test_quiet_hours_queue_until_the_window_ends(tmp_path: Path) -> None:
         assert eng.history()[0]["deliver_after"] == "2026-11-26T07:00:00+08:00"
 
 
+def test_per_rule_quiet_hours_override_the_global_ones(tmp_path: Path) -> None:
+    with Receiver() as rx:
+        cfg = load_alerts_config({
+            "channels": {"hook": rx.url}, "alerting": {"quiet_hours": "22:00-08:00"},
+            "alerts": [{"when": "exhausted", "notify": ["hook"], "quiet_hours": "23:00-06:00"},
+                       {"when": "remaining < 20%", "notify": ["hook"]}]})
+        eng = engine(tmp_path / "s.sqlite", cfg)
+        eng.check(usage(10 * GiB), dt.datetime(2026, 11, 25, 22, 30, tzinfo=TZ))
+        assert [h["deliver_after"] for h in sorted(eng.history(), key=lambda h: h["kind"])] == [
+            "2026-11-25T22:30:00+08:00",  # exhausted: its own window starts at 23:00
+            "2026-11-26T08:00:00+08:00"]  # remaining: the global window
+        assert len(rx.received) == 1
+
+
 def test_send_test_reports_per_channel(tmp_path: Path) -> None:
     with Receiver() as ok, Receiver(fail_first=100) as bad:
         channels = {"good": ok.url, "bad": bad.url.replace("SECRET", "OTHERSECRET")}

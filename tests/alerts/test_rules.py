@@ -216,3 +216,16 @@ def test_usage_by_entity_from_attributed_deltas() -> None:
     ]
     assert [(u.kind, u.name, u.bytes) for u in usage_by_entity(deltas, "unicom")] == [
         ("app", "steam", 1150), ("client", "ipad", 7), ("service", "steam-cdn", 150)]
+
+
+@pytest.mark.parametrize(("status_obj", "message"), [
+    ({"at": "x"}, "expected a 'cards' list"),
+    ({"cards": [{"state": "active"}]}, r"cards\[0\]: expected an object with a 'name'"),
+    ({"cards": [{"name": "unicom", "buckets": [{"name": "通用", "quota_bytes": "lots", "used_bytes": 1}]}]},
+     "card 'unicom': unreadable for rule"),
+])
+def test_malformed_status_is_a_clear_input_error(status_obj: dict[str, Any], message: str) -> None:
+    from datacap.errors import InputError
+
+    with pytest.raises(InputError, match=message):
+        evaluate([rule("remaining < 20%")], AlertInputs(status_obj), AT)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -119,6 +119,7 @@ class AlertEngine:
 
         decision = self.store.settle(lambda stored: decide(evaluation, stored), stage, now)
         result = CheckResult(fired=list(decision.fire), cleared=list(decision.clear))
+        self._lift_orphans(rules, result)
         for f in decision.fire:
             log.info("alert fired: %s", f.title)
             if f.action is not None:
@@ -152,6 +153,20 @@ class AlertEngine:
         except DatacapError as err:
             result.problems.append(f"{card}: action for rule {rule_key!r} not taken: {err}")
             log.warning("%s", result.problems[-1])
+
+    def _lift_orphans(self, rules: Mapping[str, Any], result: CheckResult) -> None:
+        """Enforcement whose rule is no longer configured (or lost its action) must not stay forever."""
+        if self.enforcer is None:
+            return
+        for rec in self.enforcer.records():
+            rule = rules.get(rec.rule_key or "")
+            if rec.rule_key is not None and (rule is None or not isinstance(rule.parsed_action,
+                                                                            ThrottleAction | BlockAction)):
+                try:
+                    self.enforcer.lift(rec.card)
+                    result.actions.append(f"{rec.card}: {rec.action} lifted (rule {rec.rule_key!r} removed)")
+                except DatacapError as err:
+                    result.problems.append(f"{rec.card}: could not lift {rec.action}: {err}")
 
     def _lift_if_caused_by(self, cleared: StoredState, holding: list[Firing], now: int,
                            result: CheckResult) -> None:

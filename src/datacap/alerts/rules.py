@@ -29,6 +29,7 @@ from datacap.alerts.config import (
     canonical_when,
 )
 from datacap.alerts.messages import format_age, render, word
+from datacap.errors import InputError
 from datacap.model import AttribDelta
 from datacap.units import format_bytes
 
@@ -133,10 +134,19 @@ def evaluate(rules: Sequence[AlertRule], inputs: AlertInputs, at: dt.datetime,
 
 def evaluate_all(rules: Sequence[AlertRule], inputs: AlertInputs, at: dt.datetime,
                  options: Options | None = None) -> Evaluation:
+    """Like :func:`evaluate`, plus which (rule, card) pairs were looked at (so absent firings clear).
+
+    A malformed status object is an InputError naming the card and what was wrong, not a traceback.
+    """
     opts = options or Options()
     firings: list[Firing] = []
     scopes: set[tuple[str, str]] = set()
-    for card in inputs.status.get("cards", []):
+    cards = inputs.status.get("cards")
+    if not isinstance(cards, list):
+        raise InputError(f"status: expected a 'cards' list, found {type(cards).__name__}")
+    for index, card in enumerate(cards):
+        if not isinstance(card, Mapping) or not isinstance(card.get("name"), str):
+            raise InputError(f"status: cards[{index}]: expected an object with a 'name', found {card!r:.80}")
         if card.get("state", "active") != "active":
             continue  # an expired or future card keeps its state untouched
         history = inputs.history.get(card["name"], CardHistory())
@@ -144,7 +154,11 @@ def evaluate_all(rules: Sequence[AlertRule], inputs: AlertInputs, at: dt.datetim
             if rule.card is not None and rule.card != card["name"]:
                 continue
             scopes.add((rule.key, card["name"]))
-            firings.extend(_evaluate_rule(rule, card, history, at, opts))
+            try:
+                firings.extend(_evaluate_rule(rule, card, history, at, opts))
+            except (KeyError, TypeError, ValueError, AttributeError) as err:
+                raise InputError(f"status: card {card['name']!r}: unreadable for rule {rule.key!r}: "
+                                 f"{type(err).__name__}: {err}") from None
     return Evaluation(firings, scopes)
 
 
