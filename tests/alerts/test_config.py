@@ -6,6 +6,7 @@ import tomllib
 import pytest
 
 from datacap.alerts.config import (
+    Action,
     BlockAction,
     CalibrationOlder,
     CycleReset,
@@ -21,6 +22,7 @@ from datacap.alerts.config import (
     ThrottleAction,
     Throttled,
     UsedAbove,
+    describe_action,
     load_alerts_config,
     parse_action,
     parse_quiet_hours,
@@ -74,8 +76,9 @@ def test_when_errors_say_what_was_expected(text: str, fragment: str) -> None:
     ("switch-slot 2", SwitchSlotAction(2)),
     ("switch-profile 89860112345678901234", SwitchProfileAction("89860112345678901234")),
 ])
-def test_actions(text: str, expected: object) -> None:
+def test_actions(text: str, expected: Action) -> None:
     assert parse_action(text) == expected
+    assert parse_action(describe_action(expected)) == expected
 
 
 @pytest.mark.parametrize("text", ["throttle", "throttle fast", "block now", "switch-slot 0", "reboot"])

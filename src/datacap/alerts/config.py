@@ -188,6 +188,23 @@ Action = ThrottleAction | BlockAction | SwitchSlotAction | SwitchProfileAction
 _ACTION_HELP = "expected 'throttle 1 Mbit/s', 'block', 'switch-slot 2' or 'switch-profile ICCID'"
 
 
+def describe_action(action: Action) -> str:
+    """The action as it is written in the config ("throttle 1 Mbit/s")."""
+    match action:
+        case ThrottleAction(rate):
+            value, unit = next((rate / scale, u) for scale, u in ((10**9, "Gbit/s"), (10**6, "Mbit/s"),
+                                                                  (10**3, "kbit/s"), (1, "bit/s"))
+                               if rate >= scale or scale == 1)
+            return f"throttle {value:g} {unit}"
+        case BlockAction():
+            return "block"
+        case SwitchSlotAction(slot):
+            return f"switch-slot {slot}"
+        case SwitchProfileAction(iccid):
+            return f"switch-profile {iccid}"
+    raise AssertionError(action)
+
+
 def parse_action(text: str) -> Action:
     norm = " ".join(str(text).strip().split())
     word, _, arg = norm.partition(" ")

@@ -21,6 +21,7 @@ from datacap.alerts.config import (
     SwitchProfileAction,
     SwitchSlotAction,
     ThrottleAction,
+    describe_action,
     parse_quiet_hours,
 )
 from datacap.alerts.deliver import AppriseNotifier, Notifier, mask_text, mask_url
@@ -140,7 +141,8 @@ class AlertEngine:
                     raise DatacapError(f"no network interface is known for card {card!r}")
                 current = next((r for r in self.enforcer.records() if r.card == card), None)
                 if current is not None and _strength(current) > _strength(action):
-                    result.actions.append(f"{card}: {current.action} kept (stronger than {action})")
+                    result.actions.append(f"{card}: {current.action} kept (stronger than "
+                                          f"{describe_action(action)})")
                     return
                 rec = self.enforcer.apply(card, iface, action, rule_key=rule_key, now=now)
                 result.actions.append(f"{card}: {rec.action} on {rec.interface}"
@@ -149,7 +151,7 @@ class AlertEngine:
                 if self.switcher is None:
                     raise DatacapError("SIM switching is not available in this process")
                 self.switcher(card, action)
-                result.actions.append(f"{card}: {action}")
+                result.actions.append(f"{card}: {describe_action(action)}")
         except DatacapError as err:
             result.problems.append(f"{card}: action for rule {rule_key!r} not taken: {err}")
             log.warning("%s", result.problems[-1])
@@ -176,6 +178,8 @@ class AlertEngine:
         for rec in self.enforcer.records():
             if rec.card != cleared.card or rec.rule_key != cleared.rule_key:
                 continue
+            if any(f.card == rec.card and f.rule_key == rec.rule_key for f in holding):
+                continue  # the same rule still holds for another bucket of this card
             try:
                 self.enforcer.lift(rec.card)
                 result.actions.append(f"{rec.card}: {rec.action} lifted (condition cleared)")
