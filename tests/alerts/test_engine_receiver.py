@@ -50,6 +50,7 @@ def test_threshold_fires_once_survives_restart_and_refires_next_cycle(tmp_path: 
         assert msg["path"] == "/hook/SECRETTOKEN123"
         assert "unicom" in msg["title"] and "通用" in msg["message"]
         assert "1.50 GiB of 10.00 GiB left" in msg["message"] and "15.0% remaining" in msg["message"]
+        assert msg["type"] == "warning"
         # still below on later flushes: nothing more
         eng.check(usage(9 * GiB), T0 + dt.timedelta(minutes=10))
         eng.store.conn.close()

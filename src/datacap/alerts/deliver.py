@@ -84,7 +84,10 @@ def _guard_library_logs(url: str) -> None:
 class Notifier(Protocol):
     """Sends one message to one channel URL; raises DeliveryError (with masked text) on failure."""
 
-    def send(self, url: str, title: str, body: str) -> None: ...
+    def send(self, url: str, title: str, body: str, severity: str = "info") -> None: ...
+
+
+_NOTIFY_TYPES = {"info": "info", "warning": "warning", "failure": "failure"}
 
 
 class AppriseNotifier:
@@ -93,9 +96,11 @@ class AppriseNotifier:
     def __init__(self, timeout_s: float = 15.0) -> None:
         self.timeout_s = timeout_s
 
-    def send(self, url: str, title: str, body: str) -> None:
+    def send(self, url: str, title: str, body: str, severity: str = "info") -> None:
+        """``severity`` is info | warning | failure: apprise's notify type (colour/priority on the
+        channels that have one) and the desktop notification's urgency."""
         if url == DESKTOP:
-            send_desktop(title, body, timeout_s=self.timeout_s)
+            send_desktop(title, body, timeout_s=self.timeout_s, urgency=2 if severity == "failure" else 1)
             return
         _guard_library_logs(url)
         obj = apprise.Apprise()
@@ -103,7 +108,7 @@ class AppriseNotifier:
             raise DeliveryError(f"{mask_url(url)}: apprise does not accept this URL "
                                 "(unknown scheme or missing token)")
         with apprise.LogCapture(level=logging.WARNING) as captured:
-            ok = obj.notify(body=body, title=title)
+            ok = obj.notify(body=body, title=title, notify_type=_NOTIFY_TYPES.get(severity, "info"))
         if not ok:
             detail = " ".join(line.split(" - ", 2)[-1] for line in captured.getvalue().splitlines()
                               if line.strip())
@@ -111,13 +116,14 @@ class AppriseNotifier:
                                 f"{mask_text(detail, (url,))[:400] or 'no reason given'}")
 
 
-def send_desktop(title: str, body: str, *, timeout_s: float = 10.0, app_name: str = "datacap") -> int:
+def send_desktop(title: str, body: str, *, timeout_s: float = 10.0, app_name: str = "datacap",
+                 urgency: int = 1) -> int:
     """A freedesktop notification on the session bus (what notify-send does); returns its id."""
     if not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
         raise DeliveryError("desktop: no desktop session bus (DBUS_SESSION_BUS_ADDRESS is unset); "
                             "run datacap in the desktop session or use another channel")
     try:
-        return asyncio.run(asyncio.wait_for(_notify_dbus(app_name, title, body), timeout_s))
+        return asyncio.run(asyncio.wait_for(_notify_dbus(app_name, title, body, urgency), timeout_s))
     except DeliveryError:
         raise
     except TimeoutError:
@@ -127,7 +133,7 @@ def send_desktop(title: str, body: str, *, timeout_s: float = 10.0, app_name: st
         raise DeliveryError(f"desktop: not delivered: {type(err).__name__}: {err}") from None
 
 
-async def _notify_dbus(app_name: str, title: str, body: str) -> int:
+async def _notify_dbus(app_name: str, title: str, body: str, urgency: int) -> int:
     from dbus_fast import BusType, Message, MessageType, Variant
     from dbus_fast.aio import MessageBus
 
@@ -136,7 +142,7 @@ async def _notify_dbus(app_name: str, title: str, body: str) -> int:
         reply = await bus.call(Message(
             destination="org.freedesktop.Notifications", path="/org/freedesktop/Notifications",
             interface="org.freedesktop.Notifications", member="Notify", signature="susssasa{sv}i",
-            body=[app_name, 0, "network-cellular", title, body, [], {"urgency": Variant("y", 1)}, -1]))
+            body=[app_name, 0, "network-cellular", title, body, [], {"urgency": Variant("y", urgency)}, -1]))
         if reply is None or reply.message_type == MessageType.ERROR:
             reason = reply.error_name if reply else "no reply"
             raise DeliveryError(f"desktop: the notification service refused: {reason} "

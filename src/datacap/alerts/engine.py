@@ -25,7 +25,7 @@ from datacap.alerts.config import (
     parse_quiet_hours,
 )
 from datacap.alerts.deliver import AppriseNotifier, Notifier, mask_text, mask_url
-from datacap.alerts.messages import render
+from datacap.alerts.messages import render, severity
 from datacap.alerts.rules import AlertInputs, Firing, Options, StoredState, decide, evaluate_all
 from datacap.alerts.schedule import next_attempt, release_time
 from datacap.alerts.state import AlertStore, EnforcementRecord
@@ -206,7 +206,7 @@ class AlertEngine:
             try:
                 if url is None:
                     raise DeliveryError(f"channel {d.channel!r} is no longer in [channels]")
-                self.notifier.send(url, d.title, d.body)
+                self.notifier.send(url, d.title, d.body, severity(d.kind))
             except DeliveryError as err:
                 error = mask_text(str(err), (url,) if url else ())
             attempts = d.attempts + 1

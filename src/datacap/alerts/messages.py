@@ -97,6 +97,15 @@ _WORDS: dict[Language, dict[str, str]] = {
 }
 
 
+_SEVERITY = {"exhausted": "failure", "throttled": "failure", "cycle_reset": "info", "calibration": "info",
+             "test": "info"}
+
+
+def severity(kind: str) -> str:
+    """info | warning | failure, for the channel's notification type and the desktop urgency."""
+    return _SEVERITY.get(kind, "warning")
+
+
 def word(lang: Language, key: str) -> str:
     return _WORDS[lang].get(key, key)
 

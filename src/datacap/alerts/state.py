@@ -84,6 +84,7 @@ class DueDelivery:
     attempts: int
     title: str
     body: str
+    kind: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +191,8 @@ class AlertStore:
         process does not send them too, and a crash mid-send only delays them."""
         with self._write() as c:
             rows = self._read(
-                "SELECT d.id, d.event_id, d.channel, d.attempts, e.title, e.body FROM alert_delivery d"
+                "SELECT d.id, d.event_id, d.channel, d.attempts, e.title, e.body, e.kind"
+                " FROM alert_delivery d"
                 " JOIN alert_event e ON e.id = d.event_id"
                 " WHERE d.status = 'pending' AND d.next_attempt_at <= ?"
                 " ORDER BY d.next_attempt_at, d.id", (now,))
