@@ -229,3 +229,11 @@ def test_malformed_status_is_a_clear_input_error(status_obj: dict[str, Any], mes
 
     with pytest.raises(InputError, match=message):
         evaluate([rule("remaining < 20%")], AlertInputs(status_obj), AT)
+
+
+def test_malformed_status_time_is_named() -> None:
+    from datacap.errors import InputError
+
+    bad = card(forecast={"exhausted_at": "soon", "daily_budget_bytes": 0})
+    with pytest.raises(InputError, match=r"status time field: expected an ISO 8601 .* found 'soon'"):
+        evaluate([rule("forecast exhausts before cycle end")], AlertInputs(status(bad)), AT)

@@ -23,7 +23,7 @@ from datacap.alerts.enforce import Enforcer
 from datacap.alerts.engine import AlertEngine, DeliveryReport
 from datacap.alerts.rules import AlertInputs
 from datacap.errors import DatacapError
-from datacap.timeutil import parse_instant
+from datacap.timeutil import from_epoch, iso, parse_instant
 
 CONTEXT_FACTORY = "datacap.alerts.context"
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -165,7 +165,7 @@ def enforce_status(ctx: typer.Context,
     enf = _enforcer(c)
     rows = [{"card": s.record.card, "interface": s.record.interface, "action": s.record.action,
              "rate_bps": s.record.rate_bps, "rule": s.record.rule_key,
-             "since": dt.datetime.fromtimestamp(s.record.since, c.tz).isoformat(),
+             "since": iso(from_epoch(s.record.since, c.tz)),
              "in_force": s.in_force, "detail": s.detail} for s in enf.status()]
     if as_json:
         _json(c.console, rows)

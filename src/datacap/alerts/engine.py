@@ -30,6 +30,7 @@ from datacap.alerts.rules import AlertInputs, Firing, Options, StoredState, deci
 from datacap.alerts.schedule import next_attempt, release_time
 from datacap.alerts.state import AlertStore, EnforcementRecord
 from datacap.errors import DatacapError, DeliveryError
+from datacap.timeutil import from_epoch, iso
 from datacap.units import parse_size
 
 log = logging.getLogger("datacap.alerts")
@@ -284,4 +285,4 @@ def _strength(action: Action | EnforcementRecord | None) -> float:
 
 
 def _iso(stamp: int | None, tz: ZoneInfo) -> str | None:
-    return None if stamp is None else dt.datetime.fromtimestamp(stamp, tz).isoformat()
+    return None if stamp is None else iso(from_epoch(stamp, tz))

@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from datacap.alerts.config import (
     Action,
@@ -31,8 +32,10 @@ from datacap.alerts.config import (
 from datacap.alerts.messages import format_age, render, word
 from datacap.errors import InputError
 from datacap.model import AttribDelta
+from datacap.timeutil import parse_instant
 from datacap.units import format_bytes
 
+_UTC = ZoneInfo("UTC")  # how a (non-conforming) naive time in the status object is read
 SPIKE_WINDOW_DAYS = 14
 SPIKE_MIN_HISTORY_DAYS = 3
 CYCLE_RESET_WINDOW = dt.timedelta(days=3)
@@ -347,13 +350,10 @@ def _top(items: Sequence[tuple[str, int]], lang: Language, n: int = 3) -> str:
 
 
 def _instant(value: Any) -> dt.datetime | None:
+    """A status time field; null is None, a malformed one an InputError (never a silent guess)."""
     if not value:
         return None
-    try:
-        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None
+    return parse_instant(str(value), _UTC, what="status time field")
 
 
 def _day(value: Any, at: dt.datetime) -> str:
