@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from datacap.alerts.config import QuietHours
+from datacap.alerts.grammar import QuietHours
 
 
 def release_time(now: dt.datetime, quiet: QuietHours | None, tz: ZoneInfo) -> dt.datetime:
