@@ -237,3 +237,19 @@ def test_malformed_status_time_is_named() -> None:
     bad = card(forecast={"exhausted_at": "soon", "daily_budget_bytes": 0})
     with pytest.raises(InputError, match=r"status time field: expected an ISO 8601 .* found 'soon'"):
         evaluate([rule("forecast exhausts before cycle end")], AlertInputs(status(bad)), AT)
+
+
+@pytest.mark.parametrize(("when", "used_after", "clears"), [
+    ("remaining < 20%", 8 * GiB - 40 * MiB, False),  # 40 MiB above the line: within the margin
+    ("remaining < 20%", 8 * GiB - 60 * MiB, True),  # beyond it (1 % of the quota, at most 50 MiB)
+    ("used > 80%", 8 * GiB - 40 * MiB, False),
+    ("used > 80%", 8 * GiB - 60 * MiB, True),
+    ("exhausted", 10 * GiB - 30 * MiB, False),  # a calibration found 30 MiB
+    ("exhausted", 10 * GiB - 100 * MiB, True),  # a 100 MiB pack
+])
+def test_hysteresis_keeps_a_wobbling_figure_from_refiring(when: str, used_after: int, clears: bool) -> None:
+    fired = {("r", "unicom", ""): StoredState("r", "unicom", "", F_PERIOD, "fired")}
+    inputs = AlertInputs(status(card(buckets=[bucket("通用", 10 * GiB, used_after)])))
+    ev = evaluate_all([rule(when, id="r")], inputs, AT)
+    assert ev.firings == []
+    assert bool(decide(ev, fired).clear) == clears

@@ -36,6 +36,7 @@ from datacap.timeutil import parse_instant
 from datacap.units import format_bytes
 
 _UTC = ZoneInfo("UTC")  # how a (non-conforming) naive time in the status object is read
+HYSTERESIS_MAX = 50 * 1024**2
 SPIKE_WINDOW_DAYS = 14
 SPIKE_MIN_HISTORY_DAYS = 3
 CYCLE_RESET_WINDOW = dt.timedelta(days=3)
@@ -94,6 +95,9 @@ class Firing:
 class Evaluation:
     firings: list[Firing]
     scopes: set[tuple[str, str]]  # (rule_key, card) pairs that were evaluated: absent keys there cleared
+    # Keys whose condition is false but within the hysteresis margin: they neither fire nor clear, so a
+    # figure wobbling around a threshold (calibration, rounding) cannot re-arm and re-fire an alert.
+    sticky: set[tuple[str, str, str]] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +148,7 @@ def evaluate_all(rules: Sequence[AlertRule], inputs: AlertInputs, at: dt.datetim
     opts = options or Options()
     firings: list[Firing] = []
     scopes: set[tuple[str, str]] = set()
+    sticky: set[tuple[str, str, str]] = set()
     cards = inputs.status.get("cards")
     if not isinstance(cards, list):
         raise InputError(f"status: expected a 'cards' list, found {type(cards).__name__}")
@@ -158,15 +163,15 @@ def evaluate_all(rules: Sequence[AlertRule], inputs: AlertInputs, at: dt.datetim
                 continue
             scopes.add((rule.key, card["name"]))
             try:
-                firings.extend(_evaluate_rule(rule, card, history, at, opts))
+                firings.extend(_evaluate_rule(rule, card, history, at, opts, sticky))
             except (KeyError, TypeError, ValueError, AttributeError) as err:
                 raise InputError(f"status: card {card['name']!r}: unreadable for rule {rule.key!r}: "
                                  f"{type(err).__name__}: {err}") from None
-    return Evaluation(firings, scopes)
+    return Evaluation(firings, scopes, sticky)
 
 
 def _evaluate_rule(rule: AlertRule, card: Mapping[str, Any], hist: CardHistory, at: dt.datetime,
-                   opts: Options) -> list[Firing]:
+                   opts: Options, sticky: set[tuple[str, str, str]]) -> list[Firing]:
     cond = rule.condition
     lang = opts.language
     base = _card_figures(card, at, lang)
@@ -176,16 +181,20 @@ def _evaluate_rule(rule: AlertRule, card: Mapping[str, Any], hist: CardHistory, 
 
     match cond:
         case RemainingBelow(th) | UsedAbove(th):
+            test = _below if isinstance(cond, RemainingBelow) else _above
             for t in select_targets(card, rule.bucket, lang):
-                hit = (_below(t, th) if isinstance(cond, RemainingBelow) else _above(t, th))
-                if hit:
+                if test(t, th, 0):
                     kind = "remaining" if isinstance(cond, RemainingBelow) else "used"
                     out.append((t.subject, kind, cycle_period, _target_figures(t, th, lang), _raw(t)))
+                elif test(t, th, _slack(t, th)):
+                    sticky.add((rule.key, card["name"], t.subject))
         case Exhausted():
             for t in select_targets(card, rule.bucket, lang):
                 if t.quota and t.remaining is not None and t.remaining <= 0:
                     figs = _target_figures(t, None, lang)
                     out.append((t.subject, "exhausted", cycle_period, figs, _raw(t)))
+                elif t.quota and t.remaining is not None and t.remaining <= _slack(t, None):
+                    sticky.add((rule.key, card["name"], t.subject))
         case Throttled():
             if card.get("throttled"):
                 out.append(("", "throttled", cycle_period, {}, {"throttled": True}))
@@ -243,18 +252,25 @@ def _target(subject: str, label: str, buckets: list[Mapping[str, Any]]) -> Targe
     return Target(subject, label, quota, used, remaining)
 
 
-def _below(t: Target, th: Threshold) -> bool:
+def _below(t: Target, th: Threshold, slack: int) -> bool:
     if t.remaining is None or not t.quota:
         return False
     if th.percent is not None:
-        return t.remaining * 100 < th.percent * t.quota
-    return th.bytes is not None and t.remaining < th.bytes
+        return (t.remaining - slack) * 100 < th.percent * t.quota
+    return th.bytes is not None and t.remaining - slack < th.bytes
 
 
-def _above(t: Target, th: Threshold) -> bool:
+def _above(t: Target, th: Threshold, slack: int) -> bool:
     if th.percent is not None:
-        return bool(t.quota) and t.used * 100 > th.percent * (t.quota or 0)
-    return th.bytes is not None and t.used > th.bytes
+        return bool(t.quota) and (t.used + slack) * 100 > th.percent * (t.quota or 0)
+    return th.bytes is not None and t.used + slack > th.bytes
+
+
+def _slack(t: Target, th: Threshold | None) -> int:
+    """The hysteresis margin: 1 % of the quota (or of a size threshold), at most HYSTERESIS_MAX, so
+    a real top-up (a pack, a new cycle) still re-arms while a calibration nudge does not."""
+    base = t.quota or (th.bytes if th is not None and th.bytes is not None else 0)
+    return min(base // 100, HYSTERESIS_MAX)
 
 
 def _pct(part: int, whole: int | None) -> str:
@@ -392,5 +408,6 @@ def decide(evaluation: Evaluation, stored: Mapping[tuple[str, str, str], StoredS
         if prev is None or prev.status == "cleared" or prev.period != f.period:
             fire.append(f)
     clear = [s for key, s in stored.items()
-             if s.status == "fired" and key not in holding and (s.rule_key, s.card) in evaluation.scopes]
+             if s.status == "fired" and key not in holding and key not in evaluation.sticky
+             and (s.rule_key, s.card) in evaluation.scopes]
     return Decision(fire, clear)
