@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 import typer
 from rich.console import Console
 from typer.testing import CliRunner
@@ -87,6 +88,7 @@ def test_check_list_history_test(tmp_path: Path) -> None:
         assert wrong.exit_code != 0 and "expected an ISO 8601 date" in str(wrong.exception)
 
 
+@pytest.mark.root
 def test_enforce_status_and_lift(tmp_path: Path) -> None:
     require_root("nft")
     runner = CliRunner()

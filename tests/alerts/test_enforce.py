@@ -24,7 +24,6 @@ from datacap.errors import NotPermitted
 from .helpers import open_store, require_root
 from .netns import PROBE, Pair, background, sh, veth_pair
 
-pytestmark = pytest.mark.root
 RATE = 8_000_000  # 8 Mbit/s: far below a veth's speed, high enough to measure in 3 s
 
 
@@ -55,6 +54,7 @@ def pair() -> Iterator[Pair]:
         yield p
 
 
+@pytest.mark.root
 def test_throttle_both_ways_then_lift(pair: Pair, tmp_path: Path) -> None:
     store = AlertStore(open_store(tmp_path / "s.sqlite"))
     enf = Enforcer(store, netns=pair.client)
@@ -82,6 +82,7 @@ def test_throttle_both_ways_then_lift(pair: Pair, tmp_path: Path) -> None:
               f"lifted {after:.3g}")
 
 
+@pytest.mark.root
 def test_block_drops_traffic_but_the_allowlist_passes(pair: Pair, tmp_path: Path) -> None:
     store = AlertStore(open_store(tmp_path / "s.sqlite"))
     allow = Allowlist(dns=True, endpoints=[f"{pair.server_ip}:7001"])
@@ -110,6 +111,7 @@ def test_block_drops_traffic_but_the_allowlist_passes(pair: Pair, tmp_path: Path
         assert TABLE not in sh("nft", "list", "tables", ns=pair.client)
 
 
+@pytest.mark.root
 def test_block_lets_an_allowlisted_apps_cgroup_through(pair: Pair, tmp_path: Path) -> None:
     root = cgroup2_root()
     if root is None:

@@ -6,6 +6,8 @@ import datetime as dt
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from datacap.alerts.config import SwitchProfileAction, SwitchSlotAction, load_alerts_config
 from datacap.alerts.enforce import TABLE, Enforcer
 from datacap.alerts.engine import AlertEngine
@@ -23,6 +25,7 @@ def used(n: float, quota: int = 10 * GiB) -> AlertInputs:
     return AlertInputs(status(card(buckets=[bucket("通用", quota, int(n * GiB))])))
 
 
+@pytest.mark.root
 def test_throttle_and_block_follow_the_condition(tmp_path: Path) -> None:
     require_root("nft", "tc")
     with veth_pair("a") as pair, Receiver() as rx, Receiver(fail_first=1) as flaky:
@@ -85,6 +88,7 @@ def test_actions_without_means_are_reported_not_raised(tmp_path: Path) -> None:
                             "enforcement is not enabled in this process"]
 
 
+@pytest.mark.root
 def test_startup_notes_say_what_is_in_force(tmp_path: Path) -> None:
     require_root("nft")
     with veth_pair("s") as pair:
@@ -103,6 +107,7 @@ def test_startup_notes_say_what_is_in_force(tmp_path: Path) -> None:
         Enforcer(AlertStore(conn), netns=pair.client).lift_all()
 
 
+@pytest.mark.root
 def test_enforcement_of_a_removed_rule_is_lifted(tmp_path: Path) -> None:
     require_root("nft")
     with veth_pair("o") as pair:
