@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -57,7 +58,9 @@ def session_bus() -> Iterator[str]:
         proc.wait(10)
 
 
-def test_desktop_channel_on_a_session_bus(session_bus: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def notification_service(session_bus: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[IO[str]]:
+    """Our stand-in notification daemon on the private bus; yields its output (one JSON line a call)."""
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session_bus)
     script = str(Path(__file__).with_name("desktop_server.py"))
     server = subprocess.Popen([sys.executable, script, "30"], stdout=subprocess.PIPE, text=True,
@@ -65,13 +68,28 @@ def test_desktop_channel_on_a_session_bus(session_bus: str, monkeypatch: pytest.
     try:
         assert server.stdout is not None
         assert server.stdout.readline().strip() == "ready"
-        AppriseNotifier().send("desktop", "unicom: 1.00 GiB left", "通用: 1.00 GiB of 10.00 GiB left")
-        got = json.loads(server.stdout.readline())
-        assert got == {"app": "datacap", "summary": "unicom: 1.00 GiB left",
-                       "body": "通用: 1.00 GiB of 10.00 GiB left", "urgency": 1}
+        yield server.stdout
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_desktop_channel_on_a_session_bus(notification_service: IO[str]) -> None:
+    AppriseNotifier().send("desktop", "unicom: 1.00 GiB left", "通用: 1.00 GiB of 10.00 GiB left")
+    got = json.loads(notification_service.readline())
+    assert got == {"app": "datacap", "summary": "unicom: 1.00 GiB left",
+                   "body": "通用: 1.00 GiB of 10.00 GiB left", "urgency": 1}
+
+
+def test_desktop_from_inside_an_event_loop(notification_service: IO[str]) -> None:
+    """The daemon runs an asyncio loop for its web UI; sending from there must work too."""
+    import asyncio
+
+    async def inside() -> None:
+        AppriseNotifier().send("desktop", "datacap", "from a loop", severity="failure")
+
+    asyncio.run(inside())
+    assert json.loads(notification_service.readline())["urgency"] == 2
 
 
 def test_desktop_without_a_session_says_why(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,9 @@ import asyncio
 import logging
 import os
 import re
-from typing import ClassVar, Protocol
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar, Protocol
 
 import apprise
 
@@ -123,7 +125,8 @@ def send_desktop(title: str, body: str, *, timeout_s: float = 10.0, app_name: st
         raise DeliveryError("desktop: no desktop session bus (DBUS_SESSION_BUS_ADDRESS is unset); "
                             "run datacap in the desktop session or use another channel")
     try:
-        return asyncio.run(asyncio.wait_for(_notify_dbus(app_name, title, body, urgency), timeout_s))
+        return _run_coroutine(
+            lambda: asyncio.wait_for(_notify_dbus(app_name, title, body, urgency), timeout_s))
     except DeliveryError:
         raise
     except TimeoutError:
@@ -131,6 +134,17 @@ def send_desktop(title: str, body: str, *, timeout_s: float = 10.0, app_name: st
             f"desktop: the notification service did not answer within {timeout_s:g}s") from None
     except Exception as err:  # dbus-fast raises several unrelated types; all mean "not delivered"
         raise DeliveryError(f"desktop: not delivered: {type(err).__name__}: {err}") from None
+
+
+def _run_coroutine(make: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """Run a coroutine to completion from sync code, also when the caller is inside an event loop
+    (the daemon serves its web UI with one): then it runs on a helper thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="datacap-desktop") as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
 
 
 async def _notify_dbus(app_name: str, title: str, body: str, urgency: int) -> int:
