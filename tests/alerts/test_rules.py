@@ -53,7 +53,7 @@ THRESHOLD_CASES = [
     ("remaining < 20%", "missing", SPLIT, []),
     ("used > 80%", None, [bucket("通用", 10 * GiB, 8 * GiB)], []),
     ("used > 80%", None, [bucket("通用", 10 * GiB, 8 * GiB + 1)], [("used", "")]),
-    ("used > 5 GB", None, [bucket("通用", None, 6 * GiB)], [("used", "")]),  # unlimited: sizes still work
+    ("used > 5 GB", None, [bucket("通用", None, 6 * GiB)], [("used_unlimited", "")]),  # sizes still work
     ("used > 50%", None, [bucket("通用", None, 6 * GiB)], []),  # unlimited: no percentage
     ("remaining < 20%", None, [bucket("通用", None, 6 * GiB)], []),
     ("exhausted", None, [bucket("通用", 10 * GiB, 10 * GiB - 1)], []),
@@ -80,6 +80,13 @@ def test_message_carries_card_bucket_and_figures_in_both_languages() -> None:
     assert "剩余 1.00 GiB / 共 10.00 GiB" in zh.body and "unicom" in zh.title
     assert en.figures == {"card": "unicom", "bucket": "通用", "quota_bytes": 10 * GiB, "used_bytes": 9 * GiB,
                           "remaining_bytes": GiB}
+
+
+def test_unlimited_plan_message_has_no_quota_figures() -> None:
+    inputs = AlertInputs(status(card(buckets=[bucket("通用", None, 6 * GiB)])))
+    got = evaluate([rule("used > 5 GB", bucket="通用")], inputs, AT)[0]
+    assert got.body == ("unicom · 通用: 6.00 GiB used this cycle (no quota); rule: used > 5.00 GiB. "
+                        "Cycle ends 2026-12-01 00:00.")
 
 
 def test_card_filter_and_inactive_cards() -> None:

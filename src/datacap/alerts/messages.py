@@ -28,6 +28,14 @@ _TEMPLATES: dict[str, dict[Language, tuple[str, str]]] = {
                   "{card} · {bucket}：已用 {used} / 共 {quota}（{used_pct}），剩余 {remaining}；"
                   "规则：已用 > {threshold}。本周期于 {cycle_end} 结束。"),
     },
+    "used_unlimited": {
+        "en": ("{card}: {used} used in {bucket}",
+               "{card} · {bucket}: {used} used this cycle (no quota); rule: used > {threshold}. "
+               "Cycle ends {cycle_end}."),
+        "zh-CN": ("{card}：{bucket}已用 {used}",
+                  "{card} · {bucket}：本周期已用 {used}（不限量）；规则：已用 > {threshold}。"
+                  "本周期于 {cycle_end} 结束。"),
+    },
     "exhausted": {
         "en": ("{card}: {bucket} is used up",
                "{card} · {bucket}: all of its {quota} is used; further use may be billed as overage "

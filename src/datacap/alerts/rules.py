@@ -185,6 +185,7 @@ def _evaluate_rule(rule: AlertRule, card: Mapping[str, Any], hist: CardHistory, 
             for t in select_targets(card, rule.bucket, lang):
                 if test(t, th, 0):
                     kind = "remaining" if isinstance(cond, RemainingBelow) else "used"
+                    kind += "" if t.quota else "_unlimited"  # "used > 5 GB" on an unlimited plan
                     out.append((t.subject, kind, cycle_period, _target_figures(t, th, lang), _raw(t)))
                 elif test(t, th, _slack(t, th)):
                     sticky.add((rule.key, card["name"], t.subject))
@@ -224,8 +225,7 @@ def _evaluate_rule(rule: AlertRule, card: Mapping[str, Any], hist: CardHistory, 
         title, body = render(kind, lang, values)
         figures = {"card": card["name"], "bucket": subject or None, **raw}
         firings.append(Firing(rule.key, card["name"], subject, period, kind, canonical_when(cond), title,
-                              body, figures,
-                              tuple(rule.notify), rule.parsed_action))
+                              body, figures, tuple(rule.notify), rule.parsed_action))
     return firings
 
 
