@@ -19,7 +19,7 @@ from datacap.alerts.enforce import (
     throttle_commands,
 )
 from datacap.alerts.state import AlertStore
-from datacap.errors import NotPermitted
+from datacap.errors import MeterError, NotPermitted
 
 from .helpers import open_store, require_root
 from .netns import PROBE, Pair, background, sh, veth_pair
@@ -132,3 +132,15 @@ def test_block_lets_an_allowlisted_apps_cgroup_through(pair: Pair, tmp_path: Pat
             enf.lift_all()
     finally:
         group.rmdir()
+
+
+@pytest.mark.root
+def test_failed_apply_leaves_nothing_recorded_or_half_done(pair: Pair, tmp_path: Path) -> None:
+    enf = Enforcer(AlertStore(open_store(tmp_path / "s.sqlite")), netns=pair.client)
+    with pytest.raises(MeterError, match="enforce: tc qdisc replace dev nosuch0"):
+        enf.apply("unicom", "nosuch0", ThrottleAction(RATE), rule_key="r", now=1)
+    with pytest.raises(MeterError, match="nft -f - failed"):
+        enf.apply("unicom", "x" * 20, BlockAction(), rule_key="r", now=1)  # longer than IFNAMSIZ
+    assert enf.records() == [] and enf.status() == []
+    assert "ifb" not in sh("ip", "-o", "link", "show", ns=pair.client)
+    assert TABLE not in sh("nft", "list", "tables", ns=pair.client)

@@ -222,16 +222,26 @@ class Enforcer:
         if isinstance(action, BlockAction):
             rec = EnforcementRecord(card, interface, "block", None, rule_key, now, {})
             self.store.set_enforcement(rec)
-            self._load_blocks()
+            try:
+                self._load_blocks()
+            except MeterError:
+                # Never leave a record of something that is not in force: undo, then report.
+                self.store.drop_enforcement(card)
+                self._try_load_blocks()
+                raise
         else:
             rec = EnforcementRecord(card, interface, "throttle", action.rate_bps, rule_key, now,
                                     {"ifb": ifb_name(interface)})
             self._quiet(unthrottle_commands(interface))  # leftovers of a crash would make `ip link add` fail
-            for argv in throttle_commands(interface, action.rate_bps):
-                if optional_command(argv):
-                    self._try(argv)
-                else:
-                    self.run(argv, None)
+            try:
+                for argv in throttle_commands(interface, action.rate_bps):
+                    if optional_command(argv):
+                        self._try(argv)
+                    else:
+                        self.run(argv, None)
+            except MeterError:
+                self._quiet(unthrottle_commands(interface))  # half a shaper is worse than none
+                raise
             self.store.set_enforcement(rec)
         return rec
 
@@ -293,6 +303,12 @@ class Enforcer:
         if blocked:
             script += block_ruleset(blocked, self.resolve_allowlist())
         self.run(["nft", "-f", "-"], script)
+
+    def _try_load_blocks(self) -> None:
+        try:
+            self._load_blocks()
+        except MeterError:
+            pass  # the caller is already reporting the first failure
 
     def _undo(self, rec: EnforcementRecord) -> None:
         if rec.action == "block":
