@@ -19,6 +19,7 @@ import os
 import socket
 import subprocess
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -305,10 +306,8 @@ class Enforcer:
         self.run(["nft", "-f", "-"], script)
 
     def _try_load_blocks(self) -> None:
-        try:
+        with suppress(MeterError):  # the caller is already reporting the first failure
             self._load_blocks()
-        except MeterError:
-            pass  # the caller is already reporting the first failure
 
     def _undo(self, rec: EnforcementRecord) -> None:
         if rec.action == "block":
