@@ -104,6 +104,8 @@ def test_startup_notes_say_what_is_in_force(tmp_path: Path) -> None:
         again = AlertEngine(cfg, conn, tz=TZ, enforcer=Enforcer(AlertStore(conn), netns=pair.client))
         note = "unicom (dccard0) is still blocked; `datacap enforce lift` undoes it"
         assert again.startup_notes() == [note]
+        assert again.stop_notes() == ["unicom (dccard0) stays blocked after datacap stops; "
+                                      "`datacap enforce lift` undoes it"]
         Enforcer(AlertStore(conn), netns=pair.client).lift_all()
 
 

@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from datacap.alerts.enforce import Enforcer
+from datacap.alerts.enforce import Enforcer, describe_record
 from datacap.alerts.engine import AlertEngine, DeliveryReport
 from datacap.alerts.rules import AlertInputs
 from datacap.errors import DatacapError
@@ -163,18 +163,18 @@ def enforce_status(ctx: typer.Context,
     """What is blocked or throttled now, checked against the kernel."""
     c = _context(ctx)
     enf = _enforcer(c)
+    statuses = enf.status()
     rows = [{"card": s.record.card, "interface": s.record.interface, "action": s.record.action,
              "rate_bps": s.record.rate_bps, "rule": s.record.rule_key,
              "since": iso(from_epoch(s.record.since, c.tz)),
-             "in_force": s.in_force, "detail": s.detail} for s in enf.status()]
+             "in_force": s.in_force, "detail": s.detail} for s in statuses]
     if as_json:
         _json(c.console, rows)
         return
     if not rows:
         c.console.print("nothing is blocked or throttled")
     for r in rows:
-        mbit = int(r["rate_bps"] or 0) / 1e6
-        what = "blocked" if r["action"] == "block" else f"throttled to {mbit:g} Mbit/s"
+        what = describe_record(next(s.record for s in statuses if s.record.card == r["card"]))
         state = "in force" if r["in_force"] else "[red]recorded but NOT in force[/red]"
         c.console.print(f"{r['card']} ({r['interface']}): {what} since {r['since']} "
                         f"by rule {r['rule']}: {state}")
@@ -188,7 +188,11 @@ def enforce_lift(ctx: typer.Context,
     c = _context(ctx)
     enf = _enforcer(c)
     lifted = [card] if card and enf.lift(card) else ([] if card else enf.lift_all())
-    c.console.print(f"lifted: {', '.join(lifted)}" if lifted else "nothing was in force")
+    if not lifted:
+        c.console.print("nothing was in force")
+        return
+    c.console.print(f"lifted: {', '.join(lifted)}. The rule that put it in force will not do so again "
+                    "until its condition clears and fires anew (a new cycle, a pack, a calibration).")
 
 
 def _enforcer(c: AlertsContext) -> Enforcer:

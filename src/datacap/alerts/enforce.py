@@ -150,6 +150,12 @@ def cgroup2_root(mounts: str = "/proc/self/mounts") -> Path | None:
     return None
 
 
+def describe_record(rec: EnforcementRecord) -> str:
+    if rec.action == "block":
+        return "blocked"
+    return f"throttled to {(rec.rate_bps or 0) / 1e6:g} Mbit/s"
+
+
 def subprocess_runner(netns: str | None = None) -> Runner:
     """Runs commands (in ``netns`` when given), raising MeterError/NotPermitted with stderr.
 
@@ -283,7 +289,7 @@ class Enforcer:
         notes = []
         for st in self.status():
             rec = st.record
-            what = "blocked" if rec.action == "block" else f"throttled to {rec.rate_bps} bit/s"
+            what = describe_record(rec)
             if not st.in_force:
                 action: ThrottleAction | BlockAction = (BlockAction() if rec.action == "block"
                                                         else ThrottleAction(rec.rate_bps or 0))
@@ -294,6 +300,12 @@ class Enforcer:
                 notes.append(f"{rec.card} ({rec.interface}) is still {what}; "
                              "`datacap enforce lift` undoes it")
         return notes
+
+    def stop_notes(self) -> list[str]:
+        """At daemon stop: enforcement stays in the kernel on purpose (the limit still applies);
+        say so, so nobody finds a card cut off without knowing why."""
+        return [f"{r.card} ({r.interface}) stays {describe_record(r)} after datacap stops; "
+                "`datacap enforce lift` undoes it" for r in self.store.enforcements()]
 
     # ------------------------------------------------------------ internals
 

@@ -48,6 +48,8 @@ class Enforcing(Protocol):
 
     def reconcile(self) -> list[str]: ...
 
+    def stop_notes(self) -> list[str]: ...
+
 
 # The integrator's hook for "switch-slot N" / "switch-profile ICCID" (ModemManager lives elsewhere).
 Switcher = Callable[[str, SwitchSlotAction | SwitchProfileAction], None]
@@ -104,6 +106,10 @@ class AlertEngine:
             recorded = ", ".join(f"{r.card} {r.action}" for r in self.enforcer.records())
             notes = [f"enforcement recorded ({recorded}) could not be checked or re-applied: {err}"]
         return notes
+
+    def stop_notes(self) -> list[str]:
+        """Call when the daemon stops: what stays blocked/throttled (print/log every line)."""
+        return self.enforcer.stop_notes() if self.enforcer is not None else []
 
     # ------------------------------------------------------------ evaluation
 
