@@ -16,6 +16,10 @@ Wiring (the integrator's side)::
     for line in engine.startup_notes(): log.warning(line)               # at daemon start
     engine.check(AlertInputs(status_json, {card: CardHistory(...)}), now)   # after every flush
     engine.deliver_due(now)                                             # every ~30 s: retries, quiet hours
+    for line in engine.stop_notes(): log.warning(line)                  # at daemon stop
+
+The connection must not be inside a transaction when the engine is called (each write is its own
+``BEGIN IMMEDIATE``); Python's default (legacy) transaction control or ``isolation_level=None`` both do.
 
 The CLI apps are in :mod:`datacap.alerts.cli` (``alerts_app``, ``enforce_app``, ``AlertsContext``).
 Only :mod:`~datacap.alerts.rules`, :mod:`~datacap.alerts.messages` and :mod:`~datacap.alerts.schedule`
