@@ -84,9 +84,11 @@ def summary(ctx: typer.Context, db: DbOpt = None, config: ConfigOpt = None, ifac
         out.print(f"datacap {__version__}")
         raise typer.Exit()
     if ctx.invoked_subcommand is not None:
-        from datacap.commands.modem import prepare
+        from datacap.commands import alerts as alert_commands
+        from datacap.commands import modem as modem_commands
 
-        prepare(ctx, db, config)
+        modem_commands.prepare(ctx, db, config)
+        alert_commands.prepare(ctx, db, config)
         return
     c = Context(db, config)
     doc = views.summary_json(c.reader(), c.cfg, iface)
@@ -370,8 +372,9 @@ def events(db: DbOpt = None, config: ConfigOpt = None,
 
 
 def _register_features() -> None:
+    import datacap.commands.alerts
     import datacap.commands.modem
-    import datacap.commands.plans  # noqa: F401  (registers status, plan check, calibrate)
+    import datacap.commands.plans  # noqa: F401  (each registers its commands on the app)
     from datacap.reports.cli import report
 
     app.command()(report)

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from datacap.alerts.config import AlertingOptions, AlertRule, AlertsConfig
 from datacap.errors import ConfigError, InputError
 from datacap.plans.config import Cards
+from datacap.reports.schedule import ReportsConfig
 from datacap.timeutil import WEEKDAYS, load_zone, system_timezone_name
 from datacap.units import parse_duration, parse_rate
 
@@ -81,6 +83,15 @@ class Config(Strict):
     retention: RetentionConfig = Field(default_factory=lambda: RetentionConfig())
     web: WebConfig = Field(default_factory=WebConfig)
     cards: Cards = Field(default_factory=list)
+    # Alerts (datacap.alerts): notification channels, rules and delivery options.
+    channels: dict[str, str] = Field(default_factory=dict)
+    alerts: list[AlertRule] = Field(default_factory=list)
+    alerting: AlertingOptions = Field(default_factory=lambda: AlertingOptions())
+    reports: ReportsConfig = Field(default_factory=lambda: ReportsConfig())
+    # Attribution (datacap.meter): validated by their own loaders in parse_config, kept as tables.
+    services: dict[str, Any] = Field(default_factory=dict)
+    names: dict[str, Any] = Field(default_factory=dict)
+    clients: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("timezone")
     @classmethod
@@ -97,6 +108,17 @@ class Config(Strict):
         if value.lower() not in WEEKDAYS:
             raise ValueError(f"expected a weekday name ({', '.join(WEEKDAYS)}), found {value!r}")
         return value.lower()
+
+    @model_validator(mode="after")
+    def _alerts_agree(self) -> Config:
+        AlertsConfig.model_validate({"channels": self.channels, "alerts": [a.model_dump() for a in self.alerts],
+                                     "alerting": self.alerting.model_dump()})
+        return self
+
+    @property
+    def alerts_config(self) -> AlertsConfig:
+        return AlertsConfig.model_construct(channels=dict(self.channels), alerts=list(self.alerts),
+                                            alerting=self.alerting)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -146,13 +168,26 @@ def load_config(path: Path | None = None, *, required: bool = False) -> Config:
 
 def parse_config(data: dict[str, Any], path: Path | str = "<config>", text: str = "") -> Config:
     try:
-        return Config.model_validate(data)
+        cfg = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError("\n".join(_describe(err, path, text) for err in exc.errors())) from None
+    # Sections whose loaders validate (and raise ConfigError naming the source) on their own.
+    from datacap.meter.catalog import load_catalog
+    from datacap.meter.clients import clients_config
+    from datacap.meter.names import names_config
+
+    load_catalog(cfg.services or None, source=str(path))
+    names_config(cfg.names or None, str(path))
+    clients_config(cfg.clients or None, str(path))
+    return cfg
 
 
 def _describe(err: Any, path: Path | str, text: str) -> str:
     loc = tuple(err["loc"])
+    # Cross-field checks cannot set a location: they start their message with the key path instead.
+    if not loc and (m := _LEADING_KEY.match(err["msg"].removeprefix("Value error, "))):
+        loc = (m.group(1), int(m.group(2)), *([m.group(3)] if m.group(3) else []))
+        err = {**err, "msg": err["msg"].removeprefix("Value error, ")[m.end():]}
     key = _key_path(loc)
     line = find_line(text, loc)
     where = f"{path}:{line}" if line else str(path)
@@ -173,6 +208,7 @@ def _key_path(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
+_LEADING_KEY = re.compile(r"^(\w+)\[(\d+)\](?:\.(\w+))?: ")
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"']+)\s*=")
 

@@ -48,6 +48,9 @@ THRESHOLD_CASES = [
     # unscoped together: 通用 + 加油包 = 11 GiB quota, 2 GiB left (18 %); the scoped night bucket is ignored
     ("remaining < 20%", None, SPLIT, [("remaining", "")]),
     ("remaining < 10%", None, SPLIT, []),
+    # the plan engine's own shape: every scope key present, None when unset, is unscoped
+    ("remaining < 20%", None,
+     [bucket("通用", 10 * GiB, 9 * GiB, scope={"services": None, "apps": None, "hours": None})], [("remaining", "")]),
     ("remaining < 20%", "通用", SPLIT, [("remaining", "通用")]),
     ("remaining < 20%", "*", SPLIT, [("remaining", "通用"), ("remaining", "夜间")]),
     ("remaining < 20%", "missing", SPLIT, []),

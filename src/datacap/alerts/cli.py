@@ -42,9 +42,12 @@ class AlertsContext:
     now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
 
 
-alerts_app = typer.Typer(help="Alert rules: check them now, list their state, test channels, show history.",
+alerts_app = typer.Typer(help="Alert rules: check them now, list their state, test channels, show history.\n\n"
+                                "Example: datacap alerts check --exit-code",
                          no_args_is_help=True)
-enforce_app = typer.Typer(help="Blocking / throttling that alert rules put in force.", no_args_is_help=True)
+enforce_app = typer.Typer(help="Blocking / throttling that alert rules put in force.\n\n"
+                               "Example: datacap enforce status",
+                          no_args_is_help=True)
 
 
 def _context(ctx: typer.Context) -> AlertsContext:
@@ -70,7 +73,10 @@ def check(ctx: typer.Context,
                         typer.Option(help="Evaluate as of this ISO date/time (default: now).")] = None,
           exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 3 when an alert fired.")] = False,
           as_json: JsonOpt = False) -> None:
-    """Evaluate every rule now, exactly as the daemon does after each flush, and deliver what fires."""
+    """Evaluate every rule now, exactly as the daemon does after each flush, and deliver what fires.
+
+    Example: datacap alerts check --exit-code   (from cron: exit 3 when something fired)
+    """
     c = _context(ctx)
     when = parse_instant(at, c.tz, what="--at") if at else c.now().astimezone(c.tz)
     result = c.engine.check(c.inputs(when), when)
@@ -103,7 +109,10 @@ def check(ctx: typer.Context,
 @alerts_app.command("list")
 def list_rules(ctx: typer.Context,
                as_json: JsonOpt = False) -> None:
-    """Rules with their current state: armed, fired at, cleared at."""
+    """Rules with their current state: armed, fired at, cleared at.
+
+    Example: datacap alerts list --json
+    """
     c = _context(ctx)
     rules = c.engine.rule_states()
     if as_json:
@@ -126,7 +135,10 @@ def list_rules(ctx: typer.Context,
 @alerts_app.command("test")
 def test_channels(ctx: typer.Context,
                   channel: Annotated[str | None, typer.Option(help="Only this channel.")] = None) -> None:
-    """Send a test message; report delivery per channel (exit 1 if any failed)."""
+    """Send a test message; report delivery per channel (exit 1 if any failed).
+
+    Example: datacap alerts test --channel phone
+    """
     c = _context(ctx)
     reports = c.engine.send_test(channel)
     if not reports:
@@ -141,7 +153,10 @@ def test_channels(ctx: typer.Context,
 def history(ctx: typer.Context,
             as_json: JsonOpt = False,
             limit: Annotated[int, typer.Option(min=1, help="How many alerts, newest first.")] = 50) -> None:
-    """What fired, when, to which channels, delivered or failed."""
+    """What fired, when, to which channels, delivered or failed.
+
+    Example: datacap alerts history --limit 20
+    """
     c = _context(ctx)
     events = c.engine.history(limit)
     if as_json:
@@ -160,7 +175,10 @@ def history(ctx: typer.Context,
 def enforce_status(ctx: typer.Context,
                    as_json: JsonOpt = False
                    ) -> None:
-    """What is blocked or throttled now, checked against the kernel."""
+    """What is blocked or throttled now, checked against the kernel.
+
+    Example: sudo datacap enforce status
+    """
     c = _context(ctx)
     enf = _enforcer(c)
     statuses = enf.status()
@@ -184,7 +202,10 @@ def enforce_status(ctx: typer.Context,
 def enforce_lift(ctx: typer.Context,
                  card: Annotated[str | None, typer.Option(help="Only this card (default: all).")] = None
                  ) -> None:
-    """Undo blocking / throttling now (an alert rule may put it back if its condition fires again)."""
+    """Undo blocking / throttling now (an alert rule may put it back if its condition fires again).
+
+    Example: sudo datacap enforce lift --card unicom
+    """
     c = _context(ctx)
     enf = _enforcer(c)
     lifted = [card] if card and enf.lift(card) else ([] if card else enf.lift_all())

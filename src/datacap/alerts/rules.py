@@ -236,7 +236,8 @@ def select_targets(card: Mapping[str, Any], bucket: str | None, lang: Language) 
         return [_target(b["name"], b["name"], [b]) for b in buckets]
     if bucket is not None:
         return [_target(b["name"], b["name"], [b]) for b in buckets if b.get("name") == bucket]
-    unscoped = [b for b in buckets if not b.get("scope")]
+    # The plan engine writes every scope key, None when unset: a bucket is scoped when any value is set.
+    unscoped = [b for b in buckets if not any((b.get("scope") or {}).values())]
     if not unscoped:
         return [Target("", word(lang, "together"), None, int(card.get("used_bytes", 0)), None)]
     return [_target("", word(lang, "together"), unscoped)]

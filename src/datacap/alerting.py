@@ -1,0 +1,101 @@
+"""Alerts over the store: the inputs the pure rules need, and the engine as the CLI and daemon build it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from datacap.alerts.enforce import Enforcer
+from datacap.alerts.engine import AlertEngine
+from datacap.alerts.rules import AlertInputs, CardHistory, EntityUsage
+from datacap.alerts.state import AlertStore
+from datacap.config import Config
+from datacap.plans import CardConfig
+from datacap.plans.cycles import cycle_at, previous_cycle
+from datacap.status import card_records, status_json
+from datacap.store import Reader
+from datacap.timeutil import UTC, bucket_start
+
+TRAILING_DAYS = 14
+SEEN_DAYS = 30
+
+
+def alert_inputs(reader: Reader, cfg: Config, at: dt.datetime) -> AlertInputs:
+    """The status of every card plus the history the rules compare against, as of ``at``."""
+    at = at.astimezone(cfg.tz)
+    status = status_json(reader, cfg, at=at)
+    return AlertInputs(status, {card.name: card_history(reader, card, at) for card in cfg.cards})
+
+
+def card_history(reader: Reader, card: CardConfig, at: dt.datetime) -> CardHistory:
+    tz = reader.tz
+    today = bucket_start("day", at, tz)
+    first_day = bucket_start("day", today - dt.timedelta(days=SEEN_DAYS), tz)
+    records = card_records(reader, card, first_day, at)
+    daily: dict[dt.date, int] = defaultdict(int)
+    today_usage: dict[tuple[str, str], int] = defaultdict(int)
+    seen: set[tuple[str, str]] = set()
+    trailing_from = (today - dt.timedelta(days=TRAILING_DAYS)).date()
+    for r in records:
+        day = dt.datetime.fromtimestamp(r.start, tz).date()
+        daily[day] += r.total_bytes
+        for kind, name in (("app", r.app), ("client", r.client), ("service", r.service)):
+            if name is None:
+                continue
+            if day == today.date():
+                today_usage[(kind, name)] += r.total_bytes
+            else:
+                seen.add((kind, name))
+    trailing = [(d, daily.get(d, 0)) for d in _days(trailing_from, today.date())]
+    last_total, last_top = _last_cycle(reader, card, at)
+    return CardHistory(trailing_days=trailing, today_bytes=daily.get(today.date(), 0),
+                       today_usage=[EntityUsage(k, n, b) for (k, n), b in sorted(today_usage.items())],
+                       seen_recently=seen, last_cycle_total=last_total, last_cycle_top=last_top)
+
+
+def _days(first: dt.date, stop: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=i) for i in range((stop - first).days)]
+
+
+def _last_cycle(reader: Reader, card: CardConfig, at: dt.datetime) -> tuple[int | None, list[tuple[str, int]]]:
+    current = cycle_at(card.cycle, at, reader.tz)
+    previous = previous_cycle(card.cycle, current, reader.tz) if current.state == "active" else None
+    if previous is None:
+        return None, []
+    records = card_records(reader, card, previous.start, previous.end)
+    apps: dict[str, int] = defaultdict(int)
+    for r in records:
+        if r.app:
+            apps[r.app] += r.total_bytes
+    top = sorted(apps.items(), key=lambda kv: -kv[1])[:5]
+    return sum(r.total_bytes for r in records), top
+
+
+def interface_finder(reader_factory: Callable[[], Reader], cfg: Config) -> Callable[[str], str | None]:
+    """The interface a card's enforcement acts on: its first known interface matching its globs."""
+    def interface_of(card_name: str) -> str | None:
+        card = next((c for c in cfg.cards if c.name == card_name), None)
+        if card is None:
+            return None
+        known = [n for n in reader_factory().interface_names() if card.matches(n)]
+        plain = [g for g in card.interfaces if not any(ch in g for ch in "*?[")]
+        choices = known or plain
+        return choices[0] if choices else None
+    return interface_of
+
+
+def build_engine(cfg: Config, conn: Any, reader_factory: Callable[[], Reader], *,
+                 switcher: Any = None) -> tuple[AlertEngine, Enforcer | None]:
+    """The engine over the store's connection; enforcement only where some rule asks for it and as root."""
+    wants_enforcement = any(r.action and r.action.split()[0] in ("block", "throttle") for r in cfg.alerts)
+    enforcer = Enforcer(AlertStore(conn), cfg.alerting.allowlist) if wants_enforcement and os.geteuid() == 0 else None
+    engine = AlertEngine(cfg.alerts_config, conn, tz=cfg.tz, enforcer=enforcer,
+                         interface_of=interface_finder(reader_factory, cfg), switcher=switcher)
+    return engine, enforcer
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(UTC)
