@@ -208,8 +208,8 @@ def test_sms_post_needs_the_token_and_calibrates(store: Store, calibrations: lis
     with TestClient(app, base_url="http://127.0.0.1") as c:
         assert c.post("/api/v1/sms", json={"from": "10010", "text": "x"}).status_code == 401
         assert calibrations == []
-        r = c.post("/api/v1/sms", json={"from": "10010", "text": "您本月已用流量12.5GB", "time": "2026-11-25T12:00:00+08:00"},
-                   headers=auth)
+        sms = {"from": "10010", "text": "您本月已用流量12.5GB", "time": "2026-11-25T12:00:00+08:00"}
+        r = c.post("/api/v1/sms", json=sms, headers=auth)
         assert r.status_code == 200, r.text
         r = c.post("/api/v1/sms", data={"from": "10010", "content": "剩余3GB", "timestamp": "1795579200000"},
                    headers=auth)

@@ -82,7 +82,8 @@ T0 = dt.datetime(2026, 11, 25, 12, 0, tzinfo=SH)
 
 
 @pytest.mark.parametrize(("fields", "sender", "text", "when", "card"), [
-    ({"from": "10010", "text": "本月已用 12.5GB", "time": "2026-11-25T12:00:00+08:00"}, "10010", "本月已用 12.5GB", T0, None),
+    ({"from": "10010", "text": "本月已用 12.5GB", "time": "2026-11-25T12:00:00+08:00"},
+     "10010", "本月已用 12.5GB", T0, None),
     ({"from": "10010", "content": "剩余 3GB", "timestamp": "1795579200000"}, "10010", "剩余 3GB", T0, None),
     ({"sender": "10086", "message": "x", "receivedAt": 1795579200}, "10086", "x", T0, None),
     ({"phoneNumber": "10000", "sms": {"body": "y", "date": "2026-11-25 12:00:00"}}, "10000", "y", T0, None),

@@ -14,11 +14,23 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from datacap.config import Config
+from datacap.errors import InputError
 from datacap.meter.links import LinkSample, ProcNetDev
 from datacap.store.reader import Reader
 from datacap.timeutil import from_epoch, iso
 
 WEEKDAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def resolve_ifaces(reader: Reader, ifaces: Sequence[str] | None) -> list[str]:
+    """Names matching the globs, as the CLI resolves --iface: a pattern matching nothing is an error."""
+    if not ifaces:
+        return reader.interface_names()
+    missing = [p for p in ifaces if not reader.match_interfaces([p])]
+    if missing:
+        known = ", ".join(reader.interface_names()) or "none yet"
+        raise InputError(f"iface {', '.join(missing)}: no such interface in the store (known: {known})")
+    return reader.match_interfaces(ifaces)
 
 
 def heatmap_cells(rows: Iterable[tuple[int, int, int]], tz: ZoneInfo) -> list[list[int]]:
@@ -37,7 +49,7 @@ def heatmap_cells(rows: Iterable[tuple[int, int, int]], tz: ZoneInfo) -> list[li
 def heatmap_json(reader: Reader, cfg: Config, since: dt.datetime, until: dt.datetime,
                  ifaces: Sequence[str] | None = None) -> dict[str, Any]:
     """Bytes per hour of day and weekday over [since, until), from the hourly buckets."""
-    names = set(reader.match_interfaces(ifaces) if ifaces else reader.interface_names())
+    names = set(resolve_ifaces(reader, ifaces))
     ids = [i for i, n in reader.conn.execute("SELECT id, name FROM interfaces") if n in names]
     rows: list[tuple[int, int, int]] = []
     if ids:
@@ -125,7 +137,7 @@ class LiveRates:
 
 def live_json(reader: Reader, cfg: Config, rates: LiveRates, ifaces: Sequence[str] | None = None) -> dict[str, Any]:
     """Live rx/tx bit rates of the metered interfaces present on this machine."""
-    names = reader.match_interfaces(ifaces) if ifaces else reader.interface_names()
+    names = resolve_ifaces(reader, ifaces)
     measured = rates.read(names)
     return {"at": iso(dt.datetime.now(cfg.tz)), "unit": "bit/s", "interfaces": [
         {"name": n, "rx_bps": round(r.rx_bps * 8), "tx_bps": round(r.tx_bps * 8)}
