@@ -53,7 +53,8 @@ function chart(id, option) {
   const node = document.getElementById(id);
   let c = charts[id];
   if (!c) { c = echarts.init(node, null, { renderer: "canvas" }); charts[id] = c; }
-  c.setOption(option, { notMerge: true });
+  // no animation: charts are final as soon as drawn (screenshots, slow phones, many points)
+  c.setOption({ animation: false, ...option }, { notMerge: true });
   return c;
 }
 window.addEventListener("resize", () => Object.values(charts).forEach((c) => c.resize()));
@@ -283,7 +284,7 @@ async function drawWhen() {
   d.cells.forEach((row, day) => row.forEach((v, hour) => { points.push([hour, day, v]); max = Math.max(max, v); }));
   chart("heatmap-chart", {
     tooltip: { formatter: (p) => `${t(d.weekdays[p.value[1]])} ${p.value[0]}:00 · ${fmtBytes(p.value[2])}` },
-    grid: { left: 60, right: 16, top: 10, bottom: 70 },
+    grid: { left: 60, right: 16, top: 10, bottom: 100 },
     xAxis: { type: "category", data: [...Array(24).keys()].map(String), splitArea: { show: true } },
     yAxis: { type: "category", data: d.weekdays.map(t), inverse: true, splitArea: { show: true } },
     visualMap: { min: 0, max: max || 1, calculable: true, orient: "horizontal", left: "center", bottom: 5,
