@@ -343,7 +343,8 @@ def _print_ranking(kind: str, doc: dict[str, Any]) -> None:
 
 
 @app.command()
-def events(db: DbOpt = None, config: ConfigOpt = None, limit: Annotated[int, typer.Option(min=1)] = 50,
+def events(db: DbOpt = None, config: ConfigOpt = None,
+           limit: Annotated[int, typer.Option(min=1, help="at most N events, newest first")] = 50,
            as_json: JsonOpt = False) -> None:
     """What the meter did not count normally and why: resets, reboots, wraps, rejected jumps.
 

@@ -84,7 +84,10 @@ class Config(Strict):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        load_zone(value)
+        try:
+            load_zone(value)
+        except ConfigError:
+            raise ValueError(f"expected an IANA zone name like 'Asia/Shanghai', found {value!r}") from None
         return value
 
     @field_validator("week_start")

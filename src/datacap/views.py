@@ -79,7 +79,7 @@ def summary_json(reader: Reader, cfg: Config, ifaces: Sequence[str] | None = Non
                "this_month": (month, now)}
     sums = {key: reader.totals(names, a, b) for key, (a, b) in periods.items()}
     info = {i.name: i for i in reader.interfaces()}
-    fraction = (now - month).total_seconds() / (month_end - month).total_seconds()
+    fraction = (now.timestamp() - month.timestamp()) / (month_end.timestamp() - month.timestamp())
     out = []
     for name in names:
         month_bytes = sums["this_month"][name]

@@ -8,6 +8,9 @@ This is the single place that decides what a change of the kernel's counters mea
 * the interface was deleted and re-created (ifindex differs), or a counter went down and that is not
   a plausible wrap: the counters restarted from zero, so all they show now is new. Never read as a
   wrap, which is vnStat's phantom 4 GiB jump;
+* only one direction went down (rx but not tx, or the reverse): not a reset, which zeroes every
+  counter, but a glitch (a veth's rx counters read 0 while it is torn down, being its peer's tx):
+  nothing is counted for that direction and the caller keeps its previous value as the base;
 * a counter went down from the upper half of the 32-bit range, or from the top of the 64-bit range,
   and the wrapped difference is plausible: a wrap (some drivers still keep 32-bit counters);
 * a difference larger than ``max_rate`` allows for the elapsed time is rejected: nothing is counted,
@@ -52,6 +55,7 @@ class Kind(Enum):
     BASELINE = "baseline"
     NORMAL = "normal"
     WRAP = "wrap"
+    GLITCH = "glitch"
     RESET = "reset"
     REBOOT = "reboot"
     REJECTED = "rejected"
@@ -87,20 +91,26 @@ def counter_delta(prev: Reading | None, cur: Reading, max_rate_bps: int) -> Delt
         return _checked(Kind.RESET, cur.counters(), start, cur, elapsed, max_rate_bps,
                         f"interface re-created (ifindex {prev.ifindex} -> {cur.ifindex})")
     limit = max_rate_bps / 8 * max(elapsed, MIN_ELAPSED)
-    diffs: list[int] = []
-    wrapped = False
+    diffs: list[int | None] = []  # None: went down and is no plausible wrap
     for old, new in zip(prev.counters(), cur.counters(), strict=True):
-        if new >= old:
-            diffs.append(new - old)
-            continue
-        wrap = _wrap(old, new, limit)
-        if wrap is None:
+        diffs.append(new - old if new >= old else _wrap(old, new, limit))
+    # Counters are (rx_bytes, tx_bytes, rx_packets, tx_packets): direction d owns indexes d and d + 2.
+    dropped = [diffs[d] is None or diffs[d + 2] is None for d in (0, 1)]
+    had_bytes = [prev.counters()[d] > 0 for d in (0, 1)]
+    if any(dropped):
+        if all(dropped[d] or not had_bytes[d] for d in (0, 1)):
             return _checked(Kind.RESET, cur.counters(), start, cur, elapsed, max_rate_bps,
-                            f"counter went down ({old} -> {new}): interface reset")
-        diffs.append(wrap)
-        wrapped = True
+                            f"counters went down ({prev.rx_bytes}/{prev.tx_bytes} -> "
+                            f"{cur.rx_bytes}/{cur.tx_bytes} rx/tx bytes): interface reset")
+        side = "rx" if dropped[0] else "tx"
+        kept = [0 if dropped[i % 2] else diffs[i] for i in range(4)]
+        return _checked(Kind.GLITCH, kept, start, cur, elapsed, max_rate_bps,  # type: ignore[arg-type]
+                        f"{side} counters went down while the other direction did not: "
+                        f"kept the previous {side} value as the base")
+    wrapped = any(d is not None and d != n - o for d, o, n in zip(diffs, prev.counters(), cur.counters(), strict=True))
     kind = Kind.WRAP if wrapped else Kind.NORMAL
-    return _checked(kind, tuple(diffs), start, cur, elapsed, max_rate_bps, "counter wrapped" if wrapped else "")
+    return _checked(kind, diffs, start, cur, elapsed, max_rate_bps,  # type: ignore[arg-type]
+                    "counter wrapped" if wrapped else "")
 
 
 def _wrap(old: int, new: int, limit: float) -> int | None:

@@ -73,9 +73,14 @@ class Meter:
             # An interface that appeared while we run was created with zeroed counters: count them all.
             prev = Reading(reading.ifindex, reading.boot_id, reading.boottime, reading.wall, 0, 0, 0, 0)
         delta = counter_delta(prev, reading, self.max_rate_bps)
+        if delta.kind is Kind.GLITCH and prev is not None:
+            # The counter that dropped keeps its previous value as the base: nothing is counted twice
+            # if it comes back, and nothing is invented if it does not.
+            reading = Reading(reading.ifindex, reading.boot_id, reading.boottime, reading.wall,
+                              *(max(a, b) for a, b in zip(prev.counters(), reading.counters(), strict=True)))
         self.last[name] = reading
         self._dirty.add(name)
-        if delta.kind in (Kind.RESET, Kind.REBOOT, Kind.REJECTED, Kind.WRAP):
+        if delta.kind in (Kind.RESET, Kind.REBOOT, Kind.REJECTED, Kind.WRAP, Kind.GLITCH):
             log.log(logging.WARNING if delta.kind is Kind.REJECTED else logging.INFO, "%s: %s", name, delta.note)
             self._events.append(MeterEvent(int(reading.wall), name, delta.kind.value, delta.note))
         if delta.kind is not Kind.REJECTED:

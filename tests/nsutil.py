@@ -1,0 +1,99 @@
+"""Network namespaces for tests: created per test, always deleted, traffic only between them."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from datacap.meter.links import parse_proc_net_dev
+
+_counter = itertools.count()
+
+
+def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc
+
+
+def unique(prefix: str) -> str:
+    """Short unique names: interface names are limited to 15 characters."""
+    return f"{prefix}{os.getpid() % 10000}{next(_counter)}"
+
+
+@dataclass
+class Netns:
+    name: str
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return sh("ip", "netns", "exec", self.name, *args, check=check)
+
+    def popen(self, *args: str, **kwargs: object) -> subprocess.Popen[str]:
+        return subprocess.Popen(["ip", "netns", "exec", self.name, *args], text=True, **kwargs)  # type: ignore[call-overload]
+
+    def counters(self, iface: str) -> tuple[int, int, int, int]:
+        """(rx_bytes, tx_bytes, rx_packets, tx_packets) of an interface, read in the namespace."""
+        return parse_proc_net_dev(self.run("cat", "/proc/net/dev").stdout)[iface]
+
+
+@dataclass
+class Pair:
+    """Two namespaces joined by a veth pair: ``a`` holds ``a_if`` (10.x.y.1), ``b`` holds ``b_if`` (.2)."""
+
+    a: Netns
+    b: Netns
+    a_if: str
+    b_if: str
+    a_ip: str
+    b_ip: str
+    namespaces: list[str] = field(default_factory=list)
+
+    def create_link(self) -> None:
+        self.a.run("ip", "link", "add", self.a_if, "type", "veth", "peer", "name", self.b_if, "netns", self.b.name)
+        self.a.run("ip", "addr", "add", f"{self.a_ip}/30", "dev", self.a_if)
+        self.b.run("ip", "addr", "add", f"{self.b_ip}/30", "dev", self.b_if)
+        self.a.run("ip", "link", "set", self.a_if, "up")
+        self.b.run("ip", "link", "set", self.b_if, "up")
+
+    def delete_link(self) -> None:
+        self.a.run("ip", "link", "del", self.a_if)
+
+
+def make_pair(subnet: int = 0) -> Pair:
+    """Create two fresh namespaces and a veth pair; IPv6 off so no autoconf chatter blurs the counts."""
+    a, b = Netns(unique("dca")), Netns(unique("dcb"))
+    third = (os.getpid() + subnet) % 250
+    pair = Pair(a, b, unique("dcv"), unique("dcw"), f"10.213.{third}.1", f"10.213.{third}.2", [a.name, b.name])
+    for ns in (a, b):
+        sh("ip", "netns", "add", ns.name)
+        ns.run("ip", "link", "set", "lo", "up")
+        ns.run("sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1")
+        ns.run("sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1")
+    pair.create_link()
+    return pair
+
+
+def destroy(pair: Pair) -> None:
+    for name in pair.namespaces:
+        # Killing every process left in the namespace first: a namespace with a process does not vanish.
+        pids = sh("ip", "netns", "pids", name, check=False).stdout.split()
+        for pid in pids:
+            sh("kill", "-9", pid, check=False)
+        sh("ip", "netns", "del", name, check=False)
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> object:
+    """Poll until ``condition()`` is truthy; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
