@@ -12,22 +12,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
+from ..conftest import require
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 CHROMIUM = "/usr/bin/chromium"
 APPS = ("firefox", "apt", "bilibili-app", "wechat", "steam")
 SERVICES = {"firefox": "web", "apt": "debian", "bilibili-app": "bilibili", "wechat": "tencent", "steam": "steam"}
 CLIENTS = ("192.168.8.23", "192.168.8.41")
-
-
-def require(condition: bool, reason: str) -> None:
-    """Skip when an environment need is missing, but fail under CI=true: CI must run everything."""
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"required in CI: {reason}")
-    pytest.skip(reason)
 
 
 def require_chromium() -> None:
