@@ -235,3 +235,17 @@ def test_real_server_starts_and_stops(server: WebThread) -> None:
     with httpx.Client(base_url=server.url, timeout=10) as http:
         assert http.get("/api/v1/health").json()["interfaces"] == 2
         assert "echarts" in http.get("/static/vendor/echarts.min.js").text[:2000].lower()
+
+
+def test_web_plugin_serves_until_the_daemon_closes_it(store: Store) -> None:
+    from datacap.web.cli import WebPlugin
+
+    cfg = store.cfg.model_copy(update={"web": store.cfg.web.model_copy(update={"listen": "127.0.0.1:0"})})
+    plugin = WebPlugin(store.db, cfg)
+    try:
+        assert plugin.web.url and list(plugin.poll(0.0)) == []
+        with httpx.Client(base_url=plugin.web.url, timeout=10) as http:
+            assert http.get("/api/v1/interfaces").status_code == 200
+    finally:
+        plugin.close()
+    assert not plugin.web.thread.is_alive()

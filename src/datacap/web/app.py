@@ -101,7 +101,8 @@ def create_app(db_path: Path, cfg: Config, token: str | None = None, *, host: st
                   "service. Every document equals the CLI's --json output for the same query.",
                   openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)
     app.state.dc = state
-    app.add_middleware(GZipMiddleware, minimum_size=2048)
+    # level 1: a third of the bytes at a tenth of level 9's CPU (level 9 cost 30 ms per 200 KB on this box)
+    app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=1)
     _install_guards(app, state)
     app.include_router(_api_router(state))
     from datacap.web.pages import pages_router

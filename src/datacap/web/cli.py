@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +17,7 @@ import uvicorn
 
 from datacap.config import Config, load_config
 from datacap.errors import DatacapError
+from datacap.model import AttribDelta
 from datacap.store import default_db_path
 from datacap.web.app import create_app
 from datacap.web.auth import check_listen, parse_listen
@@ -87,6 +89,31 @@ def start_in_thread(db_path: Path, cfg: Config, listen: str | None = None, token
     thread = threading.Thread(target=server.run, name="datacap-web", daemon=True)
     thread.start()
     return WebThread(server, thread)
+
+
+class WebPlugin:
+    """The dashboard as a daemon plugin: started with the daemon, stopped and joined on shutdown.
+
+    In the daemon's plugin factory: ``if cfg.web.enabled and not no_web: plugins.append(WebPlugin(db_path, cfg))``.
+    """
+
+    name = "web"
+
+    def __init__(self, db_path: Path, cfg: Config, listen: str | None = None, token: str | None = None) -> None:
+        self.web = start_in_thread(db_path, cfg, listen, token)
+        if self.web.wait_started():
+            log.info("dashboard: %s", self.web.url)
+        else:
+            log.error("the dashboard did not start on %s (is the port taken?)", listen or cfg.web.listen)
+
+    def poll(self, now: float) -> Iterable[AttribDelta]:
+        return ()
+
+    def after_flush(self, now: float) -> None:
+        return None
+
+    def close(self) -> None:
+        self.web.stop()
 
 
 def serve(db: Annotated[Path | None, typer.Option("--db", envvar="DATACAP_DB", help="SQLite store")] = None,

@@ -85,11 +85,12 @@ const tooltip = { trigger: "axis", valueFormatter: (v) => fmtBytes(v) };
 
 /* ---------------------------------------------------------------- overview */
 async function overview() {
-  const features = (await api("features")).data;
+  pollLive();
+  // independent requests in parallel: the page is drawn as soon as the slowest one answers
+  const [features, summary, health] = await Promise.all([api("features"), api("summary"), api("health")]);
   const cards = document.getElementById("cards");
-  if (features.status) await drawCards(cards); else cards.append(el("section", { class: "panel" },
+  if (features.data.status) await drawCards(cards); else cards.append(el("section", { class: "panel" },
     el("h2", { text: t("plan") }), el("p", { class: "muted", id: "status-missing", text: t("not_configured") })));
-  const summary = await api("summary");
   const tiles = document.getElementById("summary");
   if (summary.ok) {
     if (!summary.data.interfaces.length) notice(tiles, t("no_data"));
@@ -100,10 +101,8 @@ async function overview() {
         el("p", { text: `${t("month_estimate")}: ${fmtBytes(i.month_estimate_bytes)}` }),
         el("p", { class: "muted", text: `${t("all_time")}: ${fmtBytes(i.all_time.total_bytes)}` })));
     }
-  }
-  const health = await api("health");
+  } else notice(tiles, summary.data.error, "warn");
   if (health.ok) document.getElementById("health").textContent = `${t("health")}: ${fmtTime(health.data.last_flush)}`;
-  pollLive();
 }
 
 async function drawCards(container) {
@@ -167,12 +166,11 @@ const USAGE_SPAN = { hour: 2, day: 30, week: 84, month: 365 };
 const label = (by, iso) => (by === "hour" ? iso.slice(5, 16).replace("T", " ") : by === "month" ? iso.slice(0, 7) : iso.slice(0, 10));
 
 async function usage() {
-  await fillInterfaces();
   const by = document.getElementById("by");
   setRange(USAGE_SPAN[by.value]);
   by.addEventListener("change", () => { setRange(USAGE_SPAN[by.value]); drawUsage(); });
   document.getElementById("usage-form").addEventListener("submit", (e) => { e.preventDefault(); drawUsage(); });
-  await drawUsage();
+  await Promise.all([fillInterfaces(), drawUsage()]);
 }
 
 async function drawUsage() {
@@ -268,10 +266,9 @@ async function drawWho() {
 
 /* ---------------------------------------------------------------- when */
 async function when() {
-  await fillInterfaces();
   setRange(27);
   document.getElementById("when-form").addEventListener("submit", (e) => { e.preventDefault(); drawWhen(); });
-  await drawWhen();
+  await Promise.all([fillInterfaces(), drawWhen()]);
 }
 
 async function drawWhen() {
