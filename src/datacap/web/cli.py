@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,16 +64,10 @@ class WebThread:
 
     def wait_started(self, timeout: float = 10.0) -> bool:
         """Block until uvicorn is accepting connections (or the thread died, or timeout passed)."""
-        done = threading.Event()
-
-        def poll() -> None:
-            while not self.server.started and self.thread.is_alive():
-                if done.wait(0.02):
-                    return
-        waiter = threading.Thread(target=poll, daemon=True)
-        waiter.start()
-        waiter.join(timeout)
-        done.set()
+        deadline = time.monotonic() + timeout
+        pause = threading.Event()
+        while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
+            pause.wait(0.02)
         return bool(self.server.started)
 
     def stop(self, timeout: float = 10.0) -> None:

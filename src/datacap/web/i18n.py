@@ -27,9 +27,10 @@ EN: dict[str, str] = {
     "token_needed": "This action needs the access token.", "saved": "Saved", "error": "Error",
     "heatmap": "Traffic by hour of day and weekday", "peak": "Busiest", "lang": "中文",
     "mon": "Mon", "tue": "Tue", "wed": "Wed", "thu": "Thu", "fri": "Fri", "sat": "Sat", "sun": "Sun",
-    "health": "Daemon last wrote", "ago": "ago", "cycle_ends": "cycle ends", "overage": "Overage",
+    "health": "Daemon last wrote", "ago": "ago", "cycle_ends": "Cycle ends", "overage": "Overage",
     "back": "Back to the list", "range_7d": "7 days", "range_30d": "30 days", "range_month": "This month",
-    "range_year": "12 months",
+    "range_year": "12 months", "no_live": "No metered interface is up on this machine right now",
+    "ahead": "ahead of the calendar",
 }
 
 ZH: dict[str, str] = {
@@ -53,7 +54,8 @@ ZH: dict[str, str] = {
     "mon": "周一", "tue": "周二", "wed": "周三", "thu": "周四", "fri": "周五", "sat": "周六", "sun": "周日",
     "health": "守护进程上次写入", "ago": "前", "cycle_ends": "账期结束", "overage": "超额",
     "back": "返回列表", "range_7d": "7 天", "range_30d": "30 天", "range_month": "本月",
-    "range_year": "12 个月",
+    "range_year": "12 个月", "no_live": "本机当前没有正在计量的网卡",
+    "ahead": "用得比日历快",
 }
 
 WORDS: dict[Lang, dict[str, str]] = {"en": EN, "zh-CN": ZH}

@@ -118,7 +118,10 @@ async function drawCards(container) {
     const usedFrac = sumQuota(card) ? card.used_bytes / sumQuota(card) : null;
     const facts = el("dl", { class: "facts" });
     const fact = (k, v) => facts.append(el("dt", { text: k }), el("dd", { text: v }));
-    if (elapsed !== null) fact(t("pace"), `${t("used")} ${pct(usedFrac)} / ${pct(elapsed)} ${t("elapsed")}`);
+    if (elapsed !== null) {
+      const ahead = usedFrac !== null && usedFrac > elapsed ? ` · ${t("ahead")}` : "";
+      fact(t("pace"), `${t("used")} ${pct(usedFrac)} / ${pct(elapsed)} ${t("elapsed")}${ahead}`);
+    }
     const fc = card.forecast || {};
     if (fc.daily_budget_bytes !== undefined) fact(t("daily_budget"), fmtBytes(fc.daily_budget_bytes));
     fact(t("forecast"), fc.exhausted_at ? fmtTime(fc.exhausted_at) : t("lasts_cycle"));
@@ -135,7 +138,7 @@ async function drawCards(container) {
         series: [{ type: "gauge", name: b.name, min: 0, max: 100, progress: { show: true, width: 12 },
           axisLine: { lineStyle: { width: 12 } }, axisLabel: { show: false }, splitLine: { show: false },
           axisTick: { show: false }, pointer: { show: false },
-          title: { offsetCenter: [0, "70%"], fontSize: 13 },
+          title: { offsetCenter: [0, "92%"], fontSize: 13 },
           detail: { valueAnimation: false, offsetCenter: [0, "5%"], fontSize: 14,
             formatter: () => `${fmtBytes(b.remaining_bytes ?? 0)}\n${t("left")}` },
           data: [{ value: Math.round(frac * 1000) / 10, name: `${b.name} · ${fmtBytes(b.used_bytes)} ${t("used")}` }] }],
@@ -154,7 +157,7 @@ async function pollLive() {
       box.replaceChildren(...res.data.interfaces.map((i) => el("div", { class: "rate", "data-iface": i.name },
         el("strong", { text: i.name }), el("span", { text: `↓ ${fmtRate(i.rx_bps)}` }),
         el("span", { text: `↑ ${fmtRate(i.tx_bps)}` }))));
-      if (!res.data.interfaces.length) notice(box, t("no_data"));
+      if (!res.data.interfaces.length) notice(box, t("no_live"));
     }
     if (!document.hidden) setTimeout(tick, 2000); else document.addEventListener("visibilitychange", tick, { once: true });
   };
