@@ -79,6 +79,8 @@ def test_summary_matches_cli_except_the_clock(store: Store, client: TestClient) 
     ("/api/v1/usage?iface=nope0", "no such interface"),
     ("/api/v1/apps/nobody", "no app named 'nobody'"),
     ("/api/v1/heatmap?since=2026-11-10&until=2026-11-01", "since must be before until"),
+    ("/api/v1/usage?by=fortnight", "by: Input should be '5min', 'hour'"),
+    ("/api/v1/apps?limit=0", "limit: Input should be greater than or equal to 1, found '0'"),
 ])
 def test_bad_queries_say_what_is_wrong(client: TestClient, path: str, fragment: str) -> None:
     r = client.get(path)

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -127,6 +128,11 @@ def _install_guards(app: FastAPI, state: State) -> None:
                                          f"{hostname!r})", status_code=421)
         return await call_next(request)
 
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameter(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's own checks (an unknown --by, a limit below 1) read like the rest: key, expected, found."""
+        return JSONResponse({"error": describe_validation(exc.errors())}, status_code=400)
+
     @app.exception_handler(AuthFailed)
     async def auth_failed(request: Request, exc: AuthFailed) -> Response:
         if request.url.path.startswith(("/api/", "/metrics")):
@@ -145,6 +151,15 @@ def _install_guards(app: FastAPI, state: State) -> None:
     @app.exception_handler(DatacapError)
     async def user_error(_: Request, exc: DatacapError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+def describe_validation(errors: Any) -> str:
+    parts = []
+    for err in errors:
+        key = ".".join(str(p) for p in err.get("loc", ())[1:]) or "request"
+        found = f", found {err['input']!r}" if "input" in err and err["input"] is not None else ""
+        parts.append(f"{key}: {err.get('msg', 'invalid')}{found}")
+    return "; ".join(parts)
 
 
 class AuthFailed(DatacapError):
