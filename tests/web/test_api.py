@@ -236,7 +236,10 @@ def test_real_server_starts_and_stops(server: WebThread) -> None:
     assert server.url and server.url.startswith("http://127.0.0.1:")
     with httpx.Client(base_url=server.url, timeout=10) as http:
         assert http.get("/api/v1/health").json()["interfaces"] == 2
-        assert "echarts" in http.get("/static/vendor/echarts.min.js").text[:2000].lower()
+        page = http.get("/").text
+        assert "/static/vendor/echarts.custom.min.js?v=" in page
+        asset = http.get(page.split('src="')[1].split('"')[0])
+        assert asset.status_code == 200 and "immutable" in asset.headers["cache-control"]
 
 
 def test_web_plugin_serves_until_the_daemon_closes_it(store: Store) -> None:

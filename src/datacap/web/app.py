@@ -126,7 +126,10 @@ def _install_guards(app: FastAPI, state: State) -> None:
             if not auth.is_loopback(hostname):
                 return PlainTextResponse(f"datacap answers only on loopback names without a token (Host: "
                                          f"{hostname!r})", status_code=421)
-        return await call_next(request)
+        response = await call_next(request)
+        if request.url.path.startswith("/static/") and request.query_params.get("v"):
+            response.headers["Cache-Control"] = "public, max-age=2592000, immutable"  # the URL names the content
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def bad_parameter(_: Request, exc: RequestValidationError) -> JSONResponse:

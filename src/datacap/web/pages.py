@@ -6,6 +6,7 @@ toggle sets a cookie and comes back to the page it was pressed on.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,18 @@ PAGES = ("overview", "usage", "who", "when", "alerts", "plan", "calibrate")
 PATHS = {"overview": "/", "usage": "/usage", "who": "/who", "when": "/when", "alerts": "/alerts",
          "plan": "/plan", "calibrate": "/calibrate"}
 LANG_COOKIE = "datacap_lang"
+STATIC = Path(__file__).parent / "static"
+
+
+def asset_version() -> str:
+    """A digest of the static files: asset URLs carry it, so browsers may cache them for a long time
+    and still fetch new ones right after an upgrade."""
+    digest = hashlib.sha256()
+    for path in sorted(STATIC.rglob("*")):
+        if path.is_file():
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _safe_next(target: str | None) -> str:
@@ -40,13 +53,15 @@ def pages_router(state: Any) -> APIRouter:
 
     router = APIRouter(include_in_schema=False)
     guard = [Depends(_reader_guard(state))]
+    version = asset_version()
 
     def render(request: Request, page: str, status_code: int = 200, **extra: Any) -> HTMLResponse:
         lang = choose_lang(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
         words = WORDS[lang]
         context = {"page": page, "lang": lang, "t": words, "words_json": json.dumps(words, ensure_ascii=False),
                    "nav": [(p, PATHS[p], words[p]) for p in PAGES], "other_lang": LANGS[1 - LANGS.index(lang)],
-                   "timezone": state.cfg.timezone, "token_set": state.token is not None, **extra}
+                   "timezone": state.cfg.timezone, "token_set": state.token is not None,
+                   "asset_version": version, **extra}
         response = TEMPLATES.TemplateResponse(request, f"{page}.html", context, status_code=status_code)
         response.headers["Cache-Control"] = "no-store"
         return response
