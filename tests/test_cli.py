@@ -46,7 +46,8 @@ def test_import_then_usage_json_contract(run_cli: Any, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("by", ["5min", "hour", "week", "month", "year"])
 def test_every_resolution_sums_to_the_same_total(run_cli: Any, tmp_path: Path, by: str) -> None:
-    rows = [f"2026-11-{d:02d}T{h:02d}:17:00+08:00,wwan0,{d * 100 + h},{h},,,," for d in (2, 15, 29) for h in (0, 13, 23)]
+    rows = [f"2026-11-{d:02d}T{h:02d}:17:00+08:00,wwan0,{d * 100 + h},{h},,,,"
+            for d in (2, 15, 29) for h in (0, 13, 23)]
     run_cli("import", str(write(tmp_path / "u.csv", rows)))
     doc = json.loads(run_cli("usage", "--by", by, "--since", "2026-01-01", "--until", "2027-01-01", "--json").stdout)
     total = doc["interfaces"][0]["total"]

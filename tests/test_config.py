@@ -38,7 +38,8 @@ def test_defaults_and_values(tmp_path: Path) -> None:
     assert cfg.retention.seconds()["5min"] == 7 * 86400 and cfg.retention.seconds()["day"] is None  # type: ignore[attr-defined]
 
 
-def test_missing_named_file_is_an_error_but_missing_default_is_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_named_file_is_an_error_but_missing_default_is_not(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "nope.toml")
     monkeypatch.delenv("DATACAP_CONFIG", raising=False)

@@ -97,7 +97,7 @@ class Daemon:
         started = time.monotonic()
         meter.on_sample(self.source.sample())
         next_sample = started + self._interval()
-        next_flush = started + self._flush_every()
+        next_flush = started  # persist the baseline at once: a crash in the first interval loses nothing
         next_retention = started
         attrib: list[AttribDelta] = []
         while True:

@@ -122,7 +122,8 @@ def test_excluded_interfaces_are_not_metered(tmp_path: Path) -> None:
 
 def test_parse_proc_net_dev() -> None:
     text = ("Inter-|   Receive                                                |  Transmit\n"
-            " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n"
+            " face |bytes    packets errs drop fifo frame compressed multicast"
+            "|bytes    packets errs drop fifo colls carrier compressed\n"
             "    lo: 100 2 0 0 0 0 0 0 100 2 0 0 0 0 0 0\n"
             "wwan0: 18446744073709551615 7 0 0 0 0 0 0 42 3 0 0 0 0 0 0\n")
     assert parse_proc_net_dev(text)["wwan0"] == (2**64 - 1, 42, 7, 3)

@@ -1,0 +1,66 @@
+"""Putting a report together as the CLI and the daemon both need it: interfaces of a card, plan
+status, service categories, then rendering and (for the daemon) sending when one is due."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from datacap.config import Config
+from datacap.errors import InputError
+from datacap.store.reader import Reader
+
+from .data import Sender, card_interfaces, plan_status, service_categories
+from .i18n import Lang
+from .model import Report, build_report
+from .output import render_report
+from .period import Period
+from .schedule import ReportsConfig, due_report
+
+
+def assemble_report(reader: Reader, cfg: Config, period: Period, *, card: str | None = None,
+                    ifaces: Sequence[str] | None = None, now: dt.datetime) -> Report:
+    """The report for ``period``; ``card`` narrows to the interfaces that carried it (and ``ifaces``)."""
+    names = list(ifaces) if ifaces else None
+    if card is not None:
+        carried = card_interfaces(reader, card)
+        names = [n for n in carried if not ifaces or n in reader.match_interfaces(ifaces)]
+        if not names:
+            raise InputError(f"--card {card} --iface {', '.join(ifaces or [])}: the card's interfaces "
+                             f"({', '.join(carried)}) match none of these")
+    _, until = period.bounds(cfg.tz)
+    # The plan as it stood at the period's end (or now, for the current period).
+    status = plan_status(reader, cfg, card, min(now, until - dt.timedelta(seconds=1)))
+    return build_report(reader, cfg, period, ifaces=names, card=card, now=now,
+                        categories=service_categories(cfg), plan=status.card, plan_note=status.note,
+                        plan_detail=status.detail)
+
+
+def send_report(report: Report, sender: Sender, fmt: str = "md", lang: Lang = "en",
+                rendered: bytes | None = None) -> list[str]:
+    """Deliver ``report``: the Markdown in the message body, plus the ``fmt`` file attached unless md.
+    ``rendered`` is the ``fmt`` file when the caller already has it."""
+    body = render_report(report, "md", lang).decode()
+    title = f"datacap report {report.period.label}" + (f" ({report.card})" if report.card else "")
+    if fmt == "md":
+        return sender(title, body)
+    with tempfile.TemporaryDirectory(prefix="datacap-report-") as tmp:
+        path = Path(tmp) / f"datacap-report-{report.period.label}.{fmt}"
+        path.write_bytes(rendered if rendered is not None else render_report(report, fmt, lang))  # type: ignore[arg-type]
+        return sender(title, body, path)
+
+
+def send_scheduled(reader: Reader, cfg: Config, rcfg: ReportsConfig, now: dt.datetime, last_sent: str | None,
+                   sender: Sender) -> tuple[Period, list[str]] | None:
+    """For the daemon: when a report is due (see :func:`due_report`), build and send it.
+
+    Returns (period sent, channel failures) so the daemon records the period in ``report_sends``;
+    None when nothing was due. DeliveryError when no channel took it (record nothing, try later).
+    """
+    period = due_report(rcfg, now, last_sent, cfg.tz)
+    if period is None:
+        return None
+    report = assemble_report(reader, cfg, period, card=rcfg.card, now=now)
+    return period, send_report(report, sender, rcfg.format, rcfg.lang)
