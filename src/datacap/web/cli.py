@@ -6,6 +6,7 @@ Register with ``app.command()(serve)`` in datacap/cli.py.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from collections.abc import Iterable
@@ -124,9 +125,16 @@ def serve(db: Annotated[Path | None, typer.Option("--db", envvar="DATACAP_DB", h
     cfg = load_config(config)
     server = build_server(db or default_db_path(), cfg, listen, token)
     typer.echo(f"datacap dashboard: {address(server.config.host, server.config.port)}  (Ctrl-C to stop)")
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal against the handler that
+    # was there before it: with these no-op handlers in place that ends as a clean exit 0, not as a
+    # KeyboardInterrupt traceback (Ctrl-C) or a death by signal (systemd stop).
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.run()
-    except DatacapError:
-        raise
     except OSError as exc:  # the port is taken, or the address is not ours
         raise DatacapError(f"cannot listen on {server.config.host}:{server.config.port}: {exc.strerror}") from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not server.started:  # uvicorn logs why (the port is taken) and returns without raising
+        raise DatacapError(f"the dashboard could not listen on {server.config.host}:{server.config.port}")
