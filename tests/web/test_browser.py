@@ -119,6 +119,10 @@ def test_who_table_chart_and_drill_down(tab: Page, tmp_path: Path) -> None:
     page.screenshot(path=tmp_path / "who-history.png", full_page=True)
     page.click("#history-back")
     page.wait_for_selector("#ranking-panel:not(.hidden)")
+    month = sum(x["sum"] for x in tab.series()["who-chart"])
+    page.click(".preset[data-days='364']")  # 12 months: the whole generated history, more than this month
+    page.wait_for_function("(m) => window.datacapCharts['who-chart'].getOption().series"
+                           ".reduce((a, s) => a + s.data.reduce((x, v) => x + v, 0), 0) > m", arg=month)
     assert tab.errors == []
 
 

@@ -348,6 +348,15 @@ async function calibrate() {
   });
 }
 
+/* quick ranges: set the dates, then apply like the form's own button */
+document.querySelectorAll(".preset").forEach((b) => b.addEventListener("click", () => {
+  const now = new Date();
+  document.getElementById("until").value = isoDay(now);
+  document.getElementById("since").value = b.dataset.days === "month"
+    ? isoDay(new Date(now.getFullYear(), now.getMonth(), 1)) : isoDay(new Date(now.getTime() - Number(b.dataset.days) * DAY));
+  b.form.requestSubmit();
+}));
+
 const PAGES = { overview, usage, who, when, alerts, plan, calibrate };
 const page = PAGES[document.body.dataset.page];
 if (page) page().then(() => { document.body.dataset.ready = "1"; });
