@@ -88,6 +88,13 @@ def test_bad_queries_say_what_is_wrong(client: TestClient, path: str, fragment: 
     assert fragment in r.json()["error"]
 
 
+def test_nothing_is_loaded_from_elsewhere(client: TestClient) -> None:
+    assert client.get("/api/v1/docs").status_code == 404  # FastAPI's Swagger page would pull a CDN
+    for path in ("/", "/usage", "/who", "/when", "/alerts", "/plan", "/calibrate", "/login"):
+        html = client.get(path).text
+        assert "http://" not in html and "https://" not in html, path
+
+
 def test_unbuilt_features_answer_503(client: TestClient) -> None:
     for path in ("/api/v1/status", "/api/v1/alerts", "/api/v1/alerts/history"):
         r = client.get(path)

@@ -100,7 +100,8 @@ def create_app(db_path: Path, cfg: Config, token: str | None = None, *, host: st
     state = State(db_path, cfg, token, live or queries.LiveRates())
     app = FastAPI(title="datacap", version="1", description="Data usage per card, interface, app, client and "
                   "service. Every document equals the CLI's --json output for the same query.",
-                  openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)
+                  # no Swagger/ReDoc pages: FastAPI loads them from a CDN, and nothing here may
+                  openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None)
     app.state.dc = state
     # level 1: a third of the bytes at a tenth of level 9's CPU (level 9 cost 30 ms per 200 KB on this box)
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=1)
