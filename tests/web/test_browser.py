@@ -206,3 +206,24 @@ def test_overview_with_plan_status(browser: Any, store: Any, monkeypatch: pytest
         if tab:
             tab.close()
         web.stop()
+
+
+def test_plan_page_lists_each_cards_resolved_config(browser: Any, store: Any, tmp_path: Path) -> None:
+    from datacap.web.cli import start_in_thread
+
+    cards = [{"name": "unicom", "interfaces": ["wwan0"], "cycle": {"start_day": 1},
+              "buckets": [{"name": "通用", "quota": "30 GB"}, {"name": "闲时", "quota": "20 GB", "hours": "23-07"}]}]
+    web = start_in_thread(store.db, store.cfg.model_copy(update={"cards": cards}), listen="127.0.0.1:0")
+    tab = None
+    try:
+        assert web.wait_started() and web.url
+        tab = Page(browser, web.url, viewport={"width": 1280, "height": 900}, color_scheme="dark")
+        page = tab.open("/plan")
+        text = page.inner_text("#plan")
+        assert "unicom" in text and "闲时" in text and "23-07" in text and "wwan0" in text
+        page.screenshot(path=tmp_path / "plan-dark.png", full_page=True)
+        assert tab.errors == []
+    finally:
+        if tab:
+            tab.close()
+        web.stop()

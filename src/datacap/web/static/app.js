@@ -7,6 +7,7 @@ const t = (key) => W[key] || key;
 const charts = (window.datacapCharts = {});
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 const DAY = 86400000;
+const DARK = window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches;
 
 function fmtBytes(n) {
   let v = Math.abs(Number(n) || 0);
@@ -52,9 +53,9 @@ function notice(container, text, cls = "muted") {
 function chart(id, option) {
   const node = document.getElementById(id);
   let c = charts[id];
-  if (!c) { c = echarts.init(node, null, { renderer: "canvas" }); charts[id] = c; }
+  if (!c) { c = echarts.init(node, DARK ? "dark" : null, { renderer: "canvas" }); charts[id] = c; }
   // no animation: charts are final as soon as drawn (screenshots, slow phones, many points)
-  c.setOption({ animation: false, ...option }, { notMerge: true });
+  c.setOption({ animation: false, backgroundColor: "transparent", ...option }, { notMerge: true });
   return c;
 }
 window.addEventListener("resize", () => Object.values(charts).forEach((c) => c.resize()));
@@ -316,13 +317,30 @@ async function alerts() {
   if (h.ok) genericTable(history, firstList(h.data)); else notice(history, h.data.error, "warn");
 }
 
+/* a card's resolved config as nested key/value lists: readable whatever fields the plan model has */
+function describe(value) {
+  if (Array.isArray(value)) {
+    if (value.every((v) => v === null || typeof v !== "object")) return document.createTextNode(value.join(", "));
+    return el("ol", { class: "kv-list" }, ...value.map((v) => el("li", {}, describe(v))));
+  }
+  if (value !== null && typeof value === "object") {
+    const dl = el("dl", { class: "facts" });
+    for (const [k, v] of Object.entries(value)) {
+      if (v === null || v === undefined || (Array.isArray(v) && !v.length)) continue;
+      dl.append(el("dt", { text: k }), el("dd", {}, describe(v)));
+    }
+    return dl;
+  }
+  return document.createTextNode(String(value));
+}
+
 async function plan() {
   const box = document.getElementById("plan");
   const res = await api("plan");
   if (!res.ok) { notice(box, res.data.error, "warn"); return; }
   if (!res.data.cards.length) { notice(box, t("not_configured")); return; }
   box.replaceChildren(...res.data.cards.map((c) => el("section", { class: "plan-card" },
-    el("h3", { text: c.name || "?" }), el("pre", { text: JSON.stringify(c, null, 2) }))));
+    el("h3", { text: c.name || "?" }), describe(c))));
 }
 
 /* ---------------------------------------------------------------- calibrate */
