@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RUNTIME_APT=(python3 python3-venv python3-dev iproute2 nftables conntrack kmod)
+RUNTIME_APT=(python3 python3-venv python3-dev iproute2 nftables conntrack kmod
+          libpango-1.0-0 libpangoft2-1.0-0 fonts-wqy-microhei)
 
 apt_install() {
   local missing=()

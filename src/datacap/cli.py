@@ -365,6 +365,15 @@ def events(db: DbOpt = None, config: ConfigOpt = None,
     out.print(table)
 
 
+def _register_features() -> None:
+    from datacap.reports.cli import report
+
+    app.command()(report)
+
+
+_register_features()
+
+
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit status 2."""
     try:

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.meter.nsutil_names import in_netns, netns_pair, require_root, sh, wait_until
 
 from datacap.errors import ConfigError, InputError, MeterError
 from datacap.meter.clients import (
@@ -23,6 +22,7 @@ from datacap.meter.clients import (
     parse_leases,
 )
 from datacap.model import ClientIdentity
+from tests.meter.nsutil_names import in_netns, netns_pair, require_root, sh, wait_until
 
 # --------------------------------------------------------------------------------------------------
 # Lease formats (sample files as each server writes them)

@@ -19,7 +19,6 @@ import dns.rrset
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.meter.nsutil_names import dns_server, in_netns, netns_pair, netns_router, require_root, wait_until
 
 from datacap.errors import ConfigError, MeterError
 from datacap.meter.clients import ClientDirectory, NetlinkNeighbours
@@ -34,6 +33,7 @@ from datacap.meter.names import (
     sni_from_client_hello,
 )
 from datacap.meter.namesniff import capture_filter, split_frame
+from tests.meter.nsutil_names import dns_server, in_netns, netns_pair, netns_router, require_root, wait_until
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 

@@ -13,10 +13,10 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.crypto import CryptoPair
 from aioquic.quic.packet import QuicProtocolVersion
-from tests.meter.nsutil_names import in_netns, netns_pair, require_root, wait_until
 
 from datacap.meter.names import NameResolver
 from datacap.meter.quicsni import QuicSniTracker, decrypt_initial
+from tests.meter.nsutil_names import in_netns, netns_pair, require_root, wait_until
 
 
 def client_initials(server_name: str, version: int = QuicProtocolVersion.VERSION_1,

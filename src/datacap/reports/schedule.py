@@ -20,7 +20,7 @@ from .period import Period, default_period
 
 _AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
-# The store's record of sent reports; the integrator registers it with datacap.store.schema.register.
+# The store's record of sent reports (listed in datacap.store.schema.FEATURE_MIGRATIONS).
 MIGRATION = ("0020_report_sends", """
 CREATE TABLE report_sends (
     kind TEXT NOT NULL,             -- 'month' or 'week'

@@ -2,12 +2,13 @@
 
 Times are UTC epoch seconds. ``usage`` holds interface bytes (the billing truth) at every resolution;
 ``attrib`` holds the part of those bytes that flows attributed to an app, LAN client or service. A
-dimension id of 0 means "not known". Feature modules register their own migrations (alerts,
-calibrations, carrier) by name; names sort in the order they must run.
+dimension id of 0 means "not known". Feature modules (reports, carrier, alerts) define their own
+migrations, listed in FEATURE_MIGRATIONS; names sort in the order they must run.
 """
 
 from __future__ import annotations
 
+import importlib
 import sqlite3
 
 from datacap.errors import StoreError
@@ -73,17 +74,17 @@ CREATE TABLE sim_history (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, iface TEX
 """),
 ]
 
-_extra: list[Migration] = []
-
-
-def register(migration: Migration) -> None:
-    """Add a feature's migration (idempotent); it runs the next time a store is opened."""
-    if migration[0] not in {name for name, _ in _extra}:
-        _extra.append(migration)
+# Features keep their tables next to their code; their migrations are loaded only when a store is
+# opened for writing, so read-only commands never import them.
+FEATURE_MIGRATIONS: list[tuple[str, str]] = [
+    ("datacap.reports.schedule", "MIGRATION"),
+    ("datacap.modem.carrier_log", "CARRIER_MIGRATION"),
+]
 
 
 def all_migrations() -> list[Migration]:
-    return sorted(CORE_MIGRATIONS + _extra)
+    features = [getattr(importlib.import_module(module), attr) for module, attr in FEATURE_MIGRATIONS]
+    return sorted(CORE_MIGRATIONS + features)
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:

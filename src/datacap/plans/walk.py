@@ -1,0 +1,277 @@
+"""Charging pieces of usage to a card's allowances, cycle after cycle (rules: ``datacap.plans.engine``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from datacap.errors import InputError
+from datacap.plans.charging import Piece, in_windows
+from datacap.plans.config import BucketConfig, CardConfig, PackConfig
+from datacap.plans.cycles import Cycle
+from datacap.timeutil import local_midnight
+
+if TYPE_CHECKING:
+    from datacap.plans.engine import Calibration
+
+ROLLOVER_PREFIX = "rollover:"
+_FAR = 2**62
+
+
+def pack_span(pack: PackConfig, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
+    """A pack's validity [start, end) as aware datetimes in ``tz``; `days` count in local wall time."""
+    start = pack.start.replace(tzinfo=tz) if pack.start.tzinfo is None else pack.start.astimezone(tz)
+    if pack.end is not None:
+        end = pack.end.replace(tzinfo=tz) if pack.end.tzinfo is None else pack.end.astimezone(tz)
+    else:
+        assert pack.days is not None
+        # Aware arithmetic in one ZoneInfo is wall-clock arithmetic: 10:00 + 7 days is 10:00 again.
+        end = (start + dt.timedelta(days=pack.days)).astimezone(dt.UTC).astimezone(tz)
+    return start, end
+
+
+def windows_for(hours: tuple[int, int], since: dt.date, until: dt.date, tz: ZoneInfo) -> list[int]:
+    """Flat sorted epochs [start, end, start, end, ...] of a daily local window over the dates."""
+    begin, finish = hours
+    out: list[int] = []
+    day = since
+    while day <= until:
+        start = dt.datetime.combine(day, dt.time(begin // 60, begin % 60), tzinfo=tz)
+        if finish == 1440:
+            end = local_midnight(day + dt.timedelta(days=1), tz)
+        else:
+            end_day = day if finish > begin else day + dt.timedelta(days=1)
+            end = dt.datetime.combine(end_day, dt.time(finish // 60, finish % 60), tzinfo=tz)
+        a, b = int(start.timestamp()), int(end.timestamp())
+        if b > a and (not out or a >= out[-1]):
+            out += [a, b]
+        day += dt.timedelta(days=1)
+    return out
+
+
+class Allowance:
+    """Runtime state of one bucket, rolled-over quota or pack."""
+
+    __slots__ = ("base", "end", "index", "key", "kind", "mask", "name", "quota", "scoped", "start", "used",
+                 "windows")
+
+    def __init__(self, name: str, kind: str, quota: int | None, start: int, end: int, mask: int,
+                 cfg: BucketConfig | PackConfig, index: int, windows: list[int] | None) -> None:
+        self.name, self.kind, self.quota, self.start, self.end = name, kind, quota, start, end
+        self.mask, self.index, self.windows, self.used = mask, index, windows, 0
+        self.base = 0  # a pack's use in earlier cycles: not part of this cycle's count
+        self.scoped = cfg.scoped
+        prio = cfg.priority
+        # Sort key of the documented consumption order.
+        self.key = (prio is None, prio or 0, not self.scoped, end, kind != "rollover", index)
+
+    def active(self, instant: int) -> bool:
+        return self.start <= instant < self.end
+
+    @property
+    def left(self) -> int | None:
+        return None if self.quota is None else max(0, self.quota - self.used)
+
+
+@dataclass
+class CycleState:
+    """What one cycle's charging produced."""
+
+    cycle: Cycle
+    allowances: list[Allowance]
+    used: int = 0
+    overage_by_day: dict[int, int] = field(default_factory=dict)
+    throttled_since: int | None = None
+    calibration: tuple[Calibration, int] | None = None  # latest applied, with datacap's count then
+
+    @property
+    def overage(self) -> int:
+        return sum(self.overage_by_day.values())
+
+
+class Walker:
+    """Charges the pieces of [since, until) cycle by cycle, keeping packs and rollover across cycles."""
+
+    def __init__(self, card: CardConfig, tz: ZoneInfo, since: dt.datetime, until: dt.datetime,
+                 cycles: Sequence[Cycle], calibrations: Sequence[Calibration],
+                 known_since: dt.datetime | None) -> None:
+        self.card, self.tz = card, tz
+        self.lo, self.hi = int(since.timestamp()), int(until.timestamp())
+        self.known_since = int(known_since.timestamp()) if known_since else None
+        first_day = since.astimezone(tz).date()
+        last_day = until.astimezone(tz).date()
+        self.midnights = [int(local_midnight(first_day + dt.timedelta(days=n), tz).timestamp())
+                          for n in range((last_day - first_day).days + 2)]
+        nb = len(card.buckets)
+        self.windows: list[list[int] | None] = [
+            windows_for(c.hours, first_day - dt.timedelta(days=1), last_day + dt.timedelta(days=1), tz)
+            if c.hours else None for c in [*card.buckets, *card.packs]]
+        self.packs: list[Allowance] = []
+        for j, cfg in enumerate(card.packs):
+            ps, pe = pack_span(cfg, tz)
+            k = nb + j
+            self.packs.append(Allowance(cfg.name, "pack", cfg.quota, int(ps.timestamp()), int(pe.timestamp()),
+                                        1 << k, cfg, k, self.windows[k]))
+        self.calibrations = list(calibrations)
+        self._cal_at = [int(c.at.timestamp()) for c in self.calibrations]
+        breaks = set(self.midnights) | set(self._cal_at)
+        for cycle in cycles:
+            breaks |= {cycle.start_epoch, cycle.end_epoch}
+        for pack in self.packs:
+            breaks |= {pack.start, pack.end}
+        for windows in self.windows:
+            breaks.update(windows or ())
+        self.breaks = sorted(breaks)
+        self.total_by_day: dict[int, int] = {}
+        self.general_by_day: dict[int, int] = {}
+        self.rollover_in: dict[int, int] = {}
+        self.state: CycleState | None = None
+        self._starts: list[int] | None = None
+
+    def _allowances(self, cycle: Cycle) -> list[Allowance]:
+        cs, ce = cycle.start_epoch, cycle.end_epoch
+        out: list[Allowance] = []
+        for i, bucket in enumerate(self.card.buckets):
+            out.append(Allowance(bucket.name, "bucket", bucket.quota, cs, ce, 1 << i, bucket, i,
+                                 self.windows[i]))
+            if self.rollover_in.get(i):  # nothing left over: no rollover bucket
+                out.append(Allowance(bucket.name, "rollover", self.rollover_in[i], cs, ce, 1 << i, bucket, i,
+                                     self.windows[i]))
+        for pack in self.packs:
+            if pack.start < ce and pack.end > cs:
+                pack.base = pack.used
+                out.append(pack)
+        out.sort(key=lambda a: a.key)
+        return out
+
+    def charge_cycle(self, cycle: Cycle, pieces: Sequence[Piece]) -> None:
+        """Charge the pieces starting in ``cycle`` and the calibrations inside it."""
+        cs, ce = cycle.start_epoch, cycle.end_epoch
+        state = CycleState(cycle, self._allowances(cycle))
+        order = state.allowances
+        after = self.card.throttle.after if self.card.throttle else _FAR
+        if self._starts is None:
+            self._starts = [p[0] for p in pieces]
+        cal_at, ci, nc = self._cal_at, bisect_left(self._cal_at, cs), len(self._cal_at)
+        total, general, overage = self.total_by_day, self.general_by_day, state.overage_by_day
+        for k in range(bisect_left(self._starts, cs), bisect_left(self._starts, ce)):
+            t0, t1, sig, amount, day = pieces[k]
+            while ci < nc and cal_at[ci] <= t0:
+                self._apply(state, self.calibrations[ci], cal_at[ci])
+                ci += 1
+            left = amount
+            scoped_taken = 0
+            for a in order:
+                if not (sig & a.mask) or not (a.start <= t0 < a.end):
+                    continue
+                if a.windows is not None and not in_windows(a.windows, t0):
+                    continue
+                if a.quota is None:
+                    take = left
+                else:
+                    take = min(left, a.quota - a.used)
+                    if take <= 0:
+                        continue
+                a.used += take
+                left -= take
+                if a.scoped:
+                    scoped_taken += take
+                if not left:
+                    break
+            if left:
+                overage[day] = overage.get(day, 0) + left
+            if state.used < after <= state.used + amount:
+                state.throttled_since = t0 + (t1 - t0) * (after - state.used) // amount
+            state.used += amount
+            total[day] = total.get(day, 0) + amount
+            general[day] = general.get(day, 0) + amount - scoped_taken
+        while ci < nc and cal_at[ci] < ce:
+            self._apply(state, self.calibrations[ci], cal_at[ci])
+            ci += 1
+        self.state = state
+        known = self.known_since is None or cs >= self.known_since
+        self.rollover_in = {a.index: a.left or 0 for a in order
+                            if a.kind == "bucket" and known and self.card.buckets[a.index].rollover}
+
+    def _find(self, state: CycleState, bucket: str) -> Allowance | None:
+        kind, name = ("rollover", bucket[len(ROLLOVER_PREFIX):]) if bucket.startswith(ROLLOVER_PREFIX) \
+            else (None, bucket)
+        for a in state.allowances:
+            if a.name == name and (a.kind == "rollover") == (kind == "rollover"):
+                return a
+        return None
+
+    def _general(self, state: CycleState, at: int) -> tuple[list[Allowance], int]:
+        """Unscoped allowances active at ``at``, and what those already over used in this cycle."""
+        unscoped = [a for a in state.allowances if not a.scoped and a.start <= at]
+        return [a for a in unscoped if at < a.end], sum(a.used - a.base for a in unscoped if a.end <= at)
+
+    def _apply(self, state: CycleState, cal: Calibration, at: int) -> None:
+        self._recount(state, cal, at)
+        after = self.card.throttle.after if self.card.throttle else _FAR
+        if state.used < after:
+            state.throttled_since = None
+        elif state.throttled_since is None:
+            state.throttled_since = at
+
+    def _recount(self, state: CycleState, cal: Calibration, at: int) -> None:
+        if cal.bucket is not None:
+            target = self._find(state, cal.bucket)
+            if target is None:
+                return  # the bucket is no longer configured: nothing to correct
+            before = target.used
+            cap = cal.used_bytes if target.quota is None else min(cal.used_bytes, target.quota)
+            target.used = max(0, cap)
+            state.used += target.used - before
+            state.calibration = (cal, before)
+            return
+        active, fixed = self._general(state, at)
+        before = sum(a.used - a.base for a in active) + fixed + state.overage
+        rest = max(0, cal.used_bytes - fixed)
+        for a in active:
+            share = rest if a.quota is None else min(a.quota - a.base, rest)
+            a.used = a.base + share
+            rest -= share
+        self._set_overage(state, rest, at)
+        # A pack that already ended keeps its count, so the figure cannot take the total below it.
+        state.used += max(cal.used_bytes, fixed) - before
+        state.calibration = (cal, before)
+
+    def _set_overage(self, state: CycleState, amount: int, at: int) -> None:
+        diff = amount - state.overage
+        days = state.overage_by_day
+        if diff > 0:
+            day = self.midnights[max(0, bisect_left(self.midnights, at + 1) - 1)]
+            days[day] = days.get(day, 0) + diff
+        for day in sorted(days, reverse=True):
+            if diff >= 0:
+                break
+            cut = min(days[day], -diff)
+            days[day] -= cut
+            diff += cut
+
+    def calibration_target(self, bucket: str | None, at: int) -> tuple[int, int | None]:
+        """Datacap's count and the quota a calibration at ``at`` (the walk's end) would replace."""
+        state = self.state
+        assert state is not None
+        if bucket is not None:
+            target = self._find(state, bucket)
+            if target is None:
+                names = ", ".join(sorted({a.name if a.kind != "rollover" else ROLLOVER_PREFIX + a.name
+                                          for a in state.allowances}))
+                raise InputError(f"calibrate --bucket: expected one of {names or '(no buckets)'}, "
+                                 f"found {bucket!r}")
+            return target.used, target.quota
+        active, fixed = self._general(state, at)
+        if not active:
+            raise InputError(f"calibrate: card {self.card.name!r} has no unscoped bucket or pack active "
+                             "at that instant; name one with --bucket")
+        # In this cycle's terms: a pack that began earlier brings what it had left then.
+        quota: int | None = fixed
+        for a in active:
+            quota = None if quota is None or a.quota is None else quota + a.quota - a.base
+        return sum(a.used - a.base for a in active) + fixed + state.overage, quota
