@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import random
 import statistics
 import sys
@@ -140,8 +141,10 @@ def main() -> int:
         if not web.wait_started():
             raise SystemExit("uvicorn did not start")
         base = web.url or ""
+        load = os.getloadavg()[0]
         rows = bench_api(base, cfg, args.requests)
-        print(f"\nAPI over HTTP on loopback, {args.requests} requests each ({db.name})")
+        print(f"\nAPI over HTTP on loopback, {args.requests} requests each ({db.name}); {os.cpu_count()} CPUs, "
+              f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after (other work on the box slows it)")
         print(f"{'call':<58} {'p50 ms':>8} {'p95 ms':>8} {'bytes':>9}")
         for label, p50, p95, size in rows:
             flag = "" if p95 < 100 else "  > 100 ms"
