@@ -1,0 +1,282 @@
+"""The JSON API against the real CLI, the token rules, /metrics and the SMS/calibration hooks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
+
+import datacap.plans
+from datacap.config import Config
+from datacap.errors import ConfigError
+from datacap.web import data
+from datacap.web.app import create_app
+from datacap.web.cli import WebThread, build_server, serve
+
+from .conftest import TOKEN, Store
+from .helpers import datacap_json
+
+
+@pytest.fixture
+def client(store: Store) -> Iterator[TestClient]:
+    with TestClient(create_app(store.db, store.cfg), base_url="http://127.0.0.1") as c:
+        yield c
+
+
+def _days(store: Store) -> tuple[str, str]:
+    today = dt.datetime.now(store.cfg.tz).date()
+    return (today - dt.timedelta(days=20)).isoformat(), (today - dt.timedelta(days=2)).isoformat()
+
+
+def _cases(store: Store) -> list[tuple[str, dict[str, Any], list[str]]]:
+    since, until = _days(store)
+    rng = ["--since", since, "--until", until]
+    q = {"since": since, "until": until}
+    return [
+        ("interfaces", {}, ["interfaces"]),
+        ("usage", {"by": "day", **q}, ["usage", "--by", "day", *rng]),
+        ("usage", {"by": "hour", "iface": "wwan0", **q}, ["usage", "--by", "hour", "--iface", "wwan0", *rng]),
+        ("usage", {"by": "week", **q}, ["usage", "--by", "week", *rng]),
+        ("usage", {"by": "month", "since": "2025-01-01"}, ["usage", "--by", "month", "--since", "2025-01-01"]),
+        ("usage", {"by": "top", "limit": 5, **q}, ["usage", "--by", "top", "--limit", "5", *rng]),
+        ("apps", {**q}, ["apps", *rng]),
+        ("apps", {"limit": 2, "iface": "usb*", **q}, ["apps", "--limit", "2", "--iface", "usb*", *rng]),
+        ("clients", {**q}, ["clients", *rng]),
+        ("services", {**q}, ["services", *rng]),
+        ("apps/firefox", {"by": "day", **q}, ["apps", "firefox", "--by", "day", *rng]),
+        ("clients/192.168.8.23", {"by": "hour", **q}, ["clients", "192.168.8.23", "--by", "hour", *rng]),
+        ("services/bilibili", {"by": "week", **q}, ["services", "bilibili", "--by", "week", *rng]),
+    ]
+
+
+def test_api_equals_cli_json(store: Store, server: WebThread) -> None:
+    """Through a real uvicorn on loopback, each document equals `datacap ... --json` for the same query."""
+    assert server.url
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        for path, params, argv in _cases(store):
+            api = http.get(f"/api/v1/{path}", params=params)
+            assert api.status_code == 200, (path, api.text)
+            assert api.json() == datacap_json(store.db, store.config, *argv), path
+
+
+def test_summary_matches_cli_except_the_clock(store: Store, client: TestClient) -> None:
+    api = client.get("/api/v1/summary").json()
+    cli = datacap_json(store.db, store.config)
+    strip = lambda doc: [{k: i[k] for k in ("name", "all_time", "first_seen")} for i in doc["interfaces"]]  # noqa: E731
+    assert strip(api) == strip(cli)
+    assert [i["name"] for i in api["interfaces"]] == ["usb0", "wwan0"]
+
+
+@pytest.mark.parametrize(("path", "fragment"), [
+    ("/api/v1/usage?since=yesterday-ish", "since: expected an ISO 8601"),
+    ("/api/v1/usage?iface=nope0", "no such interface"),
+    ("/api/v1/apps/nobody", "no app named 'nobody'"),
+    ("/api/v1/heatmap?since=2026-11-10&until=2026-11-01", "since must be before until"),
+    ("/api/v1/usage?by=fortnight", "by: Input should be '5min', 'hour'"),
+    ("/api/v1/apps?limit=0", "limit: Input should be greater than or equal to 1, found '0'"),
+])
+def test_bad_queries_say_what_is_wrong(client: TestClient, path: str, fragment: str) -> None:
+    r = client.get(path)
+    assert r.status_code == 400
+    assert fragment in r.json()["error"]
+
+
+def test_nothing_is_loaded_from_elsewhere(client: TestClient) -> None:
+    assert client.get("/api/v1/docs").status_code == 404  # FastAPI's Swagger page would pull a CDN
+    for path in ("/", "/usage", "/who", "/when", "/alerts", "/plan", "/calibrate", "/login"):
+        html = client.get(path).text
+        assert "http://" not in html and "https://" not in html, path
+
+
+def test_unbuilt_features_answer_503(client: TestClient) -> None:
+    for path in ("/api/v1/status", "/api/v1/alerts", "/api/v1/alerts/history"):
+        r = client.get(path)
+        assert r.status_code == 503 and "not available" in r.json()["error"], path
+    assert client.get("/api/v1/features").json() == {"status": False, "alerts": False, "calibration": False,
+                                                     "token": False}
+
+
+def test_heatmap_sums_the_hourly_buckets(store: Store, client: TestClient) -> None:
+    since, until = _days(store)
+    heat = client.get("/api/v1/heatmap", params={"since": since, "until": until}).json()
+    usage = datacap_json(store.db, store.config, "usage", "--by", "hour", "--since", since, "--until", until)
+    assert heat["total_bytes"] == sum(i["total"]["total_bytes"] for i in usage["interfaces"])
+    assert len(heat["cells"]) == 7 and all(len(row) == 24 for row in heat["cells"])
+    assert 19 <= heat["peak"]["hour"] <= 23  # the generated evenings are the busy hours
+
+
+def test_metrics_counters_equal_the_interfaces_totals(store: Store, client: TestClient) -> None:
+    r = client.get("/metrics")
+    assert r.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    got = {(s.labels["interface"], s.labels["direction"]): s.value
+           for s in families["datacap_interface_bytes"].samples if s.name.endswith("_total")}
+    doc = datacap_json(store.db, store.config, "interfaces")
+    want = {(i["name"], d): float(i["total"][f"{d}_bytes"]) for i in doc["interfaces"] for d in ("rx", "tx")}
+    assert got == want
+    assert families["datacap_store_up"].samples[0].value == 1
+    assert families["datacap_plan_status_available"].samples[0].value == 0
+
+
+def test_metrics_report_an_unreadable_store(tmp_path: Any) -> None:
+    app = create_app(tmp_path / "missing.db", Config(timezone="UTC"))
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        text = c.get("/metrics").text
+        assert "datacap_store_up 0.0" in text
+        r = c.get("/api/v1/summary")
+        assert r.status_code == 503 and "no store at" in r.json()["error"]
+
+
+# -- tokens ------------------------------------------------------------------------------------------
+
+def test_beyond_loopback_without_token_refuses_to_start(store: Store) -> None:
+    with pytest.raises(ConfigError, match="needs a token"):
+        create_app(store.db, store.cfg, host="0.0.0.0")
+    with pytest.raises(ConfigError, match="needs a token"):
+        build_server(store.db, store.cfg, listen="0.0.0.0:8765")
+    runner = CliRunner()
+    import typer
+
+    cmd = typer.Typer()
+    cmd.command()(serve)
+    result = runner.invoke(cmd, ["--db", str(store.db), "--config", str(store.config), "--listen", "0.0.0.0:0"])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ConfigError)
+
+
+def test_requests_without_the_token_are_refused(store: Store) -> None:
+    app = create_app(store.db, store.cfg, TOKEN, host="0.0.0.0")
+    with TestClient(app, base_url="http://router.lan") as c:
+        r = c.get("/api/v1/summary")
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        assert c.get("/api/v1/summary", headers={"Authorization": "Bearer wrong-token-000000"}).status_code == 401
+        assert c.get("/metrics").status_code == 401
+        page = c.get("/usage", follow_redirects=False)
+        assert page.status_code == 303 and page.headers["location"] == "/login?next=/usage"
+        ok = c.get("/api/v1/summary", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert ok.status_code == 200
+        assert c.get("/metrics", params={"token": TOKEN}).status_code == 200
+        # the login form sets an HttpOnly, SameSite=Strict cookie once; then pages and the API work
+        bad = c.post("/login", data={"token": "nope", "next": "/usage"}, follow_redirects=False)
+        assert bad.status_code == 401
+        login = c.post("/login", data={"token": TOKEN, "next": "/usage"}, follow_redirects=False)
+        assert login.status_code == 303 and login.headers["location"] == "/usage"
+        cookie = login.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        assert c.get("/usage").status_code == 200
+        assert c.get("/api/v1/summary").status_code == 200
+
+
+def test_without_token_only_loopback_host_names_are_answered(store: Store) -> None:
+    app = create_app(store.db, store.cfg)
+    with TestClient(app, base_url="http://attacker.example") as c:
+        assert c.get("/api/v1/summary").status_code == 421
+    with TestClient(app, base_url="http://localhost:8765") as c:
+        assert c.get("/api/v1/summary").status_code == 200
+
+
+@pytest.fixture
+def calibrations(monkeypatch: pytest.MonkeyPatch, store: Store, tmp_path: Any) -> list[Any]:
+    """Stand in for the calibration feature (not on main yet): record what the route hands over into a
+    real SQLite table, as the real hook will."""
+    seen: list[Any] = []
+    db = tmp_path / "cal.db"
+    conn = sqlite3.connect(db, check_same_thread=False)
+    conn.execute("CREATE TABLE calibrations (card TEXT, text TEXT, at TEXT, used INTEGER, remaining INTEGER)")
+
+    def cal_sms(db_path: Any, cfg: Config, sms: data.SmsMessage) -> dict[str, Any]:
+        seen.append(sms)
+        conn.execute("INSERT INTO calibrations VALUES (?, ?, ?, NULL, NULL)",
+                     (sms.card, sms.text, sms.received.isoformat() if sms.received else None))
+        conn.commit()
+        return {"card": sms.card or "unicom", "source": "sms"}
+
+    def cal_figure(db_path: Any, cfg: Config, req: data.CalibrationRequest) -> dict[str, Any]:
+        seen.append(req)
+        conn.execute("INSERT INTO calibrations VALUES (?, NULL, ?, ?, ?)",
+                     (req.card, req.at.isoformat(), req.used_bytes, req.remaining_bytes))
+        conn.commit()
+        return {"card": req.card, "source": "figure"}
+
+    monkeypatch.setattr(datacap.plans, "calibrate_sms", cal_sms, raising=False)
+    monkeypatch.setattr(datacap.plans, "calibrate_figure", cal_figure, raising=False)
+    yield seen
+    conn.close()
+
+
+def test_sms_post_needs_the_token_and_calibrates(store: Store, calibrations: list[Any]) -> None:
+    app = create_app(store.db, store.cfg, TOKEN)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        assert c.post("/api/v1/sms", json={"from": "10010", "text": "x"}).status_code == 401
+        assert calibrations == []
+        sms = {"from": "10010", "text": "您本月已用流量12.5GB", "time": "2026-11-25T12:00:00+08:00"}
+        r = c.post("/api/v1/sms", json=sms, headers=auth)
+        assert r.status_code == 200, r.text
+        r = c.post("/api/v1/sms", data={"from": "10010", "content": "剩余3GB", "timestamp": "1795579200000"},
+                   headers=auth)
+        assert r.status_code == 200, r.text
+        r = c.post("/api/v1/calibrate", data={"card": "unicom", "used": "12.5 GB"}, headers=auth)
+        assert r.status_code == 200, r.text
+        bad = c.post("/api/v1/calibrate", data={"card": "unicom", "used": "1 GB", "remaining": "2 GB"}, headers=auth)
+        assert bad.status_code == 400 and "exactly one of" in bad.json()["error"]
+        junk = c.post("/api/v1/sms", content=b"[1, 2]", headers={**auth, "content-type": "application/json"})
+        assert junk.status_code == 400 and "expected a JSON object" in junk.json()["error"]
+    assert [getattr(x, "text", None) for x in calibrations[:2]] == ["您本月已用流量12.5GB", "剩余3GB"]
+    assert calibrations[0].received == calibrations[1].received
+    assert calibrations[2].used_bytes == int(12.5 * 1024**3)
+
+
+def test_writes_are_disabled_without_a_configured_token(client: TestClient) -> None:
+    r = client.post("/api/v1/sms", json={"text": "x"})
+    assert r.status_code == 403 and "needs an access token" in r.json()["error"]
+
+
+def test_real_server_starts_and_stops(server: WebThread) -> None:
+    assert server.url and server.url.startswith("http://127.0.0.1:")
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        assert http.get("/api/v1/health").json()["interfaces"] == 2
+        page = http.get("/").text
+        assert "/static/vendor/echarts.custom.min.js?v=" in page
+        asset = http.get(page.split('src="')[1].split('"')[0])
+        assert asset.status_code == 200 and "immutable" in asset.headers["cache-control"]
+
+
+def test_web_plugin_serves_until_the_daemon_closes_it(store: Store) -> None:
+    from datacap.web.cli import WebPlugin
+
+    cfg = store.cfg.model_copy(update={"web": store.cfg.web.model_copy(update={"listen": "127.0.0.1:0"})})
+    plugin = WebPlugin(store.db, cfg)
+    try:
+        assert plugin.web.url and list(plugin.poll(0.0)) == []
+        with httpx.Client(base_url=plugin.web.url, timeout=10) as http:
+            assert http.get("/api/v1/interfaces").status_code == 200
+    finally:
+        plugin.close()
+    assert not plugin.web.thread.is_alive()
+
+
+def test_metrics_and_status_once_plan_status_exists(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With views.status_json on main, /api/v1/status returns it as is and /metrics carries its gauges."""
+    import datacap.views
+
+    from .test_browser import STATUS
+
+    monkeypatch.setattr(datacap.views, "status_json", lambda reader, cfg, card=None, at=None: STATUS, raising=False)
+    cfg = store.cfg.model_copy(update={"cards": [{"name": "unicom"}]})
+    with TestClient(create_app(store.db, cfg), base_url="http://127.0.0.1") as c:
+        assert c.get("/api/v1/status").json() == STATUS
+        assert c.get("/api/v1/features").json()["status"] is True
+        families = {f.name: f for f in text_string_to_metric_families(c.get("/metrics").text)}
+    left = {s.labels["bucket"]: s.value for s in families["datacap_bucket_remaining_bytes"].samples}
+    assert left == {"通用": 10 * 2**30, "闲时": 15 * 2**30}
+    assert families["datacap_plan_status_available"].samples[0].value == 1
+    assert families["datacap_forecast_exhausted_timestamp_seconds"].samples[0].value == \
+        dt.datetime.fromisoformat("2026-11-29T20:00:00+08:00").timestamp()
