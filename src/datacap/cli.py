@@ -112,17 +112,21 @@ def run(db: DbOpt = None, config: ConfigOpt = None,
         interval: Annotated[float | None, typer.Option(help="seconds between samples (default 2)")] = None,
         flush: Annotated[float | None, typer.Option(help="seconds between writes (default 30)")] = None,
         max_runtime: Annotated[float | None, typer.Option(help="stop by itself after this many seconds")] = None,
+        no_web: Annotated[bool, typer.Option("--no-web", help="do not start the dashboard")] = False,
         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every event")] = False) -> None:
     """Run the metering daemon in the foreground (SIGTERM/SIGINT: flush and stop; SIGHUP: reload).
 
     Example: sudo datacap run --interval 2
     """
     from datacap.daemon import Daemon, DaemonOptions
+    from datacap.plugins import build_plugins
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    options = DaemonOptions(db or default_db_path(), config, interval, flush, max_runtime)
-    raise typer.Exit(Daemon(options).run())
+    options = DaemonOptions(db or default_db_path(), config, interval, flush, max_runtime, web=not no_web)
+    daemon = Daemon(options, plugin_factory=lambda cfg, writer, opts: build_plugins(cfg, writer, opts.db_path,
+                                                                                      web=opts.web))
+    raise typer.Exit(daemon.run())
 
 
 @app.command()
@@ -372,6 +376,9 @@ def events(db: DbOpt = None, config: ConfigOpt = None,
 
 
 def _register_features() -> None:
+    from datacap.web.cli import serve
+
+    app.command()(serve)
     import datacap.commands.alerts
     import datacap.commands.modem
     import datacap.commands.plans  # noqa: F401  (each registers its commands on the app)

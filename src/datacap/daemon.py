@@ -51,13 +51,14 @@ class DaemonOptions:
     interval: float | None = None  # overrides the config
     flush: float | None = None
     max_runtime: float | None = None  # stop by itself after this many seconds (tests, benchmarks)
+    web: bool = True  # the dashboard in a thread (`--no-web` turns it off)
 
 
 @dataclass
 class Daemon:
     options: DaemonOptions
     source: LinkSource = field(default_factory=ProcNetDev)
-    plugin_factory: Callable[[Config, Writer, Reader], list[Plugin]] | None = None
+    plugin_factory: Callable[[Config, Writer, DaemonOptions], list[Plugin]] | None = None
     cfg: Config = field(init=False)
     _stop: bool = field(init=False, default=False)
     _reload: bool = field(init=False, default=False)
@@ -69,9 +70,12 @@ class Daemon:
         conn = open_write(self.options.db_path)
         writer = Writer(conn, self.cfg.tz, self.cfg.week_start_index)
         reader = Reader(conn, self.cfg.tz, self.cfg.week_start_index)
+        plugins = self.plugin_factory(self.cfg, writer, self.options) if self.plugin_factory else []
         meter = Meter(reader.counters(), self.cfg.meter.max_rate_bps, self._wanted)
+        stamper = next((p.card_for for p in plugins if hasattr(p, "card_for")), None)
+        if stamper is not None:
+            meter.card_for = stamper  # the card whose SIM is active on an interface's modem
         events = self._open_events()
-        plugins = self.plugin_factory(self.cfg, writer, reader) if self.plugin_factory else []
         wake_r, wake_w = socket.socketpair()
         wake_r.setblocking(False)
         wake_w.setblocking(False)

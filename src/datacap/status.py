@@ -119,3 +119,12 @@ def _store(writer: Writer, cals: list[Calibration], raw: str | None) -> None:
                          "raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                          (c.card, c.bucket, int(c.at.timestamp()), c.used_bytes, c.local_used_bytes, c.source,
                           int(time.time()), raw))
+
+
+def calibration_doc(card: str, cals: list[Calibration], notes: list[str], tz: dt.tzinfo) -> dict[str, Any]:
+    """What ``datacap calibrate --json`` (and ``POST /api/v1/calibrate``) answer."""
+    return {"card": card, "notes": notes, "calibrations": [
+        {"bucket": k.bucket, "at": k.at.astimezone(tz).isoformat(), "carrier_used_bytes": k.used_bytes,
+         "local_used_bytes": k.local_used_bytes,
+         "drift_bytes": None if k.local_used_bytes is None else k.used_bytes - k.local_used_bytes,
+         "source": k.source} for k in cals]}

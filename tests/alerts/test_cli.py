@@ -68,14 +68,14 @@ def test_check_list_history_test(tmp_path: Path) -> None:
         assert again.exit_code == 0 and json.loads(again.output)["fired"] == []
         assert len(rx.received) == 1
 
-        listed = json.loads(runner.invoke(app, ["alerts", "list", "--json"]).output)
+        listed = json.loads(runner.invoke(app, ["alerts", "list", "--json"]).output)["rules"]
         assert listed[0]["states"][0]["status"] == "fired"
         assert listed[0]["states"][0]["fired_at"].startswith("2026-11-25T10:00")
         assert "SECRETTOKEN123" not in json.dumps(listed)
         table = runner.invoke(app, ["alerts", "list"]).output
         assert "remaining < 10%" in table and "fired" in table
 
-        hist = json.loads(runner.invoke(app, ["alerts", "history", "--json"]).output)
+        hist = json.loads(runner.invoke(app, ["alerts", "history", "--json"]).output)["alerts"]
         assert hist[0]["deliveries"][0]["status"] == "delivered"
         assert "delivered" in runner.invoke(app, ["alerts", "history"]).output
 

@@ -116,7 +116,7 @@ def list_rules(ctx: typer.Context,
     c = _context(ctx)
     rules = c.engine.rule_states()
     if as_json:
-        _json(c.console, rules)
+        _json(c.console, {"rules": rules})
         return
     table = Table("rule", "when", "notify", "action", "card", "state", "fired at", "cleared at")
     for r in rules:
@@ -160,7 +160,7 @@ def history(ctx: typer.Context,
     c = _context(ctx)
     events = c.engine.history(limit)
     if as_json:
-        _json(c.console, events)
+        _json(c.console, {"alerts": events})
         return
     table = Table("fired at", "card", "alert", "channel", "status", "attempts", "last error")
     for ev in events:

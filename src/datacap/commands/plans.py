@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -96,10 +96,7 @@ def calibrate(card: Annotated[str, typer.Option("--card", help="the card the fig
                                     used=figure if used is not None else None,
                                     remaining=figure if remaining is not None else None, bucket=bucket)
         cals, notes = [cal], []
-    doc: dict[str, Any] = {"card": chosen.name, "calibrations": [
-        {"bucket": k.bucket, "at": k.at.astimezone(c.cfg.tz).isoformat(), "carrier_used_bytes": k.used_bytes,
-         "local_used_bytes": k.local_used_bytes, "drift_bytes": (k.used_bytes - k.local_used_bytes)
-         if k.local_used_bytes is not None else None, "source": k.source} for k in cals], "notes": notes}
+    doc = plan_status.calibration_doc(chosen.name, cals, notes, c.cfg.tz)
     if as_json:
         print_json(doc)
         return

@@ -1,21 +1,22 @@
 """The one place the web layer reaches features built elsewhere: plan status, alerts, calibration.
 
-Until a feature lands on main its function here raises :class:`Unavailable`; routes turn that into
-503 with the message, pages show "not configured", and /metrics leaves its series out. When the
-feature lands, only this module changes (the integrator points each function at the real API).
+A feature that is not configured (no cards, no alert rules) raises :class:`Unavailable`; routes turn
+that into 503 with the message, pages show "not configured", and /metrics leaves its series out.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from datacap import views
 from datacap.config import Config
-from datacap.errors import DatacapError
+from datacap.errors import DatacapError, InputError
+from datacap.store import Writer, open_write
 from datacap.store.reader import Reader
 
 
@@ -46,38 +47,27 @@ class CalibrationRequest:
 
 def status(reader: Reader, cfg: Config, card: str | None = None, at: dt.datetime | None = None) -> dict[str, Any]:
     """``datacap status --json`` (issue #4 contract): per card, buckets, pace, forecast, state."""
-    fn = getattr(views, "status_json", None)
-    if fn is None:
-        raise Unavailable("plan status is not available in this build (datacap.views.status_json is missing)")
     if not cfg.cards:
         raise Unavailable("no cards configured: add a [[cards]] section to the config to see plan status")
-    doc: dict[str, Any] = fn(reader, cfg, card=card, at=at)
-    return doc
+    return views.status_json(reader, cfg, card=card, at=at)
+
+
+def _engine(reader: Reader, cfg: Config) -> Any:
+    if not cfg.alerts:
+        raise Unavailable("no alert rules configured: add [[alerts]] and [channels] to the config")
+    from datacap.alerts.engine import AlertEngine
+
+    return AlertEngine(cfg.alerts_config, reader.conn, tz=cfg.tz)
 
 
 def alerts_list(reader: Reader, cfg: Config) -> dict[str, Any]:
     """``datacap alerts list --json``: rules and their current state."""
-    fn = _alerts_attr("alerts_list_json")
-    doc: dict[str, Any] = fn(reader, cfg)
-    return doc
+    return {"rules": _engine(reader, cfg).rule_states()}
 
 
 def alerts_history(reader: Reader, cfg: Config, limit: int = 100) -> dict[str, Any]:
     """``datacap alerts history --json``: alerts fired, newest first."""
-    fn = _alerts_attr("alerts_history_json")
-    doc: dict[str, Any] = fn(reader, cfg, limit=limit)
-    return doc
-
-
-def _alerts_attr(name: str) -> Any:
-    try:
-        import datacap.alerts as alerts
-    except ImportError:  # pragma: no cover - the package always exists, maybe empty
-        alerts = None  # type: ignore[assignment]
-    fn = getattr(alerts, name, None)
-    if fn is None:
-        raise Unavailable(f"alerts are not available in this build (datacap.alerts.{name} is missing)")
-    return fn
+    return {"alerts": _engine(reader, cfg).history(limit)}
 
 
 def plan(cfg: Config) -> dict[str, Any]:
@@ -86,41 +76,45 @@ def plan(cfg: Config) -> dict[str, Any]:
     return {"timezone": cfg.timezone, "week_start": cfg.week_start, "cards": cards}
 
 
-def calibrate(db_path: Any, cfg: Config, request: CalibrationRequest) -> dict[str, Any]:
-    """Record a carrier figure for a card; returns what was recorded. Needs the calibration feature."""
-    fn = _calibration_attr("calibrate_figure")
-    doc: dict[str, Any] = fn(db_path, cfg, request)
-    return doc
+def calibrate(db_path: Path, cfg: Config, request: CalibrationRequest) -> dict[str, Any]:
+    """Record a carrier figure for a card; answers what ``datacap calibrate --json`` prints."""
+    from datacap import status as plan_status
 
-
-def calibrate_sms(db_path: Any, cfg: Config, sms: SmsMessage) -> dict[str, Any]:
-    """Parse a carrier SMS and calibrate the card it matches; returns what was recorded."""
-    fn = _calibration_attr("calibrate_sms")
-    doc: dict[str, Any] = fn(db_path, cfg, sms)
-    return doc
-
-
-def _calibration_attr(name: str) -> Any:
+    [card] = plan_status.find_card(cfg, request.card)
+    writer = _writer(db_path, cfg)
     try:
-        import datacap.plans as plans
-    except ImportError:  # pragma: no cover
-        plans = None  # type: ignore[assignment]
-    fn = getattr(plans, name, None)
-    if fn is None:
-        raise Unavailable(f"calibration is not available in this build (datacap.plans.{name} is missing)")
-    return fn
+        reader = Reader(writer.conn, cfg.tz, cfg.week_start_index)
+        cal = plan_status.calibrate(writer, reader, card, request.at, used=request.used_bytes,
+                                    remaining=request.remaining_bytes, bucket=request.bucket, source="web")
+    finally:
+        writer.conn.close()
+    return plan_status.calibration_doc(card.name, [cal], [], cfg.tz)
+
+
+def calibrate_sms(db_path: Path, cfg: Config, sms: SmsMessage) -> dict[str, Any]:
+    """Read a carrier SMS and calibrate its card (named, or the only one); unreadable text is a 400."""
+    from datacap import status as plan_status
+
+    if sms.card is None and len(cfg.cards) != 1:
+        known = ", ".join(c.name for c in cfg.cards) or "none configured"
+        raise InputError(f"several cards: say which one the SMS is for (card: {known})")
+    [card] = plan_status.find_card(cfg, sms.card or cfg.cards[0].name)
+    writer = _writer(db_path, cfg)
+    try:
+        reader = Reader(writer.conn, cfg.tz, cfg.week_start_index)
+        source = f"sms:{sms.sender}" if sms.sender else "sms"
+        cals, notes = plan_status.calibrate_sms(writer, reader, card, sms.text, sender=sms.sender or None,
+                                                now=sms.received, source=source)
+    finally:
+        writer.conn.close()
+    return plan_status.calibration_doc(card.name, cals, notes, cfg.tz)
+
+
+def _writer(db_path: Path, cfg: Config) -> Writer:
+    """A short-lived write connection: the daemon is the main writer, SQLite serialises the two."""
+    return Writer(open_write(db_path), cfg.tz, cfg.week_start_index)
 
 
 def features(cfg: Config) -> dict[str, bool]:
     """Which optional views work here, so pages ask only for what exists (no 503s in the console)."""
-    import importlib
-
-    def has(module: str, name: str) -> bool:
-        try:
-            return hasattr(importlib.import_module(module), name)
-        except ImportError:
-            return False
-
-    return {"status": has("datacap.views", "status_json") and bool(cfg.cards),
-            "alerts": has("datacap.alerts", "alerts_list_json"),
-            "calibration": has("datacap.plans", "calibrate_figure") and bool(cfg.cards)}
+    return {"status": bool(cfg.cards), "alerts": bool(cfg.alerts), "calibration": bool(cfg.cards)}

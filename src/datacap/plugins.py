@@ -1,0 +1,171 @@
+"""What rides on the daemon's loop besides interface metering: each feature as a small plugin.
+
+A plugin that cannot start (no ModemManager, not root for conntrack) logs why and is left out: the
+interface metering, which needs nothing, always goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from datacap.config import Config
+from datacap.errors import DatacapError
+from datacap.model import AttribDelta
+from datacap.store import Reader, Writer
+from datacap.timeutil import UTC
+
+log = logging.getLogger("datacap.plugins")
+DELIVERY_EVERY = 30.0  # seconds between retries / quiet-hours releases of pending alert deliveries
+
+
+class BasePlugin:
+    name = "plugin"
+
+    def poll(self, now: float) -> Iterable[AttribDelta]:
+        return ()
+
+    def after_flush(self, now: float) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class AlertsPlugin(BasePlugin):
+    """Evaluates every rule after each flush (as ``datacap alerts check`` does) and retries deliveries."""
+
+    name = "alerts"
+
+    def __init__(self, cfg: Config, writer: Writer, switcher: Any = None) -> None:
+        from datacap.alerting import build_engine
+
+        self.cfg = cfg
+        self.writer = writer
+        self.engine, _ = build_engine(cfg, writer.conn, self._reader, switcher=switcher)
+        self._next_delivery = 0.0
+        for line in self.engine.startup_notes():
+            log.warning("%s", line)
+
+    def _reader(self) -> Reader:
+        return Reader(self.writer.conn, self.cfg.tz, self.cfg.week_start_index)
+
+    def after_flush(self, now: float) -> None:
+        from datacap.alerting import alert_inputs
+
+        at = dt.datetime.fromtimestamp(now, UTC)
+        result = self.engine.check(alert_inputs(self._reader(), self.cfg, at), at)
+        for firing in getattr(result, "fired", []) or []:
+            log.info("alert fired: %s", getattr(firing, "title", firing))
+
+    def poll(self, now: float) -> Iterable[AttribDelta]:
+        if now >= self._next_delivery:
+            self._next_delivery = now + DELIVERY_EVERY
+            self.engine.deliver_due(dt.datetime.fromtimestamp(now, UTC))
+        return ()
+
+    def close(self) -> None:
+        for line in self.engine.stop_notes():
+            log.warning("%s", line)
+
+
+class ModemPlugin(BasePlugin):
+    """Follows modems and SIMs, stamps usage with the card whose SIM is active, runs carrier queries."""
+
+    name = "modem"
+
+    def __init__(self, cfg: Config, writer: Writer) -> None:
+        from datacap.modem.carrier_log import SqliteModemEvents
+        from datacap.modem.mm import ModemManagerClient
+        from datacap.modem.runtime import ModemRuntime
+        from datacap.modem.wiring import carrier_service, sim_card_stamper
+
+        self.client = ModemManagerClient()
+        self.client.start()
+        service = carrier_service(cfg, writer, self.client) if any(c.carrier for c in cfg.cards) else None
+        self.runtime = ModemRuntime(self.client, service, SqliteModemEvents(writer.conn))
+        self.card_for: Callable[[str], str | None] = sim_card_stamper(cfg, self.client)
+
+    def poll(self, now: float) -> Iterable[AttribDelta]:
+        self.runtime.step(dt.datetime.fromtimestamp(now, UTC))
+        return ()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class ReportsPlugin(BasePlugin):
+    """Sends the weekly or monthly report through the alert channels once it is due."""
+
+    name = "reports"
+
+    def __init__(self, cfg: Config, writer: Writer) -> None:
+        self.cfg = cfg
+        self.writer = writer
+
+    def after_flush(self, now: float) -> None:
+        from datacap.reports.data import channel_sender
+        from datacap.reports.service import send_scheduled
+
+        rcfg = self.cfg.reports
+        kind = rcfg.send
+        row = self.writer.conn.execute("SELECT max(period) FROM report_sends WHERE kind = ?", (kind,)).fetchone()
+        reader = Reader(self.writer.conn, self.cfg.tz, self.cfg.week_start_index)
+        sent = send_scheduled(reader, self.cfg, rcfg, dt.datetime.fromtimestamp(now, UTC), row[0],
+                              channel_sender(self.cfg, rcfg.channels))
+        if sent is None:
+            return
+        period, failures = sent
+        with self.writer.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO report_sends VALUES (?, ?, ?, ?)",
+                         (kind, period.label, int(time.time()), "; ".join(failures)))
+        log.info("%s report %s sent%s", kind, period.label, f" (failed: {'; '.join(failures)})" if failures else "")
+
+
+def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = True) -> list[Any]:
+    """Every plugin this config asks for that can start here; each failure is logged, not fatal."""
+    from datacap.modem.wiring import wants_modem
+
+    plugins: list[Any] = []
+    starters: list[tuple[str, bool, Callable[[], Any]]] = [
+        ("modem", wants_modem(cfg), lambda: ModemPlugin(cfg, writer)),
+        ("alerts", bool(cfg.alerts), lambda: AlertsPlugin(cfg, writer, _switcher(cfg, plugins))),
+        ("reports", cfg.reports.send != "off", lambda: ReportsPlugin(cfg, writer)),
+        ("web", web and cfg.web.enabled, lambda: _web(cfg, db_path)),
+    ]
+    for name, wanted, start in starters:
+        if not wanted:
+            continue
+        try:
+            plugins.append(start())
+        except DatacapError as exc:
+            log.warning("%s: not started: %s", name, exc)
+    return plugins
+
+
+def _web(cfg: Config, db_path: Path) -> Any:
+    from datacap.web.cli import WebPlugin
+
+    return WebPlugin(db_path, cfg)
+
+
+def _switcher(cfg: Config, plugins: list[Any]) -> Any:
+    """Alert actions switch-slot / switch-profile act through the modem plugin, when it runs."""
+    modem = next((p for p in plugins if isinstance(p, ModemPlugin)), None)
+    if modem is None:
+        return None
+    from datacap.modem.actions import Switcher, SwitchProfile, SwitchSlot
+    from datacap.modem.wiring import card_sims
+
+    switcher = Switcher(modem.client, modem.runtime.events)
+    cards = card_sims(cfg)
+
+    def switch(card_name: str, action: Any) -> None:
+        card = next(c for c in cards if c.name == card_name)
+        target = SwitchSlot(action.slot) if hasattr(action, "slot") else SwitchProfile(action.iccid)
+        log.info("%s", switcher.run(target, card, dt.datetime.now(UTC), cards))
+    return switch
