@@ -13,10 +13,8 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
-import datacap.plans
 from datacap.config import Config
 from datacap.errors import ConfigError
-from datacap.web import data
 from datacap.web.app import create_app
 from datacap.web.cli import WebThread, build_server, serve
 
@@ -95,10 +93,11 @@ def test_nothing_is_loaded_from_elsewhere(client: TestClient) -> None:
         assert "http://" not in html and "https://" not in html, path
 
 
-def test_unbuilt_features_answer_503(client: TestClient) -> None:
-    for path in ("/api/v1/status", "/api/v1/alerts", "/api/v1/alerts/history"):
+def test_unconfigured_features_answer_503_saying_why(client: TestClient) -> None:
+    for path, why in (("/api/v1/status", "no cards configured"), ("/api/v1/alerts", "no alert rules configured"),
+                      ("/api/v1/alerts/history", "no alert rules configured")):
         r = client.get(path)
-        assert r.status_code == 503 and "not available" in r.json()["error"], path
+        assert r.status_code == 503 and why in r.json()["error"], path
     assert client.get("/api/v1/features").json() == {"status": False, "alerts": False, "calibration": False,
                                                      "token": False}
 
@@ -182,56 +181,90 @@ def test_without_token_only_loopback_host_names_are_answered(store: Store) -> No
         assert c.get("/api/v1/summary").status_code == 200
 
 
+CARD_CONFIG = '''timezone = "Asia/Shanghai"
+
+[[cards]]
+name = "unicom"
+interfaces = ["wwan0"]
+
+[[cards.buckets]]
+name = "通用"
+quota = "20 GB"
+
+[channels]
+hook = "json://127.0.0.1:9/"
+
+[[alerts]]
+card = "unicom"
+when = "remaining < 20%"
+notify = ["hook"]
+'''
+
+
 @pytest.fixture
-def calibrations(monkeypatch: pytest.MonkeyPatch, store: Store, tmp_path: Any) -> list[Any]:
-    """Stand in for the calibration feature (not on main yet): record what the route hands over into a
-    real SQLite table, as the real hook will."""
-    seen: list[Any] = []
-    db = tmp_path / "cal.db"
-    conn = sqlite3.connect(db, check_same_thread=False)
-    conn.execute("CREATE TABLE calibrations (card TEXT, text TEXT, at TEXT, used INTEGER, remaining INTEGER)")
+def card_store(tmp_path: Any) -> tuple[Any, Config]:
+    """A store of its own with one card and an alert rule: the calibration routes write into it."""
+    from datacap.config import load_config
+    from datacap.store import TrafficDelta, Writer, open_write
 
-    def cal_sms(db_path: Any, cfg: Config, sms: data.SmsMessage) -> dict[str, Any]:
-        seen.append(sms)
-        conn.execute("INSERT INTO calibrations VALUES (?, ?, ?, NULL, NULL)",
-                     (sms.card, sms.text, sms.received.isoformat() if sms.received else None))
-        conn.commit()
-        return {"card": sms.card or "unicom", "source": "sms"}
-
-    def cal_figure(db_path: Any, cfg: Config, req: data.CalibrationRequest) -> dict[str, Any]:
-        seen.append(req)
-        conn.execute("INSERT INTO calibrations VALUES (?, NULL, ?, ?, ?)",
-                     (req.card, req.at.isoformat(), req.used_bytes, req.remaining_bytes))
-        conn.commit()
-        return {"card": req.card, "source": "figure"}
-
-    monkeypatch.setattr(datacap.plans, "calibrate_sms", cal_sms, raising=False)
-    monkeypatch.setattr(datacap.plans, "calibrate_figure", cal_figure, raising=False)
-    yield seen
-    conn.close()
+    config = tmp_path / "config.toml"
+    config.write_text(CARD_CONFIG, encoding="utf-8")
+    cfg = load_config(config)
+    db = tmp_path / "cards.db"
+    writer = Writer(open_write(db), cfg.tz)
+    start = int(dt.datetime(2026, 11, 10, tzinfo=cfg.tz).timestamp())
+    writer.commit([TrafficDelta(start, "wwan0", 4 * 2**30, 0)])
+    writer.conn.close()
+    return db, cfg
 
 
-def test_sms_post_needs_the_token_and_calibrates(store: Store, calibrations: list[Any]) -> None:
-    app = create_app(store.db, store.cfg, TOKEN)
+def _calibrations(db: Any) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT card, at, used_bytes, source, raw IS NOT NULL FROM calibrations "
+                            "ORDER BY id").fetchall()
+
+
+def test_sms_post_needs_the_token_and_calibrates(card_store: tuple[Any, Config]) -> None:
+    db, cfg = card_store
+    app = create_app(db, cfg, TOKEN)
     auth = {"Authorization": f"Bearer {TOKEN}"}
     with TestClient(app, base_url="http://127.0.0.1") as c:
         assert c.post("/api/v1/sms", json={"from": "10010", "text": "x"}).status_code == 401
-        assert calibrations == []
-        sms = {"from": "10010", "text": "您本月已用流量12.5GB", "time": "2026-11-25T12:00:00+08:00"}
+        assert _calibrations(db) == []
+        sms = {"from": "10086", "text": "【中国移动】截至2026年11月25日12时00分，您本月国内通用流量剩余14.23GB。",
+               "time": "2026-11-25T12:05:00+08:00"}
         r = c.post("/api/v1/sms", json=sms, headers=auth)
         assert r.status_code == 200, r.text
-        r = c.post("/api/v1/sms", data={"from": "10010", "content": "剩余3GB", "timestamp": "1795579200000"},
-                   headers=auth)
+        assert r.json()["calibrations"][0]["at"] == "2026-11-25T12:00:00+08:00"
+        # SmsForwarder-style form post, time in milliseconds
+        form = {"from": "10010", "content": "截至11月26日09时42分，您本月已使用国内通用流量6.50GB。",
+                "timestamp": str(int(dt.datetime(2026, 11, 26, 10, tzinfo=cfg.tz).timestamp() * 1000))}
+        r = c.post("/api/v1/sms", data=form, headers=auth)
         assert r.status_code == 200, r.text
+        unreadable = c.post("/api/v1/sms", json={"from": "10086", "text": "hello"}, headers=auth)
+        assert unreadable.status_code == 400
         r = c.post("/api/v1/calibrate", data={"card": "unicom", "used": "12.5 GB"}, headers=auth)
         assert r.status_code == 200, r.text
         bad = c.post("/api/v1/calibrate", data={"card": "unicom", "used": "1 GB", "remaining": "2 GB"}, headers=auth)
         assert bad.status_code == 400 and "exactly one of" in bad.json()["error"]
         junk = c.post("/api/v1/sms", content=b"[1, 2]", headers={**auth, "content-type": "application/json"})
         assert junk.status_code == 400 and "expected a JSON object" in junk.json()["error"]
-    assert [getattr(x, "text", None) for x in calibrations[:2]] == ["您本月已用流量12.5GB", "剩余3GB"]
-    assert calibrations[0].received == calibrations[1].received
-    assert calibrations[2].used_bytes == int(12.5 * 1024**3)
+        status = c.get("/api/v1/status", headers=auth).json()
+    rows = _calibrations(db)
+    assert [(r[3], r[4]) for r in rows] == [("sms:10086", 1), ("sms:10010", 1), ("web", 0)]
+    assert rows[0][2] == 20 * 2**30 - round(14.23 * 2**30)
+    assert rows[2][2] == int(12.5 * 2**30)
+    assert status["cards"][0]["calibration"]["source"] == "web"
+
+
+def test_status_and_alerts_from_the_real_features(card_store: tuple[Any, Config]) -> None:
+    db, cfg = card_store
+    with TestClient(create_app(db, cfg), base_url="http://127.0.0.1") as c:
+        status = c.get("/api/v1/status", params={"at": "2026-11-25T12:00:00+08:00"}).json()
+        assert status["cards"][0]["used_bytes"] == 4 * 2**30
+        assert c.get("/api/v1/alerts").json()["rules"][0]["when"] == "remaining < 20%"
+        assert c.get("/api/v1/alerts/history").json() == {"alerts": []}
+        assert c.get("/api/v1/features").json()["status"] is True
 
 
 def test_writes_are_disabled_without_a_configured_token(client: TestClient) -> None:
