@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from datacap import __version__, csvio, views
+from datacap.cliopts import ConfigOpt, DbOpt, IfaceOpt, JsonOpt, SinceOpt, UntilOpt
 from datacap.config import Config, default_config_path, load_config
 from datacap.errors import DatacapError, InputError
 from datacap.render import bar, bucket_label, bytes_table
@@ -38,16 +39,6 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
-DbOpt = Annotated[Path | None, typer.Option("--db", envvar="DATACAP_DB", show_envvar=True,
-                                            help="SQLite store (default: /var/lib/datacap/datacap.db as "
-                                                 "root, else the XDG data dir)")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", envvar="DATACAP_CONFIG", show_envvar=True,
-                                                help="TOML config (default: /etc/datacap/config.toml as "
-                                                     "root, else the XDG config dir)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
-IfaceOpt = Annotated[list[str] | None, typer.Option("--iface", "-i", help="interface name or glob; repeatable")]
-SinceOpt = Annotated[str | None, typer.Option("--since", help="start date or ISO time (local timezone)")]
-UntilOpt = Annotated[str | None, typer.Option("--until", help="end date or ISO time, exclusive")]
 
 
 class Context:

@@ -158,7 +158,7 @@ def _switcher(cfg: Config, plugins: list[Any]) -> Any:
     modem = next((p for p in plugins if isinstance(p, ModemPlugin)), None)
     if modem is None:
         return None
-    from datacap.modem.actions import Switcher, SwitchProfile, SwitchSlot
+    from datacap.modem.actions import Switcher
     from datacap.modem.wiring import card_sims
 
     switcher = Switcher(modem.client, modem.runtime.events)
@@ -166,6 +166,5 @@ def _switcher(cfg: Config, plugins: list[Any]) -> Any:
 
     def switch(card_name: str, action: Any) -> None:
         card = next(c for c in cards if c.name == card_name)
-        target = SwitchSlot(action.slot) if hasattr(action, "slot") else SwitchProfile(action.iccid)
-        log.info("%s", switcher.run(target, card, dt.datetime.now(UTC), cards))
+        log.info("%s", switcher.run(action, card, dt.datetime.now(UTC), cards))
     return switch

@@ -136,3 +136,15 @@ def test_only_one_daemon_per_store(tmp_path: Path) -> None:
         first.release()
     second.acquire()
     second.release()
+
+
+def test_cover_uses_months_inside_and_finer_buckets_at_the_edges(tmp_path: Path) -> None:
+    writer, reader = make(tmp_path)
+    start = int(dt.datetime(2026, 1, 15, 13, 25, tzinfo=TZ).timestamp())
+    writer.commit([TrafficDelta(start + i * 7 * 3600, "wwan0", 1, 0) for i in range(1200)])  # ~ 11.5 months
+    since = dt.datetime(2026, 1, 20, 10, 5, tzinfo=TZ)
+    until = dt.datetime(2026, 11, 3, 17, 40, tzinfo=TZ)
+    pieces = reader.cover(since, until)
+    assert [p[0] for p in pieces if p[0] == "month"] == ["month"]
+    inside = sum(1 for i in range(1200) if since.timestamp() <= start + i * 7 * 3600 < until.timestamp())
+    assert reader.totals(None, since, until)["wwan0"].rx_bytes == inside

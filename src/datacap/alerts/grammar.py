@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from datacap.errors import InputError
+from datacap.modem.actions import SwitchProfile, SwitchSlot
 from datacap.units import parse_duration, parse_rate, parse_size
 
 # ---------------------------------------------------------------- conditions (the `when` grammar)
@@ -165,14 +166,9 @@ class BlockAction:
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class SwitchSlotAction:
-    slot: int
-
-
-@dataclass(frozen=True, slots=True)
-class SwitchProfileAction:
-    iccid: str
+# The modem layer carries these out; one definition serves the rule grammar and the switcher.
+SwitchSlotAction = SwitchSlot
+SwitchProfileAction = SwitchProfile
 
 
 Action = ThrottleAction | BlockAction | SwitchSlotAction | SwitchProfileAction

@@ -11,7 +11,8 @@ import typer
 from rich.table import Table
 
 from datacap import status as plan_status
-from datacap.cli import ConfigOpt, Context, DbOpt, JsonOpt, app, out, print_json
+from datacap.cli import Context, app, out, print_json
+from datacap.cliopts import ConfigOpt, DbOpt, JsonOpt
 from datacap.errors import InputError
 from datacap.plans import plan_summary, render_status
 from datacap.units import format_bytes, parse_size

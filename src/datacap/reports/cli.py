@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from datacap import views
+from datacap.cliopts import ConfigOpt, DbOpt
 from datacap.errors import InputError
 
 from .data import channel_sender
@@ -16,14 +17,6 @@ from .i18n import check_lang
 from .output import check_format, render_report
 from .period import choose_period
 from .service import assemble_report, send_report
-
-# Same options as datacap.cli's (redeclared: datacap.cli imports this module to register the command).
-DbOpt = Annotated[Path | None, typer.Option("--db", envvar="DATACAP_DB", show_envvar=True,
-                                            help="SQLite store (default: /var/lib/datacap/datacap.db as "
-                                                 "root, else the XDG data dir)")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", envvar="DATACAP_CONFIG", show_envvar=True,
-                                                help="TOML config (default: /etc/datacap/config.toml as "
-                                                     "root, else the XDG config dir)")]
 
 
 def report(

@@ -118,13 +118,14 @@ class Reader:
         return sums
 
     def cover(self, since: dt.datetime, until: dt.datetime) -> list[tuple[str, int, int]]:
-        """Split [since, until) into (res, lo, hi) pieces: whole days inside, hours and 5-minute
-        buckets at the edges, so a sum over the pieces counts every stored byte once."""
+        """Split [since, until) into (res, lo, hi) pieces: whole months inside, then days, hours and
+        5-minute buckets towards the edges, so a sum over the pieces counts every stored byte once and
+        a year's ranking reads a dozen month rows per name, not 365 day rows."""
         lo, hi = int(since.timestamp()), int(until.timestamp())
         lo -= lo % 300
         if hi <= lo:
             return []
-        return self._cover(lo, hi, ("day", "hour", "5min"))
+        return self._cover(lo, hi, ("month", "day", "hour", "5min"))
 
     def _cover(self, lo: int, hi: int, levels: tuple[str, ...]) -> list[tuple[str, int, int]]:
         res, rest = levels[0], levels[1:]

@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from datacap.cliopts import ConfigOpt, DbOpt
 from datacap.config import Config, load_config
 from datacap.errors import DatacapError
 from datacap.model import AttribDelta
@@ -112,8 +113,7 @@ class WebPlugin:
         self.web.stop()
 
 
-def serve(db: Annotated[Path | None, typer.Option("--db", envvar="DATACAP_DB", help="SQLite store")] = None,
-          config: Annotated[Path | None, typer.Option("--config", envvar="DATACAP_CONFIG", help="TOML config")] = None,
+def serve(db: DbOpt = None, config: ConfigOpt = None,
           listen: Annotated[str | None, typer.Option("--listen", help="HOST:PORT (default web.listen, "
                                                      "127.0.0.1:8765)")] = None,
           token: Annotated[str | None, typer.Option("--token", envvar="DATACAP_WEB_TOKEN",

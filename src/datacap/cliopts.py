@@ -1,0 +1,20 @@
+"""Options every command spells the same way, in a module of their own so feature commands can share
+them without importing the main CLI (which imports them to register their commands)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DbOpt = Annotated[Path | None, typer.Option("--db", envvar="DATACAP_DB", show_envvar=True,
+                                            help="SQLite store (default: /var/lib/datacap/datacap.db as "
+                                                 "root, else the XDG data dir)")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", envvar="DATACAP_CONFIG", show_envvar=True,
+                                                help="TOML config (default: /etc/datacap/config.toml as "
+                                                     "root, else the XDG config dir)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+IfaceOpt = Annotated[list[str] | None, typer.Option("--iface", "-i", help="interface name or glob; repeatable")]
+SinceOpt = Annotated[str | None, typer.Option("--since", help="start date or ISO time (local timezone)")]
+UntilOpt = Annotated[str | None, typer.Option("--until", help="end date or ISO time, exclusive")]
