@@ -1,0 +1,162 @@
+"""Flow bookkeeping: conntrack counters -> byte deltas per attribution, each byte counted once.
+
+Pure logic, no I/O: the caller feeds decoded conntrack messages (events and dump entries) with the
+time they were read, and an ``attribute`` callback that names who a flow belongs to. The rules:
+
+- a flow's bytes are the growth of its counters since the last time datacap saw it, so a flow seen
+  in dumps and then in DESTROY is never counted twice;
+- a flow is remembered for ``finished_ttl`` seconds after DESTROY, so a dump entry read before the
+  DESTROY but applied after it does not bring the flow back;
+- a flow counts once (``flows``), in the bucket where datacap first saw it;
+- flows that existed before datacap started only set a baseline: their earlier bytes are not ours;
+- after a full dump, flows it did not contain (their DESTROY was lost) are dropped.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from datacap.meter.ctnetlink import CtMessage, Tuple
+from datacap.model import AppIdentity, ClientIdentity
+
+FIVE_MINUTES = 300
+FlowKey = tuple[int, int, Tuple]
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """Who a flow belongs to. ``inbound``: the first packet came in on the uplink (orig = rx)."""
+
+    interface: str
+    app: AppIdentity | None = None
+    client: ClientIdentity | None = None
+    service: str | None = None
+    inbound: bool = False
+
+
+@dataclass(slots=True)
+class Usage:
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+    flows: int = 0
+
+
+@dataclass(slots=True)
+class FlowState:
+    attribution: Attribution | None  # None: not on an uplink, ignored
+    orig_bytes: int
+    reply_bytes: int
+    last_seen: float
+    retry: bool = False  # the process was not found yet but its socket was: look again later
+
+
+Attribute = Callable[[CtMessage], tuple[Attribution | None, bool]]
+
+
+def bucket_of(now: float) -> int:
+    second = int(now)
+    return second - second % FIVE_MINUTES
+
+
+class FlowTable:
+    """Live flows and the usage not yet handed out, per (bucket, attribution)."""
+
+    def __init__(self, finished_ttl: float = 120.0) -> None:
+        self.finished_ttl = finished_ttl
+        self.live: dict[FlowKey, FlowState] = {}
+        self.finished: OrderedDict[FlowKey, float] = OrderedDict()
+        self.pending: dict[tuple[int, Attribution], Usage] = {}
+        self.recent: dict[Attribution, Usage] = {}  # since the last rates() call
+        self.lost_flows = 0
+        self.duplicates_ignored = 0
+
+    def _add(self, now: float, attribution: Attribution | None, orig: int, reply: int, flows: int) -> None:
+        if attribution is None or (orig == 0 and reply == 0 and flows == 0):
+            return
+        rx, tx = (orig, reply) if attribution.inbound else (reply, orig)
+        for usage in (self.pending.setdefault((bucket_of(now), attribution), Usage()),
+                      self.recent.setdefault(attribution, Usage())):
+            usage.rx_bytes += rx
+            usage.tx_bytes += tx
+            usage.flows += flows
+
+    def _grow(self, state: FlowState, msg: CtMessage, now: float) -> None:
+        # Counters only grow; max() keeps a stale (older) reading from producing negative bytes.
+        orig = max(0, msg.orig_bytes - state.orig_bytes)
+        reply = max(0, msg.reply_bytes - state.reply_bytes)
+        state.orig_bytes = max(state.orig_bytes, msg.orig_bytes)
+        state.reply_bytes = max(state.reply_bytes, msg.reply_bytes)
+        state.last_seen = now
+        self._add(now, state.attribution, orig, reply, 0)
+
+    def baseline(self, msgs: Iterable[CtMessage], attribute: Attribute, now: float) -> None:
+        """Flows present when datacap starts: remember their counters, count nothing."""
+        for msg in msgs:
+            attribution, retry = attribute(msg)
+            self.live[msg.key] = FlowState(attribution, msg.orig_bytes, msg.reply_bytes, now, retry)
+
+    def on_new(self, msg: CtMessage, attribute: Attribute, now: float) -> None:
+        """A NEW event: the flow counts here; its first bytes (if the event carries any) too."""
+        key = msg.key
+        if key in self.live or key in self.finished:
+            self.duplicates_ignored += 1
+            return
+        attribution, retry = attribute(msg)
+        state = FlowState(attribution, 0, 0, now, retry)
+        self.live[key] = state
+        self._add(now, attribution, 0, 0, 1)
+        self._grow(state, msg, now)
+
+    def on_dump_entry(self, msg: CtMessage, attribute: Attribute, now: float) -> None:
+        """One entry of a periodic or resync dump: bytes since the last reading."""
+        key = msg.key
+        if key in self.finished:
+            self.duplicates_ignored += 1
+            return
+        state = self.live.get(key)
+        if state is None:  # its NEW event was lost (overflow): count it now, from zero
+            self.on_new(msg, attribute, now)
+            return
+        if state.retry:
+            attribution, state.retry = attribute(msg)
+            if attribution is not None:
+                state.attribution = attribution
+        self._grow(state, msg, now)
+
+    def on_destroy(self, msg: CtMessage, attribute: Attribute, now: float) -> None:
+        """DESTROY: final counters; the flow is then forgotten except for its key."""
+        key = msg.key
+        if key in self.finished:
+            self.duplicates_ignored += 1
+            return
+        state = self.live.pop(key, None)
+        if state is None:
+            attribution, _retry = attribute(msg)
+            state = FlowState(attribution, 0, 0, now)
+            self._add(now, attribution, 0, 0, 1)
+        self._grow(state, msg, now)
+        self.finished[key] = now + self.finished_ttl
+
+    def sweep(self, present: set[FlowKey], dump_started: float, now: float) -> None:
+        """After a complete dump that began at ``dump_started``: drop flows it no longer holds."""
+        gone = [key for key, state in self.live.items()
+                if key not in present and state.last_seen < dump_started]
+        for key in gone:
+            del self.live[key]
+            self.lost_flows += 1
+        while self.finished:
+            key, expiry = next(iter(self.finished.items()))
+            if expiry > now:
+                break
+            self.finished.popitem(last=False)
+
+    def drain(self) -> dict[tuple[int, Attribution], Usage]:
+        """Usage since the previous drain, per (5-minute bucket, attribution)."""
+        out, self.pending = self.pending, {}
+        return out
+
+    def drain_recent(self) -> dict[Attribution, Usage]:
+        out, self.recent = self.recent, {}
+        return out

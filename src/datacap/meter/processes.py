@@ -1,0 +1,213 @@
+"""Socket inode -> process -> app identity, from /proc.
+
+Finding the owner of a socket means reading fd links. Processes that opened flows recently are
+checked first (a program that opens one connection usually opens more), then processes started
+since the last look (a new program's first flow); a full scan of /proc runs at most every
+``rescan_interval`` seconds, so a connection storm costs a few fd reads per flow, not a
+scan. Identities are cached by (pid, start time), so a reused pid never inherits an old identity.
+Command-line arguments are never read: they can hold secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+from datacap.model import AppIdentity
+
+_UNIT_SUFFIXES = (".service", ".scope")
+_INSTANCE_RE = re.compile(r"-\d+(?=\.scope$)")
+_CONTAINER_RES = (
+    re.compile(r"^docker-([0-9a-f]{12})[0-9a-f]*\.scope$"),
+    re.compile(r"^libpod-(?:conmon-)?([0-9a-f]{12})[0-9a-f]*\.scope$"),
+    re.compile(r"^cri-containerd-([0-9a-f]{12})[0-9a-f]*\.scope$"),
+    re.compile(r"^crio-([0-9a-f]{12})[0-9a-f]*\.scope$"),
+)
+_LEGACY_CONTAINER_RE = re.compile(r"/(docker|lxc|machine\.slice/machine-)/?([^/]+)")
+
+
+def unit_from_cgroup(cgroup: str) -> str | None:
+    """The unit people would recognise, from a cgroup v2 path (``0::/...`` line without the prefix).
+
+    - Flatpak: ``app-flatpak-org.mozilla.firefox-1234.scope`` -> ``flatpak:org.mozilla.firefox``
+    - snap: ``snap.firefox.firefox-1234.scope`` -> ``snap:firefox``
+    - containers: docker/podman/containerd/cri-o scopes -> ``docker:<12 hex>`` etc.,
+      LXC/machined -> ``lxc:<name>`` / ``machine:<name>``
+    - otherwise the innermost systemd unit, with the per-launch number of app scopes removed
+      (``app-gnome-firefox-1234.scope`` -> ``app-gnome-firefox.scope``) so launches group together.
+    """
+    parts = [p for p in cgroup.strip().split("/") if p]
+    for part in reversed(parts):
+        for kind, regex in zip(("docker", "podman", "containerd", "crio"), _CONTAINER_RES, strict=True):
+            found = regex.match(part)
+            if found:
+                return f"{kind}:{found.group(1)}"
+        if part.startswith("app-flatpak-") and part.endswith(".scope"):
+            return "flatpak:" + _INSTANCE_RE.sub("", part)[len("app-flatpak-"):-len(".scope")]
+        if part.startswith("snap.") and part.endswith(".scope"):
+            return "snap:" + part.split(".")[1]
+        if part.startswith("machine-") and part.endswith(".scope"):
+            return "machine:" + part[len("machine-"):-len(".scope")].replace("\\x2d", "-")
+    if "lxc.payload." in cgroup:
+        return "lxc:" + cgroup.split("lxc.payload.", 1)[1].split("/", 1)[0]
+    for part in reversed(parts):
+        if part.endswith(_UNIT_SUFFIXES):
+            return _INSTANCE_RE.sub("", part)
+    return None
+
+
+def app_name(exe: str | None, comm: str | None) -> str:
+    """Short name: the executable's file name (without a " (deleted)" note), else the kernel's comm."""
+    if exe:
+        base = exe.removesuffix(" (deleted)").rsplit("/", 1)[-1]
+        if base:
+            return base
+    return comm or "unknown"
+
+
+def user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+class ProcessIndex:
+    """Maps socket inodes to pids and pids to :class:`AppIdentity`."""
+
+    def __init__(self, proc: Path = Path("/proc"), recent: int = 16, rescan_interval: float = 0.25,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.proc = proc
+        self.rescan_interval = rescan_interval
+        self._clock = clock
+        self._recent: OrderedDict[int, None] = OrderedDict()
+        self._recent_max = recent
+        self._scan_map: dict[int, int] = {}  # inode -> pid from the last full scan
+        self._known_pids: set[int] = set()  # pids whose fds the last scans read
+        self._last_scan = float("-inf")
+        self._identities: dict[tuple[int, int], AppIdentity] = {}
+        self.full_scans = 0
+
+    def _socket_inodes(self, pid: int) -> list[int]:
+        fd_dir = f"{self.proc}/{pid}/fd"
+        out: list[int] = []
+        try:
+            names = os.listdir(fd_dir)
+        except OSError:
+            return out
+        for name in names:
+            try:
+                link = os.readlink(f"{fd_dir}/{name}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                out.append(int(link[8:-1]))
+        return out
+
+    def _touch(self, pid: int) -> None:
+        self._recent[pid] = None
+        self._recent.move_to_end(pid, last=False)
+        while len(self._recent) > self._recent_max:
+            self._recent.popitem()
+
+    def pid_of(self, inode: int) -> int | None:
+        """The pid holding socket ``inode``, or None (gone, or not found before the next rescan)."""
+        if inode == 0:
+            return None
+        for pid in list(self._recent):
+            inodes = self._socket_inodes(pid)
+            if not inodes and not os.path.exists(f"{self.proc}/{pid}"):
+                del self._recent[pid]
+                continue
+            if inode in inodes:
+                self._touch(pid)
+                return pid
+        pid = self._scan_map.get(inode)
+        if pid is not None and inode in self._socket_inodes(pid):
+            self._touch(pid)
+            return pid
+        pid = self._scan_new_pids(inode)
+        if pid is not None:
+            self._touch(pid)
+            return pid
+        now = self._clock()
+        if now - self._last_scan < self.rescan_interval:
+            return None
+        self._last_scan = now
+        self._full_scan()
+        pid = self._scan_map.get(inode)
+        if pid is not None:
+            self._touch(pid)
+        return pid
+
+    def _pids(self) -> set[int]:
+        return {int(entry) for entry in os.listdir(self.proc) if entry.isdigit()}
+
+    def _scan_new_pids(self, inode: int) -> int | None:
+        """Read the fds of processes started since the last look: a new program's first flow."""
+        pids = self._pids()
+        found = None
+        for pid in pids - self._known_pids:
+            for owned in self._socket_inodes(pid):
+                self._scan_map.setdefault(owned, pid)
+                if owned == inode:
+                    found = pid
+        self._known_pids = pids
+        return found
+
+    def warm(self) -> None:
+        """Read every process's sockets once, so the first flows only need the new processes."""
+        self._last_scan = self._clock()
+        self._full_scan()
+
+    def _full_scan(self) -> None:
+        self.full_scans += 1
+        mapping: dict[int, int] = {}
+        pids = self._pids()
+        for pid in pids:
+            for inode in self._socket_inodes(pid):
+                mapping.setdefault(inode, pid)
+        self._scan_map = mapping
+        self._known_pids = pids
+
+    def _start_time(self, pid: int) -> int | None:
+        try:
+            stat = Path(f"{self.proc}/{pid}/stat").read_text()
+        except OSError:
+            return None
+        # comm may contain spaces and parentheses: fields start after the last ')'.
+        return int(stat.rsplit(")", 1)[1].split()[19])
+
+    def identity(self, pid: int) -> AppIdentity | None:
+        """Who runs ``pid`` (cached per process instance), or None when it has exited."""
+        start = self._start_time(pid)
+        if start is None:
+            return None
+        key = (pid, start)
+        cached = self._identities.get(key)
+        if cached is not None:
+            return cached
+        base = f"{self.proc}/{pid}"
+        try:
+            exe: str | None = os.readlink(f"{base}/exe")
+        except OSError:
+            exe = None  # kernel thread, or another user's process without ptrace rights
+        try:
+            comm = Path(f"{base}/comm").read_text().strip()
+            status = Path(f"{base}/status").read_text()
+            cgroup = Path(f"{base}/cgroup").read_text()
+        except OSError:
+            return None
+        uid = next((int(line.split()[2]) for line in status.splitlines() if line.startswith("Uid:")), None)
+        v2 = next((line[3:] for line in cgroup.splitlines() if line.startswith("0::")), cgroup)
+        ident = AppIdentity(name=app_name(exe, comm), exe=exe.removesuffix(" (deleted)") if exe else None,
+                            unit=unit_from_cgroup(v2), user=user_name(uid) if uid is not None else None)
+        if len(self._identities) > 4096:
+            self._identities.clear()
+        self._identities[key] = ident
+        return ident

@@ -1,0 +1,104 @@
+"""Two programs in one namespace move known amounts to a peer namespace; each gets its own bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from netns import Netns, Topology, attribution_agent, require_root, topology, wait_for
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+UDP_SINK = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+while True:
+    s.recv(65536)
+"""
+
+TCP_SINK = """
+import socket, sys, threading
+srv = socket.create_server(("0.0.0.0", int(sys.argv[1])), backlog=512)
+def serve(conn):
+    with conn:
+        while conn.recv(1 << 16):
+            pass
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
+# Unconnected UDP (sendto) and a plain TCP stream: the python program's two kinds of flows.
+PY_TCP = """
+import socket, sys
+data = b"p" * 65536
+with socket.create_connection((sys.argv[1], int(sys.argv[2]))) as c:
+    for _ in range(int(sys.argv[3]) // len(data)):
+        c.sendall(data)
+"""
+
+PY_UDP = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(int(sys.argv[3])):
+    s.sendto(b"u" * 1200, (sys.argv[1], int(sys.argv[2])))
+"""
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[Topology, Netns, Netns]]:
+    require_root("iperf3", "nft")
+    with topology("prog") as topo:
+        host = topo.netns("h")
+        peer = topo.netns("p")
+        topo.link(host, "up0", "10.77.0.1/24", peer, "eth0", "10.77.0.2/24")
+        yield topo, host, peer
+
+
+def by_app(rows: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for row in rows:
+        name = row["app"]["name"] if row["app"] else "-"
+        out[name] = out.get(name, 0) + row["rx_bytes"] + row["tx_bytes"]
+    return out
+
+
+def l3_total(before: dict[str, int], after: dict[str, int]) -> int:
+    return after["rx_l3"] - before["rx_l3"] + after["tx_l3"] - before["tx_l3"]
+
+
+def test_two_programs_tcp_and_udp_each_get_their_bytes(pair: tuple[Topology, Netns, Netns]) -> None:
+    _topo, host, peer = pair
+    peer.popen("iperf3", "-s", "-p", "5201")
+    peer.popen("python3", "-c", TCP_SINK, "6000")
+    peer.popen("python3", "-c", UDP_SINK, "6001")
+    wait_for(lambda: peer.listening(5201) and peer.listening(6000), 10, "servers to listen")
+    agent = attribution_agent(host, ["up0"])
+    truth = {"iperf3": 0, "python3.11": 0}
+    try:
+        phases = [
+            ("iperf3", ["iperf3", "-c", "10.77.0.2", "-p", "5201", "-n", "30M"]),
+            ("python3.11", ["python3", "-c", PY_TCP, "10.77.0.2", "6000", str(20 << 20)]),
+            ("iperf3", ["iperf3", "-c", "10.77.0.2", "-p", "5201", "-u", "-b", "200M", "-n", "10M"]),
+            ("python3.11", ["python3", "-c", PY_UDP, "10.77.0.2", "6001", "8000"]),
+        ]
+        rows: list[dict[str, Any]] = []
+        for app, cmd in phases:
+            before = host.counters("up0")
+            host.run(*cmd, timeout=120)
+            # Let the last ACKs and iperf3's control connection close before reading the counters.
+            wait_for(lambda: not host.run("ss", "-tnH", "state", "established").stdout.strip(), 10,
+                     "connections to close")
+            rows += agent.ask("poll")
+            truth[app] += l3_total(before, host.counters("up0"))
+        rows += agent.ask("poll")
+        stats = agent.ask("stats")
+    finally:
+        agent.stop()
+    got = by_app(rows)
+    name = next(n for n in got if n.startswith("python3"))
+    truth[name] = truth.pop("python3.11")
+    for app, expected in truth.items():
+        assert got.get(app, 0) == pytest.approx(expected, rel=0.02), (app, got, truth, stats)
