@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -90,11 +90,16 @@ class Netns:
         self.procs.append(proc)
         return proc
 
-    def python(self, code: str, *args: str, timeout: float = 120, user: str | None = None) -> str:
-        """Run a Python snippet in the namespace (optionally as another user); its stdout."""
+    def python(self, code: str, *args: str, timeout: float = 120,
+               user: tuple[str, str] | None = None) -> str:
+        """Run a Python snippet in the namespace, optionally as ``(user, group)``; its stdout.
+
+        Another user runs the system's /usr/bin/python3 (root's interpreter may not be reachable).
+        """
         cmd = ["python3", "-c", code, *args]
         if user is not None:
-            cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
+            cmd = ["setpriv", f"--reuid={user[0]}", f"--regid={user[1]}", "--clear-groups",
+                   "/usr/bin/python3", "-c", code, *args]
         return self.run(*cmd, timeout=timeout).stdout
 
     def sysctl(self, key: str, value: str) -> None:
@@ -108,6 +113,11 @@ class Netns:
         rx, tx, rxp, txp = (int(x) for x in out)
         return {"rx_bytes": rx, "tx_bytes": tx, "rx_packets": rxp, "tx_packets": txp,
                 "rx_l3": rx - 14 * rxp, "tx_l3": tx - 14 * txp}
+
+    def shape(self, ifname: str, rate: str) -> None:
+        """Limit the interface's egress to ``rate`` (tbf, one-packet bursts), like a mobile uplink."""
+        self.run("tc", "qdisc", "add", "dev", ifname, "root", "tbf", "rate", rate, "burst", "1600",
+                 "latency", "100ms")
 
     def listening(self, port: int, proto: str = "t") -> bool:
         return f":{port} " in self.run("ss", f"-{proto}lnH").stdout
@@ -150,10 +160,8 @@ class Topology:
             for proc in ns.procs:
                 if proc.poll() is None:
                     proc.kill()
-                try:
+                with suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    pass
         for ns in self.spaces:
             subprocess.run(["ip", "netns", "del", ns.name], capture_output=True)
 

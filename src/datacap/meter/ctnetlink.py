@@ -19,8 +19,8 @@ import select
 import socket
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from datacap.errors import MeterError, NotPermitted
 
@@ -68,8 +68,7 @@ class Kind(Enum):
     DUMP = "dump"  # one entry of a dump reply
 
 
-@dataclass(frozen=True, slots=True)
-class Tuple:
+class Tuple(NamedTuple):
     """One direction of a flow, as conntrack keeps it. Addresses are text (``ipaddress`` canonical)."""
 
     proto: int
@@ -79,9 +78,8 @@ class Tuple:
     dport: int
 
 
-@dataclass(frozen=True, slots=True)
-class CtMessage:
-    """The parts of a conntrack message datacap uses."""
+class CtMessage(NamedTuple):
+    """The parts of a conntrack message datacap uses (a NamedTuple: cheap to build per message)."""
 
     kind: Kind
     family: int
@@ -115,29 +113,43 @@ def _attrs(buf: bytes | memoryview, start: int, end: int) -> Iterator[tuple[int,
 
 
 def _tuple(buf: bytes | memoryview, start: int, end: int) -> Tuple:
+    # Hot path (once or twice per message): plain loops, no generators.
+    unpack = _NLA.unpack_from
     src = dst = ""
     proto = sport = dport = 0
-    for kind, a, b in _attrs(buf, start, end):
-        if kind == CTA_TUPLE_IP:
-            for ik, ia, ib in _attrs(buf, a, b):
-                if ik in (CTA_IP_V4_SRC, CTA_IP_V6_SRC):
-                    src = _addr(bytes(buf[ia:ib]))
-                elif ik in (CTA_IP_V4_DST, CTA_IP_V6_DST):
-                    dst = _addr(bytes(buf[ia:ib]))
-        elif kind == CTA_TUPLE_PROTO:
-            for pk, pa, pb in _attrs(buf, a, b):
-                if pk == CTA_PROTO_NUM:
-                    proto = buf[pa]
-                elif pk == CTA_PROTO_SRC_PORT:
-                    sport = _BE16.unpack_from(buf, pa)[0]
-                elif pk == CTA_PROTO_DST_PORT:
-                    dport = _BE16.unpack_from(buf, pa)[0]
+    while start + 4 <= end:
+        length, kind = unpack(buf, start)
+        if length < 4:
+            break
+        a, b = start + 4, start + length
+        kind &= NLA_TYPE_MASK
+        while a + 4 <= b:
+            ilen, ikind = unpack(buf, a)
+            if ilen < 4:
+                break
+            if kind == CTA_TUPLE_IP:
+                text = _ntop4(bytes(buf[a + 4:a + 8])) if ilen == 8 else _ntop6(bytes(buf[a + 4:a + ilen]))
+                if ikind in (CTA_IP_V4_SRC, CTA_IP_V6_SRC):
+                    src = text
+                elif ikind in (CTA_IP_V4_DST, CTA_IP_V6_DST):
+                    dst = text
+            elif kind == CTA_TUPLE_PROTO:
+                if ikind == CTA_PROTO_NUM:
+                    proto = buf[a + 4]
+                elif ikind == CTA_PROTO_SRC_PORT:
+                    sport = _BE16.unpack_from(buf, a + 4)[0]
+                elif ikind == CTA_PROTO_DST_PORT:
+                    dport = _BE16.unpack_from(buf, a + 4)[0]
+            a += (ilen + 3) & ~3
+        start += (length + 3) & ~3
     return Tuple(proto, src, dst, sport, dport)
 
 
-def _addr(raw: bytes) -> str:
-    if len(raw) == 4:
-        return socket.inet_ntop(socket.AF_INET, raw)
+def _ntop4(raw: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET, raw)
+
+
+def _ntop6(raw: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET6, raw)
 
 
@@ -179,7 +191,15 @@ def decode_message(buf: bytes | memoryview, offset: int = 0) -> CtMessage | None
     ob = op = rb = rp = 0
     start_ns: int | None = None
     stop_ns: int | None = None
-    for attr, a, b in _attrs(buf, offset + 20, offset + length):
+    pos, end = offset + 20, offset + length
+    unpack = _NLA.unpack_from
+    while pos + 4 <= end:
+        alen, attr = unpack(buf, pos)
+        if alen < 4:
+            break
+        attr &= NLA_TYPE_MASK
+        a, b = pos + 4, pos + alen
+        pos += (alen + 3) & ~3
         if attr == CTA_TUPLE_ORIG:
             orig = _tuple(buf, a, b)
         elif attr == CTA_TUPLE_REPLY:
@@ -214,6 +234,17 @@ def iter_messages(buf: bytes | memoryview) -> Iterator[tuple[int, int, int]]:
             return
         yield offset, mtype, length
         offset += (length + 3) & ~3
+
+
+def decode_datagram(buf: bytes | memoryview) -> list[CtMessage]:
+    """Every conntrack message in one netlink datagram (events come one per datagram)."""
+    out = []
+    for offset, mtype, _length in iter_messages(buf):
+        if mtype >> 8 == NFNL_SUBSYS_CTNETLINK:
+            msg = decode_message(buf, offset)
+            if msg is not None:
+                out.append(msg)
+    return out
 
 
 def _error_code(buf: bytes | memoryview, offset: int) -> int:
@@ -257,19 +288,22 @@ class EventSocket:
         sock.setblocking(False)
         self.sock = sock
         self.overflows = 0
-        self._buf = bytearray(1 << 18)
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def read(self, limit: int = 256) -> tuple[list[CtMessage], bool]:
-        """Up to ``limit`` datagrams of pending events, without blocking; True when events were lost."""
-        out: list[CtMessage] = []
+    def read_raw(self, limit: int = 64) -> tuple[list[bytes], bool]:
+        """Up to ``limit`` pending datagrams, undecoded and without blocking; True when events were lost.
+
+        Decoding is left to the caller so it can decode the newest first: in a backlog, those are
+        the flows whose sockets still exist.
+        """
+        out: list[bytes] = []
         lost = False
-        view = memoryview(self._buf)
+        recv = self.sock.recv
         for _ in range(limit):
             try:
-                n = self.sock.recv_into(self._buf)
+                out.append(recv(65536))
             except BlockingIOError:
                 break
             except OSError as err:
@@ -278,13 +312,12 @@ class EventSocket:
                     lost = True
                     continue
                 raise MeterError(f"conntrack: reading events failed: {err.strerror}") from None
-            chunk = view[:n]
-            for offset, mtype, _length in iter_messages(chunk):
-                if mtype >> 8 == NFNL_SUBSYS_CTNETLINK:
-                    msg = decode_message(chunk, offset)
-                    if msg is not None:
-                        out.append(msg)
         return out, lost
+
+    def read(self, limit: int = 256) -> tuple[list[CtMessage], bool]:
+        """Up to ``limit`` datagrams of pending events, decoded, oldest first."""
+        raw, lost = self.read_raw(limit)
+        return [msg for datagram in raw for msg in decode_datagram(datagram)], lost
 
     def wait(self, timeout: float) -> bool:
         """Block up to ``timeout`` seconds for events; True when some are ready."""

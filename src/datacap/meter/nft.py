@@ -23,6 +23,7 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from datacap.errors import ConfigError, MeterError, NotPermitted
 
@@ -34,8 +35,7 @@ _USER_SHIFT = 6
 _SYSCTLS = ("nf_conntrack_acct", "nf_conntrack_events", "nf_conntrack_timestamp")
 
 
-@dataclass(frozen=True, slots=True)
-class MarkFields:
+class MarkFields(NamedTuple):
     uplink_slot: int
     inbound: bool
     user_slot: int
@@ -50,11 +50,13 @@ class MarkLayout:
     def __post_init__(self) -> None:
         mask = self.mask
         if not 0 < mask <= 0xFFFFFFFF:
-            raise ConfigError(f"attribution.mark_mask: expected a 32-bit mask like 0xffff0000, found {mask:#x}")
+            raise ConfigError("attribution.mark_mask: expected a 32-bit mask like 0xffff0000, "
+                              f"found {mask:#x}")
         low = mask & -mask
         run = mask // low
         if run & (run + 1):
-            raise ConfigError(f"attribution.mark_mask: expected contiguous bits like 0xffff0000, found {mask:#x}")
+            raise ConfigError("attribution.mark_mask: expected contiguous bits like 0xffff0000, "
+                              f"found {mask:#x}")
         if run.bit_length() < _USER_SHIFT + 2:
             raise ConfigError(f"attribution.mark_mask: expected at least {_USER_SHIFT + 2} bits "
                               f"(uplink, direction and user fields), found {run.bit_length()} in {mask:#x}")
@@ -138,7 +140,8 @@ def render_table(layout: MarkLayout, uplinks: Sequence[str], uids: Sequence[int]
     keep_user = f"{0xFFFFFFFF & ~layout.user_bits:#010x}"
     out = [f"table inet {TABLE} {{}}\ndelete table inet {TABLE}\ntable inet {TABLE} {{\n"]
     for slot, _name in enumerate(uplinks, 1):
-        out.append(_chain(f"up_{slot}", f"ct mark set ct mark and {keep_uplink} or {layout.encode(slot):#010x}"))
+        out.append(_chain(f"up_{slot}",
+                          f"ct mark set ct mark and {keep_uplink} or {layout.encode(slot):#010x}"))
         out.append(_chain(f"in_{slot}",
                           f"ct mark set ct mark and {keep_uplink} or {layout.encode(slot, True):#010x}"))
     for slot, _uid in enumerate(uids[: layout.max_users], 1):

@@ -10,6 +10,7 @@ Command-line arguments are never read: they can hold secrets.
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 import re
@@ -70,6 +71,7 @@ def app_name(exe: str | None, comm: str | None) -> str:
     return comm or "unknown"
 
 
+@functools.lru_cache(maxsize=1024)
 def user_name(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name
@@ -85,10 +87,14 @@ class ProcessIndex:
         self.proc = proc
         self.rescan_interval = rescan_interval
         self._clock = clock
-        self._recent: OrderedDict[int, None] = OrderedDict()
+        self._recent: OrderedDict[int, int | None] = OrderedDict()  # pid -> its uid, best first
         self._recent_max = recent
         self._scan_map: dict[int, int] = {}  # inode -> pid from the last full scan
         self._known_pids: set[int] = set()  # pids whose fds the last scans read
+        self._last_notice = float("-inf")
+        self._first_seen: dict[int, float] = {}
+        self.young = 2.0
+        self.notice_interval = 0.005
         self._last_scan = float("-inf")
         self._identities: dict[tuple[int, int], AppIdentity] = {}
         self.full_scans = 0
@@ -109,56 +115,100 @@ class ProcessIndex:
                 out.append(int(link[8:-1]))
         return out
 
-    def _touch(self, pid: int) -> None:
-        self._recent[pid] = None
-        self._recent.move_to_end(pid, last=False)
+    def _touch(self, pid: int, proven: bool = True, uid: int | None = None) -> None:
+        """Put ``pid`` first (it just owned a socket of ``uid``) or, when only a candidate, last."""
+        if pid not in self._recent:
+            self._recent[pid] = uid
+        elif not proven:
+            return
+        if proven:
+            self._recent[pid] = uid
+            self._recent.move_to_end(pid, last=False)
         while len(self._recent) > self._recent_max:
             self._recent.popitem()
 
-    def pid_of(self, inode: int) -> int | None:
-        """The pid holding socket ``inode``, or None (gone, or not found before the next rescan)."""
+    def pid_of(self, inode: int, uid: int | None = None) -> int | None:
+        """The pid holding socket ``inode``, or None (gone, or not found before the next rescan).
+
+        ``uid``, the socket's owner, lets the lookup skip recent processes of other users.
+        """
         if inode == 0:
             return None
-        for pid in list(self._recent):
+        for pid, owner in list(self._recent.items()):
+            if uid is not None and owner is not None and owner != uid:
+                continue
             inodes = self._socket_inodes(pid)
             if not inodes and not os.path.exists(f"{self.proc}/{pid}"):
                 del self._recent[pid]
                 continue
             if inode in inodes:
-                self._touch(pid)
+                self._touch(pid, uid=uid)
                 return pid
-        pid = self._scan_map.get(inode)
-        if pid is not None and inode in self._socket_inodes(pid):
-            self._touch(pid)
-            return pid
-        pid = self._scan_new_pids(inode)
-        if pid is not None:
-            self._touch(pid)
-            return pid
+        cached = self._scan_map.get(inode)
+        if cached is not None and inode in self._socket_inodes(cached):
+            self._touch(cached, uid=uid)
+            return cached
+        fresh = self._scan_new_pids(inode)
+        if fresh is not None:
+            self._touch(fresh, uid=uid)
+            return fresh
         now = self._clock()
         if now - self._last_scan < self.rescan_interval:
             return None
         self._last_scan = now
         self._full_scan()
-        pid = self._scan_map.get(inode)
-        if pid is not None:
-            self._touch(pid)
-        return pid
+        found = self._scan_map.get(inode)
+        if found is not None:
+            self._touch(found, uid=uid)
+        return found
 
     def _pids(self) -> set[int]:
         return {int(entry) for entry in os.listdir(self.proc) if entry.isdigit()}
 
-    def _scan_new_pids(self, inode: int) -> int | None:
-        """Read the fds of processes started since the last look: a new program's first flow."""
+    def _scan_new_pids(self, inode: int, uid: int | None = None) -> int | None:
+        """Read the fds of young processes (first seen less than ``young`` seconds ago).
+
+        A new program's first flows are found here. Young processes holding sockets, or run by
+        ``uid`` (the user of a flow whose socket was already gone), go to the front of the recent
+        list: they are checked first from then on. A process is young for a while, not just at its
+        first sighting, because it may open its first socket only after an exec or setuid.
+        """
+        now = self._clock()
         pids = self._pids()
-        found = None
         for pid in pids - self._known_pids:
-            for owned in self._socket_inodes(pid):
-                self._scan_map.setdefault(owned, pid)
-                if owned == inode:
-                    found = pid
+            self._first_seen[pid] = now
         self._known_pids = pids
+        found = None
+        for pid, seen in list(self._first_seen.items()):
+            if now - seen > self.young or pid not in pids:
+                del self._first_seen[pid]
+                continue
+            owned = self._socket_inodes(pid)
+            if owned or (uid is not None and self._owner(pid) == uid):
+                self._touch(pid, proven=False)
+            for one in owned:
+                self._scan_map.setdefault(one, pid)
+                if one == inode:
+                    found = pid
         return found
+
+    def _owner(self, pid: int) -> int | None:
+        try:
+            return os.stat(f"{self.proc}/{pid}").st_uid
+        except OSError:
+            return None
+
+    def notice_new(self, uid: int | None) -> None:
+        """A flow's socket was gone before its lookup: learn new processes so the next flow is found.
+
+        Rate-limited to one /proc listing per ``notice_interval``; it only orders lookups, it never
+        attributes anything by itself.
+        """
+        now = self._clock()
+        if now - self._last_notice < self.notice_interval:
+            return
+        self._last_notice = now
+        self._scan_new_pids(0, uid)
 
     def warm(self) -> None:
         """Read every process's sockets once, so the first flows only need the new processes."""

@@ -39,10 +39,18 @@ class SocketInfo:
     family: int
 
 
+_V4_PAD = b"\0" * 12
+_HEAD: dict[tuple[int, int], bytes] = {
+    (family, proto): struct.pack("=BBBxI", family, proto, 0, _ALL_STATES)
+    for family in (socket.AF_INET, socket.AF_INET6) for proto in (socket.IPPROTO_TCP, socket.IPPROTO_UDP)}
+_TAIL = struct.pack("=III", 0, INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE)
+_REQ_LEN = 16 + 8 + 4 + 32 + 12
+
+
 def _packed(addr: str) -> tuple[int, bytes]:
     if ":" in addr:
-        return socket.AF_INET6, socket.inet_pton(socket.AF_INET6, addr)
-    return socket.AF_INET, socket.inet_pton(socket.AF_INET, addr).ljust(16, b"\0")
+        return int(socket.AF_INET6), socket.inet_pton(socket.AF_INET6, addr)
+    return int(socket.AF_INET), socket.inet_aton(addr) + _V4_PAD
 
 
 def build_request(proto: int, local: str, lport: int, remote: str, rport: int, seq: int) -> bytes:
@@ -53,9 +61,8 @@ def build_request(proto: int, local: str, lport: int, remote: str, rport: int, s
         src, sport, dst, dport = remote_raw, rport, local_raw, lport
     else:
         src, sport, dst, dport = local_raw, lport, remote_raw, rport
-    body = (struct.pack("=BBBxI", family, proto, 0, _ALL_STATES) + _PORTS.pack(sport, dport) + src + dst
-            + struct.pack("=III", 0, INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE))
-    return _NLMSG.pack(16 + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, seq, 0) + body
+    return b"".join((_NLMSG.pack(_REQ_LEN, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, seq, 0), _HEAD[family, proto],
+                     _PORTS.pack(sport, dport), src, dst, _TAIL))
 
 
 def parse_reply(buf: bytes | memoryview) -> SocketInfo | None:
