@@ -113,6 +113,7 @@ class AttributionSource:
         self.rcvbuf = rcvbuf
         self.nice = nice
         self.realtime = realtime
+        self.resync_interval = 1.0
         self.stats = Stats()
         self.table = FlowTable()
         self._lock = threading.Lock()
@@ -221,8 +222,9 @@ class AttributionSource:
                 os.sched_setscheduler(tid, os.SCHED_RR, os.sched_param(1))
             else:
                 os.setpriority(os.PRIO_PROCESS, tid, self.nice)
+        resync_due, last_resync = False, float("-inf")
         while not self._stop.is_set():
-            if not events.wait(0.2):
+            if not events.wait(0.2) and not resync_due:
                 continue
             try:
                 raw, lost = events.read_raw(limit=64)
@@ -256,8 +258,12 @@ class AttributionSource:
                             self.table.on_destroy(msg, known, now)
             if lost:
                 self.stats.overflows += 1
+                resync_due = True
+            # A dump costs in proportion to all flows: during a long overflow, resync once a second.
+            if resync_due and time.monotonic() - last_resync >= self.resync_interval:
                 self.stats.resyncs += 1
                 self._refresh(now)
+                resync_due, last_resync = False, time.monotonic()
 
     def _attribute(self, msg: CtMessage) -> tuple[Attribution | None, bool]:
         """Who a flow belongs to, and whether to look for its process again later."""

@@ -9,7 +9,8 @@ time they were read, and an ``attribute`` callback that names who a flow belongs
   DESTROY but applied after it does not bring the flow back;
 - a flow counts once (``flows``), in the bucket where datacap first saw it;
 - flows that existed before datacap started only set a baseline: their earlier bytes are not ours;
-- after a full dump, flows it did not contain (their DESTROY was lost) are dropped.
+- after a full dump, flows it did not contain are set aside: a late (re-delivered) DESTROY still
+  finds their last counters; if none comes within ``finished_ttl``, their last bytes are lost.
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ class FlowTable:
         self.finished_ttl = finished_ttl
         self.live: dict[FlowKey, FlowState] = {}
         self.finished: OrderedDict[FlowKey, float] = OrderedDict()
+        # Flows a dump no longer holds whose DESTROY has not arrived: the kernel keeps a dying flow
+        # off its table until its DESTROY is delivered (reliable delivery after an overflow).
+        self.vanished: OrderedDict[FlowKey, tuple[FlowState, float]] = OrderedDict()
         self.pending: dict[tuple[int, Attribution], Usage] = {}
         self.recent: dict[Attribution, Usage] = {}  # since the last rates() call
         self.lost_flows = 0
@@ -132,6 +136,9 @@ class FlowTable:
             self.duplicates_ignored += 1
             return
         state = self.live.pop(key, None)
+        if state is None and key in self.vanished:
+            state = self.vanished.pop(key)[0]
+            self.lost_flows -= 1
         if state is None:
             attribution, _retry = attribute(msg)
             state = FlowState(attribution, 0, 0, now)
@@ -144,13 +151,18 @@ class FlowTable:
         gone = [key for key, state in self.live.items()
                 if key not in present and state.last_seen < dump_started]
         for key in gone:
-            del self.live[key]
+            self.vanished[key] = (self.live.pop(key), now + self.finished_ttl)
             self.lost_flows += 1
         while self.finished:
             key, expiry = next(iter(self.finished.items()))
             if expiry > now:
                 break
             self.finished.popitem(last=False)
+        while self.vanished:
+            key, (_state, expiry) = next(iter(self.vanished.items()))
+            if expiry > now:
+                break
+            self.vanished.popitem(last=False)
 
     def drain(self) -> dict[tuple[int, Attribution], Usage]:
         """Usage since the previous drain, per (5-minute bucket, attribution)."""
