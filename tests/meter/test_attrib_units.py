@@ -88,7 +88,8 @@ def test_parse_set_counters() -> None:
 @pytest.mark.parametrize(("cgroup", "unit"), [
     ("/user.slice/user-1000.slice/user@1000.service/app.slice/app-flatpak-org.mozilla.firefox-4242.scope",
      "flatpak:org.mozilla.firefox"),
-    ("/user.slice/user-1000.slice/user@1000.service/app.slice/snap.firefox.firefox-1a2b.scope", "snap:firefox"),
+    ("/user.slice/user-1000.slice/user@1000.service/app.slice/snap.firefox.firefox-1a2b.scope",
+     "snap:firefox"),
     ("/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-firefox-7781.scope",
      "app-gnome-firefox.scope"),
     ("/system.slice/docker-0123456789abcdef0123456789abcdef.scope", "docker:0123456789ab"),
@@ -122,7 +123,7 @@ def test_sock_diag_request_swaps_ends_for_udp_only() -> None:
                                           (udp, (443, 40000, "10.0.0.2", "10.0.0.1"))):
         length, mtype, flags, _seq, _pid = struct.unpack_from("=IHHII", req)
         assert (length, mtype, flags) == (len(req), 20, 1)
-        family, proto, _ext, states = struct.unpack_from("=BBBxI", req, 16)
+        family, _proto, _ext, states = struct.unpack_from("=BBBxI", req, 16)
         assert family == socket.AF_INET and states == 0xFFFFFFFF
         assert struct.unpack_from(">HH", req, 24) == (sport, dport)
         assert socket.inet_ntoa(req[28:32]) == src and socket.inet_ntoa(req[44:48]) == dst
@@ -147,7 +148,8 @@ def test_sock_diag_reply_parsing() -> None:
 
 def _encoded(kind: int, flags: int, family: int, src: str, dst: str, mark: int) -> bytes:
     v6 = family == socket.AF_INET6
-    ip = [("CTA_IP_V6_SRC" if v6 else "CTA_IP_V4_SRC", src), ("CTA_IP_V6_DST" if v6 else "CTA_IP_V4_DST", dst)]
+    ip = [("CTA_IP_V6_SRC" if v6 else "CTA_IP_V4_SRC", src),
+          ("CTA_IP_V6_DST" if v6 else "CTA_IP_V4_DST", dst)]
     reply_ip = [(ip[0][0], dst), (ip[1][0], src)]
     proto = [("CTA_PROTO_NUM", 17), ("CTA_PROTO_SRC_PORT", 5353), ("CTA_PROTO_DST_PORT", 53)]
     reply_proto = [("CTA_PROTO_NUM", 17), ("CTA_PROTO_SRC_PORT", 53), ("CTA_PROTO_DST_PORT", 5353)]
@@ -156,11 +158,13 @@ def _encoded(kind: int, flags: int, family: int, src: str, dst: str, mark: int) 
     msg["header"]["flags"] = flags
     msg["nfgen_family"] = family
     msg["attrs"] = [
-        ("CTA_TUPLE_ORIG", {"attrs": [("CTA_TUPLE_IP", {"attrs": ip}), ("CTA_TUPLE_PROTO", {"attrs": proto})]}),
+        ("CTA_TUPLE_ORIG", {"attrs": [("CTA_TUPLE_IP", {"attrs": ip}),
+                                      ("CTA_TUPLE_PROTO", {"attrs": proto})]}),
         ("CTA_TUPLE_REPLY", {"attrs": [("CTA_TUPLE_IP", {"attrs": reply_ip}),
                                        ("CTA_TUPLE_PROTO", {"attrs": reply_proto})]}),
         ("CTA_COUNTERS_ORIG", {"attrs": [("CTA_COUNTERS_PACKETS", 3), ("CTA_COUNTERS_BYTES", 300)]}),
-        ("CTA_COUNTERS_REPLY", {"attrs": [("CTA_COUNTERS_PACKETS", 2), ("CTA_COUNTERS_BYTES", 5_000_000_000)]}),
+        ("CTA_COUNTERS_REPLY", {"attrs": [("CTA_COUNTERS_PACKETS", 2),
+                                          ("CTA_COUNTERS_BYTES", 5_000_000_000)]}),
         ("CTA_MARK", mark),
         ("CTA_ID", 0xDEADBEEF),
         ("CTA_TIMESTAMP", {"attrs": [("CTA_TIMESTAMP_START", 10**18), ("CTA_TIMESTAMP_STOP", 10**18 + 5)]}),
@@ -187,7 +191,8 @@ def test_decoder_reads_what_pyroute2_encodes(kind: int, flags: int, expected: Ki
     assert msg.kind is expected and msg.family == family
     assert msg.orig == Tuple(17, src, dst, 5353, 53)
     assert msg.reply == Tuple(17, dst, src, 53, 5353)
-    assert (msg.orig_bytes, msg.orig_packets, msg.reply_bytes, msg.reply_packets) == (300, 3, 5_000_000_000, 2)
+    counters = (msg.orig_bytes, msg.orig_packets, msg.reply_bytes, msg.reply_packets)
+    assert counters == (300, 3, 5_000_000_000, 2)
     assert (msg.mark, msg.ct_id, msg.start_ns, msg.stop_ns) == (0x00810000, 0xDEADBEEF, 10**18, 10**18 + 5)
     assert ctnetlink.decode_datagram(raw + raw) == [msg, msg]
 
