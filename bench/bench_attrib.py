@@ -109,7 +109,14 @@ def run_phase(host: Netns, agent: Any, hogs: Nethogs, cmd: list[str], app: str) 
     started = time.monotonic()
     proc = host.popen(*cmd)
     pids = {proc.pid}  # `ip netns exec` execs the program: same pid, as nethogs reports it
-    proc.wait(timeout=300)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        # Like `datacap top` (and nethogs -d 1): a refresh every second, so datacap dumps too.
+        try:
+            proc.wait(timeout=1)
+            break
+        except subprocess.TimeoutExpired:
+            agent.ask("rates")
     # Let nethogs print two more refreshes (once per second), so it has reported every packet.
     seen = hogs.refreshes
     wait_for(lambda: hogs.refreshes >= seen + 2, 5, "nethogs refreshes")

@@ -136,15 +136,19 @@ class Topology:
         self.tag = tag
         self.spaces: list[Netns] = []
 
-    def netns(self, role: str) -> Netns:
+    def netns(self, role: str, ipv6: bool = False) -> Netns:
+        """A new namespace with loopback up; IPv6 off unless asked (no autoconfiguration chatter)."""
         name = f"dc-{self.tag}-{role}-{os.getpid()}-{next(_COUNTER)}"
         subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
         ns = Netns(name)
         self.spaces.append(ns)
         ns.run("ip", "link", "set", "lo", "up")
-        # No IPv6 autoconfiguration chatter: the tests count every byte.
-        ns.sysctl("net.ipv6.conf.all.disable_ipv6", "1")
-        ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1")
+        value = "0" if ipv6 else "1"
+        ns.sysctl("net.ipv6.conf.all.disable_ipv6", value)
+        ns.sysctl("net.ipv6.conf.default.disable_ipv6", value)
+        if ipv6:
+            ns.sysctl("net.ipv6.conf.default.accept_ra", "0")
+            ns.sysctl("net.ipv6.conf.default.dad_transmits", "0")
         return ns
 
     def link(self, a: Netns, a_if: str, a_addr: str, b: Netns, b_if: str, b_addr: str) -> None:
@@ -152,7 +156,8 @@ class Topology:
         subprocess.run(["ip", "link", "add", a_if, "netns", a.name, "type", "veth", "peer", "name", b_if,
                         "netns", b.name], check=True, capture_output=True)
         for ns, ifname, addr in ((a, a_if, a_addr), (b, b_if, b_addr)):
-            ns.run("ip", "addr", "add", addr, "dev", ifname)
+            extra = ["nodad"] if ":" in addr else []  # usable at once, no duplicate detection wait
+            ns.run("ip", "addr", "add", addr, "dev", ifname, *extra)
             ns.run("ip", "link", "set", ifname, "up")
 
     def close(self) -> None:

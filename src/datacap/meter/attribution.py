@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import json
 import os
 import socket
@@ -52,6 +53,16 @@ class NoServices:
 
     def service_for(self, ip: str) -> str | None:
         return None
+
+
+class StaticServices:
+    """Fixed address -> service pins (``--service 203.0.113.7=backup``); unknown addresses: None."""
+
+    def __init__(self, pins: dict[str, str]) -> None:
+        self.pins = {str(ipaddress.ip_address(ip)): name for ip, name in pins.items()}
+
+    def service_for(self, ip: str) -> str | None:
+        return self.pins.get(ip)
 
 
 class AddressOnlyClients:
@@ -327,8 +338,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uplink", action="append", required=True, help="uplink interface (repeat)")
     parser.add_argument("--mark-mask", type=lambda s: int(s, 0), default=None)
     parser.add_argument("--rcvbuf", type=int, default=8 << 20)
+    parser.add_argument("--service", action="append", default=[], metavar="IP=NAME",
+                        help="attribute traffic with this address to a service (repeat)")
     args = parser.parse_args(argv)
-    source = AttributionSource(args.uplink, mark_mask=args.mark_mask, rcvbuf=args.rcvbuf)
+    pins: dict[str, str] = {}
+    for pin in args.service:
+        ip, sep, name = pin.partition("=")
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            ip = ""
+        if not sep or not name or not ip:
+            parser.error(f"--service: expected IP=NAME like 203.0.113.7=backup, found {pin!r}")
+        pins[ip] = name
+    source = AttributionSource(args.uplink, mark_mask=args.mark_mask, rcvbuf=args.rcvbuf,
+                               services=StaticServices(pins))
     try:
         source.start()
     except DatacapError as err:
