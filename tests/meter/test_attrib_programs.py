@@ -165,3 +165,43 @@ def test_ipv6_flows_and_pinned_service() -> None:
     assert attributed == pytest.approx(l3_total(before, after), rel=0.02)
     assert totals["clients"]["fd00:77::1"]["tx_bytes"] == pytest.approx(after["tx_l3"] - before["tx_l3"],
                                                                          rel=0.02)
+
+
+def test_inbound_connection_goes_to_the_listening_program(pair: tuple[Topology, Netns, Netns]) -> None:
+    _topo, host, peer = pair
+    host.popen("python3", "-c", TCP_SINK, "6200")  # the program on this host that accepts uploads
+    wait_for(lambda: host.listening(6200), 10, "the host's server to listen")
+    agent = attribution_agent(host, ["up0"])
+    try:
+        before = host.counters("up0")
+        peer.run("python3", "-c", PY_TCP, "10.77.0.1", "6200", str(12 << 20), timeout=120)
+        wait_for(lambda: not host.run("ss", "-tnH", "state", "established").stdout.strip(), 10,
+                 "the connection to close")
+        after = host.counters("up0")
+        rows: list[dict[str, Any]] = agent.ask("poll")
+    finally:
+        agent.stop()
+    mine = [r for r in rows if r["app"] and r["app"]["name"].startswith("python3")]
+    assert len(mine) == 1 and mine[0]["flows"] == 1, rows
+    # Initiated from outside: what the peer sent is this host's rx.
+    assert mine[0]["rx_bytes"] == pytest.approx(after["rx_l3"] - before["rx_l3"], rel=0.02), rows
+    assert mine[0]["tx_bytes"] == pytest.approx(after["tx_l3"] - before["tx_l3"], rel=0.02), rows
+
+
+def test_live_rates_name_the_busy_program(pair: tuple[Topology, Netns, Netns]) -> None:
+    _topo, host, peer = pair
+    peer.popen("iperf3", "-s", "-p", "5201")
+    wait_for(lambda: peer.listening(5201), 10, "iperf3 to listen")
+    agent = attribution_agent(host, ["up0"])
+    try:
+        client = host.popen("iperf3", "-c", "10.77.0.2", "-p", "5201", "-t", "30", "-b", "50M")
+
+        def busy() -> list[dict[str, Any]]:
+            rates = agent.ask("rates")
+            return [r for r in rates if r["app"] and r["app"]["name"] == "iperf3" and r["tx_rate"] > 1e6]
+
+        found = wait_for(busy, 20, "iperf3 in the live rates", interval=0.5)
+        client.kill()
+    finally:
+        agent.stop()
+    assert found[0]["interface"] == "up0"

@@ -33,6 +33,7 @@ from datacap.meter.processes import ProcessIndex, user_name
 from datacap.meter.sockets import SockDiag
 from datacap.model import AppIdentity, AttribDelta, ClientIdentity
 
+_NOT_ACCEPTED = (1, 3)  # TCP_ESTABLISHED, TCP_SYN_RECV
 UNKNOWN_APP = "unknown"  # AppIdentity.name when only the user is known (the socket was already gone)
 
 
@@ -292,15 +293,19 @@ class AttributionSource:
         mark_uid = self.nft.uid_of(fields.user_slot)
         if fields.user_slot == 0 and local not in self._local:
             return Attribution(interface, None, self.clients.identify(local), service, fields.inbound), False
-        app, retry = self._app(msg.orig.proto, local, lport, remote, rport, mark_uid)
+        app, retry = self._app(msg.orig.proto, local, lport, remote, rport, mark_uid, fields.inbound)
         return Attribution(interface, app, None, service, fields.inbound), retry
 
     def _app(self, proto: int, local: str, lport: int, remote: str, rport: int,
-             mark_uid: int | None) -> tuple[AppIdentity | None, bool]:
+             mark_uid: int | None, inbound: bool = False) -> tuple[AppIdentity | None, bool]:
         info = None
         if self._diag is not None and proto in (socket.IPPROTO_TCP, socket.IPPROTO_UDP):
             try:
                 info = self._diag.lookup(proto, local, lport, remote, rport)
+                if inbound and info is not None and info.inode == 0 and info.state in _NOT_ACCEPTED:
+                    # An inbound connection not yet accepted has no file of its own: the listening
+                    # socket's owner is the program that will accept it.
+                    info = self._diag.lookup(proto, local, lport, "::" if ":" in local else "0.0.0.0", 0)
             except (OSError, MeterError):
                 info = None
         uid = mark_uid
@@ -314,6 +319,13 @@ class AttributionSource:
                 uid = info.uid
         if info is not None and info.inode:
             pid = self._procs.pid_of(info.inode, info.uid)
+            if pid is None and inbound and proto == socket.IPPROTO_TCP and self._diag is not None:
+                # Just accepted by a process not yet indexed: the listener it accepted from is
+                # long-lived and indexed, and belongs to the same program.
+                with contextlib.suppress(OSError, MeterError):
+                    listener = self._diag.lookup(proto, local, lport, "::" if ":" in local else "0.0.0.0", 0)
+                    if listener is not None and listener.inode and listener.uid == info.uid:
+                        pid = self._procs.pid_of(listener.inode, listener.uid)
             ident = self._procs.identity(pid) if pid is not None else None
             if ident is not None:
                 self.stats.process_found += 1

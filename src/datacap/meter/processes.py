@@ -212,8 +212,7 @@ class ProcessIndex:
 
     def warm(self) -> None:
         """Read every process's sockets once, so the first flows only need the new processes."""
-        self._last_scan = self._clock()
-        self._full_scan()
+        self._full_scan()  # not counted by the rate limit: the first miss may rescan at once
 
     def _full_scan(self) -> None:
         self.full_scans += 1
