@@ -234,3 +234,42 @@ def test_existing_ct_mark_survives_and_only_our_table_changes(pair: tuple[Netns,
                for r in rows), rows
     tables = host.run("nft", "list", "tables").stdout
     assert "dctest_other" in tables and "datacap" not in tables
+
+
+def test_without_root_start_says_why_and_changes_nothing(pair: tuple[Netns, Netns]) -> None:
+    require_root("setpriv")
+    host, _peer = pair
+    as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3", "-m",
+                 "datacap.meter.attribution", "--uplink", "up0"]
+    first = host.run(*as_nobody, check=False)
+    assert first.returncode == 2, first.stderr
+    said = json.loads(first.stdout)
+    assert said["not_permitted"] and "needs root" in said["error"], said
+    # With conntrack accounting already on (root did it), the nftables step is the one refused.
+    for key in ("acct", "events", "timestamp"):
+        host.sysctl(f"net.netfilter.nf_conntrack_{key}", "1")
+    second = host.run(*as_nobody, check=False)
+    said = json.loads(second.stdout)
+    assert said["not_permitted"] and "nftables" in said["error"] and "needs root" in said["error"], said
+    assert "datacap" not in host.run("nft", "list", "tables").stdout
+
+
+LIFECYCLE = """
+import subprocess
+from datacap.meter.nft import NftTable
+table = NftTable(["up0"], uids=[0, 65534])
+table.load()
+table.load()  # a restart replaces the table atomically, it does not fail or duplicate it
+print(subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout.count("datacap"))
+print(table.add_users([65534, 4242]))
+print(table.totals().uplinks)
+table.remove()
+table.remove()
+print(subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout.count("datacap"))
+"""
+
+
+def test_table_load_is_idempotent_and_remove_is_safe_twice(pair: tuple[Netns, Netns]) -> None:
+    host, _peer = pair
+    lines = host.python(LIFECYCLE).splitlines()
+    assert lines == ["1", "[4242]", "{}", "0"]

@@ -71,6 +71,7 @@ def test_connection_storm_is_attributed_to_its_program_and_user(
         after = host.counters("up0")
         rows: list[dict[str, Any]] = agent.ask("poll")
         stats = agent.ask("stats")
+        totals = agent.ask("totals")
     finally:
         agent.stop()
     assert done == CONNECTIONS
@@ -87,3 +88,5 @@ def test_connection_storm_is_attributed_to_its_program_and_user(
     assert to_user == pytest.approx(truth, rel=0.02), (to_user, truth, stats)
     assert to_program >= 0.9 * truth, (to_program, truth, str(stats))
     assert sum(row["flows"] for row in rows) == CONNECTIONS
+    nobody = totals["users"]["65534"]  # the kernel's exact per-user count agrees
+    assert nobody["rx_bytes"] + nobody["tx_bytes"] == pytest.approx(truth, rel=0.02), totals

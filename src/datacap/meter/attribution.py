@@ -138,6 +138,7 @@ class AttributionSource:
         self._local: set[str] = set()
         self._seen_uids: set[int] = set()
         self._last_rates = time.monotonic()
+        self._failure: str | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -179,10 +180,17 @@ class AttributionSource:
     # -- the daemon's calls ---------------------------------------------------------------------
 
     def poll(self, now: float) -> list[AttribDelta]:
-        """Bytes attributed since the last poll, per 5-minute bucket and attribution."""
+        """Bytes attributed since the last poll, per 5-minute bucket and attribution.
+
+        Raises :class:`MeterError` when the event thread has failed (the reason is in the message).
+        """
+        if self._failure is not None:
+            raise MeterError(f"attribution: the conntrack event reader stopped: {self._failure}")
         self._refresh(now)
         with self._lock:
             drained = self.table.drain()
+            if time.monotonic() - self._last_rates > 60:
+                self.table.drain_recent()  # nobody watches live rates: do not let them pile up
             new_uids = self._seen_uids - set(self.nft.uids)
         if new_uids:
             self.nft.add_users(new_uids)
@@ -223,6 +231,12 @@ class AttributionSource:
                 self.table.sweep({msg.key for msg in entries}, started, now)
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as err:  # reported by the next poll(): the daemon decides what to do
+            self._failure = f"{type(err).__name__}: {err}"
+
+    def _loop(self) -> None:
         events = self._events
         assert events is not None
         # The thread must look a flow up before a short connection closes its socket (a storm on a
@@ -238,10 +252,7 @@ class AttributionSource:
         while not self._stop.is_set():
             if not events.wait(0.2) and not resync_due:
                 continue
-            try:
-                raw, lost = events.read_raw(limit=64)
-            except MeterError:
-                break
+            raw, lost = events.read_raw(limit=64)
             now = time.time()
             with self._lock:
                 # In a backlog the oldest flows' sockets are probably gone already: decode and look up

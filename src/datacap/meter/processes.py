@@ -186,6 +186,8 @@ class ProcessIndex:
             owned = self._socket_inodes(pid)
             if owned or (uid is not None and self._owner(pid) == uid):
                 self._touch(pid, proven=False)
+            if len(self._scan_map) > 1 << 16:
+                self._scan_map.clear()  # bounded: the next full scan rebuilds it
             for one in owned:
                 self._scan_map.setdefault(one, pid)
                 if one == inode:
