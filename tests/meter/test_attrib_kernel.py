@@ -263,6 +263,9 @@ table.load()  # a restart replaces the table atomically, it does not fail or dup
 print(subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout.count("datacap"))
 print(table.add_users([65534, 4242]))
 print(table.totals().uplinks)
+print(table.add_uplinks(["up0", "wwan1"]), table.uplink_of(2))
+listing = subprocess.run(["nft", "list", "table", "inet", "datacap"], capture_output=True, text=True).stdout
+print('"wwan1" : jump up_2' in listing and '"wwan1" : jump in_2' in listing)
 table.remove()
 table.remove()
 print(subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout.count("datacap"))
@@ -272,4 +275,4 @@ print(subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).
 def test_table_load_is_idempotent_and_remove_is_safe_twice(pair: tuple[Netns, Netns]) -> None:
     host, _peer = pair
     lines = host.python(LIFECYCLE).splitlines()
-    assert lines == ["1", "[4242]", "{}", "0"]
+    assert lines == ["1", "[4242]", "{}", "['wwan1'] wwan1", "True", "0"]

@@ -213,6 +213,11 @@ class AttributionSource:
                     attr.client, attr.service) for attr, usage in recent.items()]
         return sorted(out, key=lambda r: r.rx_rate + r.tx_rate, reverse=True)
 
+    def add_uplinks(self, names: Sequence[str]) -> list[str]:
+        """Attribute traffic of more uplinks from now on (a card appeared); returns those added."""
+        with self._lock:
+            return self.nft.add_uplinks(names)
+
     def totals(self) -> ExactTotals:
         """Exact cumulative per-uplink, per-user and per-client bytes counted by nftables."""
         return self.nft.totals()

@@ -269,6 +269,35 @@ class NftTable:
             self._run(["-f", "-"], "".join(script))
         return added
 
+    def add_uplinks(self, names: Iterable[str]) -> list[str]:
+        """Stamp flows of uplinks configured since loading (a card plugged in), keeping counters.
+
+        Slots are only ever appended, so marks already in the conntrack table keep their meaning.
+        """
+        new = [n for n in dict.fromkeys(names) if n not in self.uplinks]
+        if not new:
+            return []
+        if len(self.uplinks) + len(new) > self.layout.max_uplinks:
+            raise ConfigError(f"attribution: at most {self.layout.max_uplinks} uplinks fit in the ct mark, "
+                              f"found {len(self.uplinks) + len(new)}")
+        render_table(self.layout, new, [])  # validates the names
+        keep = f"{0xFFFFFFFF & ~self.layout.uplink_bits:#010x}"
+        script: list[str] = []
+        for name in new:
+            slot = len(self.uplinks) + 1
+            self.uplinks.append(name)
+            for chain, inbound, vmap in ((f"up_{slot}", False, "uplink_out"),
+                                         (f"in_{slot}", True, "uplink_in")):
+                mark = self.layout.encode(slot, inbound)
+                script.append(f"add chain inet {TABLE} {chain}\n"
+                              f"add rule inet {TABLE} {chain} ct mark set ct mark and {keep} "
+                              f"or {mark:#010x}\n"
+                              f'add element inet {TABLE} {vmap} {{ "{name}" : jump {chain} }}\n')
+            script.append(f'add element inet {TABLE} uplinks {{ "{name}" }}\n')
+        if self.loaded:
+            self._run(["-f", "-"], "".join(script))
+        return new
+
     def uplink_of(self, slot: int) -> str | None:
         return self.uplinks[slot - 1] if 0 < slot <= len(self.uplinks) else None
 
