@@ -131,6 +131,39 @@ def run_phase(host: Netns, agent: Any, hogs: Nethogs, cmd: list[str], app: str) 
             "share_hogs": min(hogs.bytes_of(pids) / l2, 1.0) if l2 else 0.0, "bytes": l3}
 
 
+def bench_topology(shaped: bool, seconds: int) -> list[tuple[str, dict[str, float]]]:
+    """One host/peer pair (raw veth, or shaped to 100 Mbit/s) and the phases run on it."""
+    results: list[tuple[str, dict[str, float]]] = []
+    with topology("bench") as topo:
+        host, peer = topo.netns("h"), topo.netns("p")
+        topo.link(host, "up0", "10.90.0.1/24", peer, "eth0", "10.90.0.2/24")
+        if shaped:
+            host.shape("up0", "100mbit")
+            peer.shape("eth0", "100mbit")
+        peer.popen("iperf3", "-s", "-p", "5201")
+        peer.popen("python3", "-c", SERVER, "7000")
+        wait_for(lambda: peer.listening(5201) and peer.listening(7000), 10, "servers")
+        agent = attribution_agent(host, ["up0"])
+        hogs = Nethogs(host, "up0")
+        try:
+            wait_for(lambda: hogs.refreshes >= 1, 10, "nethogs to start")
+            storm = ["python3", "-c", STORM, "10.90.0.2", "7000", "2000"]
+            if shaped:
+                results.append(("2,000-connection storm, 100 Mbit/s link",
+                                run_phase(host, agent, hogs, storm, "python3.11")))
+                return results
+            tcp = ["iperf3", "-c", "10.90.0.2", "-p", "5201", "-t", str(seconds)]
+            udp = ["iperf3", "-c", "10.90.0.2", "-p", "5201", "-u", "-b", "100M", "-t", "5"]
+            for name, cmd, app in (("iperf3 TCP, full rate", tcp, "iperf3"),
+                                   ("iperf3 TCP, 10 Mbit/s", [*tcp, "-b", "10M"], "iperf3"),
+                                   ("2,000-connection storm, raw veth", storm, "python3.11"),
+                                   ("iperf3 UDP, 100 Mbit/s", udp, "iperf3")):
+                results.append((name, run_phase(host, agent, hogs, cmd, app)))
+        finally:
+            agent.stop()
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=20, help="length of the iperf3 phases")
@@ -140,34 +173,7 @@ def main() -> int:
         return 2
     results: list[tuple[str, dict[str, float]]] = []
     for shaped in (False, True):
-        with topology("bench") as topo:
-            host, peer = topo.netns("h"), topo.netns("p")
-            topo.link(host, "up0", "10.90.0.1/24", peer, "eth0", "10.90.0.2/24")
-            if shaped:
-                host.shape("up0", "100mbit")
-                peer.shape("eth0", "100mbit")
-            peer.popen("iperf3", "-s", "-p", "5201")
-            peer.popen("python3", "-c", SERVER, "7000")
-            wait_for(lambda p=peer: p.listening(5201) and p.listening(7000), 10, "servers")
-            agent = attribution_agent(host, ["up0"])
-            hogs = Nethogs(host, "up0")
-            try:
-                wait_for(lambda h=hogs: h.refreshes >= 1, 10, "nethogs to start")
-                storm = ["python3", "-c", STORM, "10.90.0.2", "7000", "2000"]
-                if not shaped:
-                    tcp = ["iperf3", "-c", "10.90.0.2", "-p", "5201", "-t", str(args.seconds)]
-                    results.append(("iperf3 TCP, full rate", run_phase(host, agent, hogs, tcp, "iperf3")))
-                    slow = [*tcp, "-b", "10M"]
-                    results.append(("iperf3 TCP, 10 Mbit/s", run_phase(host, agent, hogs, slow, "iperf3")))
-                    results.append(("2,000-connection storm, raw veth",
-                                    run_phase(host, agent, hogs, storm, "python3.11")))
-                    udp = ["iperf3", "-c", "10.90.0.2", "-p", "5201", "-u", "-b", "100M", "-t", "5"]
-                    results.append(("iperf3 UDP, 100 Mbit/s", run_phase(host, agent, hogs, udp, "iperf3")))
-                else:
-                    results.append(("2,000-connection storm, 100 Mbit/s link",
-                                    run_phase(host, agent, hogs, storm, "python3.11")))
-            finally:
-                agent.stop()
+        results += bench_topology(shaped, args.seconds)
     print(f"{'phase':42} {'secs':>5} {'CPU s datacap':>14} {'CPU s nethogs':>14} "
           f"{'right process datacap':>22} {'right process nethogs':>22}")
     for name, r in results:
