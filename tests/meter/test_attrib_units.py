@@ -305,3 +305,15 @@ def test_retry_names_the_process_for_later_bytes() -> None:
     drained = table.drain()
     assert {a.app.name for (_b, a) in drained if a.app} == {"unknown", "firefox"}
     assert drained[(int(T0), APP)].rx_bytes == 10
+
+
+def test_require_root_skips_but_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    import netns
+
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true but the test needs root"):
+        netns.require_root()
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception, match="needs root"):
+        netns.require_root()
