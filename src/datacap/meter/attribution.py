@@ -228,12 +228,15 @@ class AttributionSource:
         """Dump all flows: bytes of long-lived flows, flows whose NEW event was lost, lost DESTROYs."""
         with self._dump_lock:
             started = time.time()
-            entries = ctnetlink.dump()
+            entries = ctnetlink.dump_entries()
             with self._lock:
                 self.stats.dumps += 1
-                for msg in entries:
-                    self.table.on_dump_entry(msg, self._attribute, now)
-                self.table.sweep({msg.key for msg in entries}, started, now)
+                for entry in entries:
+                    if not self.table.on_dump_counters(entry.key, entry.orig_bytes, entry.reply_bytes, now):
+                        msg = entry.decode()  # a flow not seen yet (its NEW was lost) or to retry
+                        if msg is not None:
+                            self.table.on_dump_entry(msg, self._attribute, now)
+                self.table.sweep({entry.key for entry in entries}, started, now)
 
     def _run(self) -> None:
         try:

@@ -94,11 +94,28 @@ class CtMessage(NamedTuple):
     reply_packets: int
     start_ns: int | None
     stop_ns: int | None
+    orig_raw: bytes = b""  # the encoded original tuple: a cheap, exact flow identity
 
     @property
-    def key(self) -> tuple[int, int, Tuple]:
+    def key(self) -> FlowKey:
         """Identity of a flow: the kernel's id is a hash that can repeat, the tuple makes it unique."""
-        return (self.ct_id, self.zone, self.orig)
+        return (self.ct_id, self.zone, self.orig_raw or self.orig)
+
+
+FlowKey = tuple[int, int, "bytes | Tuple"]
+
+
+class DumpEntry(NamedTuple):
+    """A dump entry read cheaply: identity and counters; ``decode()`` for the rest when needed."""
+
+    key: FlowKey
+    orig_bytes: int
+    reply_bytes: int
+    datagram: bytes
+    offset: int
+
+    def decode(self) -> CtMessage | None:
+        return decode_message(self.datagram, self.offset)
 
 
 def _attrs(buf: bytes | memoryview, start: int, end: int) -> Iterator[tuple[int, int, int]]:
@@ -187,6 +204,7 @@ def decode_message(buf: bytes | memoryview, offset: int = 0) -> CtMessage | None
     family = buf[offset + 16]
     orig: Tuple | None = None
     reply: Tuple | None = None
+    orig_raw = b""
     ct_id = mark = zone = 0
     ob = op = rb = rp = 0
     start_ns: int | None = None
@@ -202,6 +220,7 @@ def decode_message(buf: bytes | memoryview, offset: int = 0) -> CtMessage | None
         pos += (alen + 3) & ~3
         if attr == CTA_TUPLE_ORIG:
             orig = _tuple(buf, a, b)
+            orig_raw = bytes(buf[a:b])
         elif attr == CTA_TUPLE_REPLY:
             reply = _tuple(buf, a, b)
         elif attr == CTA_COUNTERS_ORIG:
@@ -222,7 +241,39 @@ def decode_message(buf: bytes | memoryview, offset: int = 0) -> CtMessage | None
                     stop_ns = _BE64.unpack_from(buf, ta)[0]
     if orig is None:
         return None
-    return CtMessage(kind, family, orig, reply, ct_id, mark, zone, ob, op, rb, rp, start_ns, stop_ns)
+    return CtMessage(kind, family, orig, reply, ct_id, mark, zone, ob, op, rb, rp, start_ns, stop_ns,
+                     orig_raw)
+
+
+def scan_entry(buf: bytes, offset: int) -> tuple[FlowKey, int, int] | None:
+    """(key, orig bytes, reply bytes) of a conntrack message, without decoding tuples.
+
+    The periodic dump reads every tracked flow; most are already known and need only their counters.
+    """
+    length = _NLMSG.unpack_from(buf, offset)[0]
+    pos, end = offset + 20, offset + length
+    unpack = _NLA.unpack_from
+    raw = b""
+    ct_id = zone = ob = rb = 0
+    while pos + 4 <= end:
+        alen, attr = unpack(buf, pos)
+        if alen < 4:
+            break
+        attr &= NLA_TYPE_MASK
+        if attr == CTA_TUPLE_ORIG:
+            raw = buf[pos + 4:pos + alen]
+        elif attr == CTA_ID:
+            ct_id = _BE32.unpack_from(buf, pos + 4)[0]
+        elif attr == CTA_ZONE:
+            zone = _BE16.unpack_from(buf, pos + 4)[0]
+        elif attr == CTA_COUNTERS_ORIG:
+            ob = _counters(buf, pos + 4, pos + alen)[0]
+        elif attr == CTA_COUNTERS_REPLY:
+            rb = _counters(buf, pos + 4, pos + alen)[0]
+        pos += (alen + 3) & ~3
+    if not raw:
+        return None
+    return (ct_id, zone, raw), ob, rb
 
 
 def iter_messages(buf: bytes | memoryview) -> Iterator[tuple[int, int, int]]:
@@ -328,8 +379,8 @@ class EventSocket:
         self.sock.close()
 
 
-def dump(family: int = 0) -> list[CtMessage]:
-    """Every conntrack entry of this network namespace (``family`` 0: IPv4 and IPv6)."""
+def _dump_datagrams(family: int = 0) -> Iterator[bytes]:
+    """The datagrams of a dump of every conntrack entry of this network namespace."""
     try:
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_NETFILTER)
     except OSError as err:
@@ -337,26 +388,35 @@ def dump(family: int = 0) -> list[CtMessage]:
     with sock:
         sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE if os.geteuid() == 0 else socket.SO_RCVBUF, 4 << 20)
         sock.bind((0, 0))
-        seq = 1
         mtype = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET
-        req = _NLMSG.pack(20, mtype, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + _NFGEN.pack(family, 0, 0)
-        sock.send(req)
-        out: list[CtMessage] = []
-        buf = bytearray(1 << 18)
-        view = memoryview(buf)
+        sock.send(_NLMSG.pack(20, mtype, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + _NFGEN.pack(family, 0, 0))
         while True:
-            n = sock.recv_into(buf)
-            chunk = view[:n]
-            for offset, mtype_, _length in iter_messages(chunk):
+            data = sock.recv(1 << 18)
+            for offset, mtype_, _length in iter_messages(data):
                 if mtype_ == NLMSG_DONE:
-                    return out
+                    yield data[:offset]
+                    return
                 if mtype_ == NLMSG_ERROR:
-                    code = _error_code(chunk, offset)
-                    if code == 0:
-                        continue
+                    code = _error_code(data, offset)
                     if code == errno.EPERM:
                         raise NotPermitted("conntrack: dumping flows needs root (CAP_NET_ADMIN)")
-                    raise MeterError(f"conntrack: dump failed: {os.strerror(code)}")
-                msg = decode_message(chunk, offset)
-                if msg is not None:
-                    out.append(msg)
+                    if code != 0:
+                        raise MeterError(f"conntrack: dump failed: {os.strerror(code)}")
+            yield data
+
+
+def dump(family: int = 0) -> list[CtMessage]:
+    """Every conntrack entry of this network namespace (``family`` 0: IPv4 and IPv6), decoded."""
+    return [msg for data in _dump_datagrams(family) for msg in decode_datagram(data)]
+
+
+def dump_entries(family: int = 0) -> list[DumpEntry]:
+    """Every conntrack entry, read cheaply (identity and counters): see :func:`scan_entry`."""
+    out: list[DumpEntry] = []
+    for data in _dump_datagrams(family):
+        for offset, mtype, _length in iter_messages(data):
+            if mtype >> 8 == NFNL_SUBSYS_CTNETLINK:
+                found = scan_entry(data, offset)
+                if found is not None:
+                    out.append(DumpEntry(found[0], found[1], found[2], data, offset))
+    return out

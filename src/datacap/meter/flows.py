@@ -19,11 +19,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from datacap.meter.ctnetlink import CtMessage, Tuple
+from datacap.meter.ctnetlink import CtMessage, FlowKey
 from datacap.model import AppIdentity, ClientIdentity
 
 FIVE_MINUTES = 300
-FlowKey = tuple[int, int, Tuple]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +86,27 @@ class FlowTable:
             usage.flows += flows
 
     def _grow(self, state: FlowState, msg: CtMessage, now: float) -> None:
+        self._grow_to(state, msg.orig_bytes, msg.reply_bytes, now)
+
+    def _grow_to(self, state: FlowState, orig_bytes: int, reply_bytes: int, now: float) -> None:
         # Counters only grow; max() keeps a stale (older) reading from producing negative bytes.
-        orig = max(0, msg.orig_bytes - state.orig_bytes)
-        reply = max(0, msg.reply_bytes - state.reply_bytes)
-        state.orig_bytes = max(state.orig_bytes, msg.orig_bytes)
-        state.reply_bytes = max(state.reply_bytes, msg.reply_bytes)
+        orig = max(0, orig_bytes - state.orig_bytes)
+        reply = max(0, reply_bytes - state.reply_bytes)
+        state.orig_bytes = max(state.orig_bytes, orig_bytes)
+        state.reply_bytes = max(state.reply_bytes, reply_bytes)
         state.last_seen = now
         self._add(now, state.attribution, orig, reply, 0)
+
+    def on_dump_counters(self, key: FlowKey, orig_bytes: int, reply_bytes: int, now: float) -> bool:
+        """A dump entry of a known flow, from its counters alone; False: decode it, call on_dump_entry."""
+        if key in self.finished:
+            self.duplicates_ignored += 1
+            return True
+        state = self.live.get(key)
+        if state is None or state.retry:
+            return False
+        self._grow_to(state, orig_bytes, reply_bytes, now)
+        return True
 
     def baseline(self, msgs: Iterable[CtMessage], attribute: Attribute, now: float) -> None:
         """Flows present when datacap starts: remember their counters, count nothing."""
