@@ -195,6 +195,7 @@ def test_decoder_reads_what_pyroute2_encodes(kind: int, flags: int, expected: Ki
     assert counters == (300, 3, 5_000_000_000, 2)
     assert (msg.mark, msg.ct_id, msg.start_ns, msg.stop_ns) == (0x00810000, 0xDEADBEEF, 10**18, 10**18 + 5)
     assert ctnetlink.decode_datagram(raw + raw) == [msg, msg]
+    assert ctnetlink.scan_entry(raw, 0) == (msg.key, 300, 5_000_000_000)  # the dump's cheap path
 
 
 def test_decoder_ignores_other_messages() -> None:
@@ -317,3 +318,17 @@ def test_require_root_skips_but_fails_under_ci(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("CI", "false")
     with pytest.raises(pytest.skip.Exception, match="needs root"):
         netns.require_root()
+
+
+def test_dump_counters_fast_path_defers_unknown_and_retry_flows() -> None:
+    table = FlowTable()
+    key = msg(Kind.NEW).key
+    assert not table.on_dump_counters(key, 10, 20, T0)  # unknown: the caller decodes it
+    table.on_new(msg(Kind.NEW), attribute, T0)
+    assert table.on_dump_counters(key, 10, 20, T0 + 1)
+    table.on_destroy(msg(Kind.DESTROY, 15, 30), attribute, T0 + 2)
+    assert table.on_dump_counters(key, 12, 25, T0 + 3)  # finished: ignored, no bytes
+    assert usage(table) == [(int(T0), 30, 15, 1)]
+    retry = FlowTable()
+    retry.on_new(msg(Kind.NEW), lambda _m: (APP, True), T0)
+    assert not retry.on_dump_counters(key, 1, 1, T0 + 1)  # the process is looked up again
