@@ -33,7 +33,7 @@ import psutil
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "meter"))
 
-from netns import Netns, attribution_agent, topology, wait_for  # noqa: E402
+from netns import PYTHON, PYTHON_NAME, Netns, attribution_agent, topology, wait_for  # noqa: E402
 
 STORM = """
 import socket, sys, time
@@ -141,22 +141,22 @@ def bench_topology(shaped: bool, seconds: int) -> list[tuple[str, dict[str, floa
             host.shape("up0", "100mbit")
             peer.shape("eth0", "100mbit")
         peer.popen("iperf3", "-s", "-p", "5201")
-        peer.popen("python3", "-c", SERVER, "7000")
+        peer.popen(PYTHON, "-c", SERVER, "7000")
         wait_for(lambda: peer.listening(5201) and peer.listening(7000), 10, "servers")
         agent = attribution_agent(host, ["up0"])
         hogs = Nethogs(host, "up0")
         try:
             wait_for(lambda: hogs.refreshes >= 1, 10, "nethogs to start")
-            storm = ["python3", "-c", STORM, "10.90.0.2", "7000", "2000"]
+            storm = [PYTHON, "-c", STORM, "10.90.0.2", "7000", "2000"]
             if shaped:
                 results.append(("2,000-connection storm, 100 Mbit/s link",
-                                run_phase(host, agent, hogs, storm, "python3.11")))
+                                run_phase(host, agent, hogs, storm, PYTHON_NAME)))
                 return results
             tcp = ["iperf3", "-c", "10.90.0.2", "-p", "5201", "-t", str(seconds)]
             udp = ["iperf3", "-c", "10.90.0.2", "-p", "5201", "-u", "-b", "100M", "-t", "5"]
             for name, cmd, app in (("iperf3 TCP, full rate", tcp, "iperf3"),
                                    ("iperf3 TCP, 10 Mbit/s", [*tcp, "-b", "10M"], "iperf3"),
-                                   ("2,000-connection storm, raw veth", storm, "python3.11"),
+                                   ("2,000-connection storm, raw veth", storm, PYTHON_NAME),
                                    ("iperf3 UDP, 100 Mbit/s", udp, "iperf3")):
                 results.append((name, run_phase(host, agent, hogs, cmd, app)))
         finally:

@@ -14,6 +14,7 @@ import os
 import selectors
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -24,6 +25,13 @@ from typing import Any, TypeVar
 import pytest
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
+# The interpreter running the tests (a venv's in CI) runs datacap and the traffic programs, so they
+# find the project's dependencies; PYTHON_NAME is the app name attribution gives them.
+PYTHON = sys.executable
+PYTHON_NAME = os.path.basename(os.path.realpath(PYTHON))
+# Programs run as another user use the system's interpreter: the tests' one may be unreadable to them.
+SYSTEM_PYTHON = "/usr/bin/python3"
+SYSTEM_PYTHON_EXE = os.path.realpath(SYSTEM_PYTHON)
 _COUNTER = itertools.count()
 T = TypeVar("T")
 
@@ -73,10 +81,10 @@ class Netns:
     def argv(self, *cmd: str) -> list[str]:
         return ["ip", "netns", "exec", self.name, *cmd]
 
-    def run(self, *cmd: str, timeout: float = 60, check: bool = True,
-            input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(self, *cmd: str, timeout: float = 60, check: bool = True, input: str | None = None,
+            cwd: str | None = None) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(self.argv(*cmd), capture_output=True, text=True, timeout=timeout,
-                              input=input, env=_env())
+                              input=input, env=_env(), cwd=cwd)
         if check and proc.returncode != 0:
             raise AssertionError(f"{' '.join(cmd)} in {self.name} failed ({proc.returncode}): "
                                  f"{proc.stderr.strip()}")
@@ -94,13 +102,13 @@ class Netns:
                user: tuple[str, str] | None = None) -> str:
         """Run a Python snippet in the namespace, optionally as ``(user, group)``; its stdout.
 
-        Another user runs the system's /usr/bin/python3 (root's interpreter may not be reachable).
+        Another user runs :data:`SYSTEM_PYTHON` from ``/`` (the checkout may be unreadable to it).
         """
-        cmd = ["python3", "-c", code, *args]
+        cmd = [PYTHON, "-c", code, *args]
         if user is not None:
             cmd = ["setpriv", f"--reuid={user[0]}", f"--regid={user[1]}", "--clear-groups",
-                   "/usr/bin/python3", "-c", code, *args]
-        return self.run(*cmd, timeout=timeout).stdout
+                   SYSTEM_PYTHON, "-c", code, *args]
+        return self.run(*cmd, timeout=timeout, cwd="/" if user else None).stdout
 
     def sysctl(self, key: str, value: str) -> None:
         self.run("sysctl", "-q", "-w", f"{key}={value}")
@@ -218,7 +226,7 @@ class JsonAgent:
 
 def attribution_agent(ns: Netns, uplinks: list[str], *extra: str) -> JsonAgent:
     """``python -m datacap.meter.attribution`` running inside ``ns``."""
-    argv = ["python3", "-m", "datacap.meter.attribution"]
+    argv = [PYTHON, "-m", "datacap.meter.attribution"]
     for name in uplinks:
         argv += ["--uplink", name]
     return JsonAgent(ns, argv + list(extra))

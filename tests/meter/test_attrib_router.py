@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from netns import Netns, attribution_agent, require_root, topology, wait_for
+from netns import PYTHON, Netns, attribution_agent, require_root, topology, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -70,13 +70,13 @@ def net() -> Iterator[dict[str, Netns]]:
 
 def test_router_attributes_each_client(net: dict[str, Netns]) -> None:
     router, peer = net["router"], net["peer"]
-    peer.popen("python3", "-c", SINK, "8000")
+    peer.popen(PYTHON, "-c", SINK, "8000")
     wait_for(lambda: peer.listening(8000), 10, "the sink to listen")
     agent = attribution_agent(router, ["wan0"])
     try:
         before = {name: net[name].counters("eth0") for name in ("c1", "c2")}
-        procs = [net["c1"].popen("python3", "-c", CLIENT, "10.81.9.2", "8000", str(24 << 20), "300"),
-                 net["c2"].popen("python3", "-c", CLIENT, "10.81.9.2", "8000", str(8 << 20), "900")]
+        procs = [net["c1"].popen(PYTHON, "-c", CLIENT, "10.81.9.2", "8000", str(24 << 20), "300"),
+                 net["c2"].popen(PYTHON, "-c", CLIENT, "10.81.9.2", "8000", str(8 << 20), "900")]
         for proc in procs:
             assert proc.wait(timeout=120) == 0
         after = {name: net[name].counters("eth0") for name in ("c1", "c2")}

@@ -9,7 +9,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from netns import Netns, Topology, attribution_agent, require_root, topology, wait_for
+from netns import (
+    PYTHON,
+    SYSTEM_PYTHON_EXE,
+    Netns,
+    Topology,
+    attribution_agent,
+    require_root,
+    topology,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -62,7 +71,7 @@ def pair() -> Iterator[tuple[Topology, Netns, Netns]]:
 def test_connection_storm_is_attributed_to_its_program_and_user(
         pair: tuple[Topology, Netns, Netns]) -> None:
     _topo, host, peer = pair
-    peer.popen("python3", "-c", SERVER, "7000")
+    peer.popen(PYTHON, "-c", SERVER, "7000")
     wait_for(lambda: peer.listening(7000), 10, "the server to listen")
     agent = attribution_agent(host, ["up0"])
     try:
@@ -80,9 +89,10 @@ def test_connection_storm_is_attributed_to_its_program_and_user(
     for row in rows:
         app = row["app"]
         assert app is not None and app["user"] == "nobody", row  # every byte to the storm's user
-        assert app["name"] in ("python3.11", "unknown"), row  # never another process
-        if app["name"] == "python3.11":
-            assert app["exe"] == "/usr/bin/python3.11", row
+        storm_name = SYSTEM_PYTHON_EXE.rsplit("/", 1)[1]
+        assert app["name"] in (storm_name, "unknown"), row  # never another process
+        if app["name"] == storm_name:
+            assert app["exe"] == SYSTEM_PYTHON_EXE, row
             to_program += row["rx_bytes"] + row["tx_bytes"]
         to_user += row["rx_bytes"] + row["tx_bytes"]
     assert to_user == pytest.approx(truth, rel=0.02), (to_user, truth, stats)
