@@ -34,29 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "meter"))
 
 from netns import PYTHON, PYTHON_NAME, Netns, attribution_agent, topology, wait_for  # noqa: E402
-
-STORM = """
-import socket, sys, time
-deadline = time.monotonic() + 60
-for _ in range(int(sys.argv[3])):
-    if time.monotonic() > deadline:
-        break
-    with socket.create_connection((sys.argv[1], int(sys.argv[2]))) as c:
-        c.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
-        while c.recv(65536):
-            pass
-"""
-
-SERVER = """
-import socket, sys
-srv = socket.create_server(("0.0.0.0", int(sys.argv[1])), backlog=1024)
-body = b"s" * 4096
-while True:
-    c, _ = srv.accept()
-    with c:
-        c.recv(256)
-        c.sendall(body)
-"""
+from test_attrib_storm import SERVER, STORM  # noqa: E402  (the same storm as the test's)
 
 NETHOGS_LINE = re.compile(r"^(?P<name>.+)/(?P<pid>\d+)/(?P<uid>\d+)\t(?P<sent>[\d.e+]+)\t(?P<recv>[\d.e+]+)$")
 

@@ -127,6 +127,14 @@ class Netns:
         self.run("tc", "qdisc", "add", "dev", ifname, "root", "tbf", "rate", rate, "burst", "1600",
                  "latency", "100ms")
 
+    def tcp_settled(self) -> bool:
+        """No TCP connection still moving data: only listeners and TIME-WAIT left.
+
+        A program's exit does not mean its bytes have left: the kernel still sends what it queued.
+        """
+        return not self.run("ss", "-tnH", "state", "all", "exclude", "listening", "exclude",
+                            "time-wait").stdout.strip()
+
     def listening(self, port: int, proto: str = "t") -> bool:
         return f":{port} " in self.run("ss", f"-{proto}lnH").stdout
 

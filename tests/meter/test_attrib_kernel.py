@@ -82,7 +82,7 @@ u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.sendto(b"y" * 300, ("10.
 out = {"dump": [], "events": []}
 sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, ctnetlink.NETLINK_NETFILTER)
 sock.bind((0, 0))
-sock.send(ctnetlink._NLMSG.pack(20, 0x101, 0x301, 1, 0) + ctnetlink._NFGEN.pack(0, 0, 0))
+sock.send(ctnetlink.NLMSG_HEADER.pack(20, 0x101, 0x301, 1, 0) + ctnetlink._NFGEN.pack(0, 0, 0))
 done = False
 while not done:
     raw = sock.recv(65536)

@@ -89,8 +89,7 @@ def test_two_programs_tcp_and_udp_each_get_their_bytes(pair: tuple[Topology, Net
             before = host.counters("up0")
             host.run(*cmd, timeout=120)
             # Let the last ACKs and iperf3's control connection close before reading the counters.
-            wait_for(lambda: not host.run("ss", "-tnH", "state", "established").stdout.strip(), 10,
-                     "connections to close")
+            wait_for(host.tcp_settled, 10, "connections to close")
             rows += agent.ask("poll")
             truth[app] += l3_total(before, host.counters("up0"))
         rows += agent.ask("poll")
@@ -150,6 +149,7 @@ def test_ipv6_flows_and_pinned_service() -> None:
         try:
             before = host.counters("up0")
             host.run(PYTHON, "-c", V6_CLIENT, "fd00:77::2", "6100", timeout=120)
+            wait_for(host.tcp_settled, 10, "the connection to close")
             after = host.counters("up0")
             rows: list[dict[str, Any]] = agent.ask("poll")
             totals = agent.ask("totals")
@@ -173,8 +173,7 @@ def test_inbound_connection_goes_to_the_listening_program(pair: tuple[Topology, 
     try:
         before = host.counters("up0")
         peer.run(PYTHON, "-c", PY_TCP, "10.77.0.1", "6200", str(12 << 20), timeout=120)
-        wait_for(lambda: not host.run("ss", "-tnH", "state", "established").stdout.strip(), 10,
-                 "the connection to close")
+        wait_for(host.tcp_settled, 10, "the connection to close")
         after = host.counters("up0")
         rows: list[dict[str, Any]] = agent.ask("poll")
     finally:

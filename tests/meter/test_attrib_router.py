@@ -79,6 +79,8 @@ def test_router_attributes_each_client(net: dict[str, Netns]) -> None:
                  net["c2"].popen(PYTHON, "-c", CLIENT, "10.81.9.2", "8000", str(8 << 20), "900")]
         for proc in procs:
             assert proc.wait(timeout=120) == 0
+        for name in ("c1", "c2"):
+            wait_for(net[name].tcp_settled, 10, f"{name}'s connection to close")
         after = {name: net[name].counters("eth0") for name in ("c1", "c2")}
         rows: list[dict[str, Any]] = agent.ask("poll")
         totals = agent.ask("totals")

@@ -77,6 +77,7 @@ def test_connection_storm_is_attributed_to_its_program_and_user(
     try:
         before = host.counters("up0")
         done = int(host.python(STORM, "10.78.0.2", "7000", str(CONNECTIONS), user=("nobody", "nogroup")))
+        wait_for(host.tcp_settled, 10, "the last connection to close")
         after = host.counters("up0")
         rows: list[dict[str, Any]] = agent.ask("poll")
         stats = agent.ask("stats")

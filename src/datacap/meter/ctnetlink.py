@@ -44,7 +44,7 @@ NLM_F_EXCL = 0x200
 NLA_TYPE_MASK = 0x3FFF
 
 # struct nlmsghdr, struct nfgenmsg, struct nlattr
-_NLMSG = struct.Struct("=IHHII")
+NLMSG_HEADER = struct.Struct("=IHHII")  # struct nlmsghdr: length, type, flags, seq, pid
 _NFGEN = struct.Struct("=BBH")
 _NLA = struct.Struct("=HH")
 _BE16 = struct.Struct(">H")
@@ -187,7 +187,7 @@ def _counters(buf: bytes | memoryview, start: int, end: int) -> tuple[int, int]:
 
 def decode_message(buf: bytes | memoryview, offset: int = 0) -> CtMessage | None:
     """Decode the conntrack message at ``offset``; None for messages that are not conntrack entries."""
-    length, mtype, flags, _seq, _pid = _NLMSG.unpack_from(buf, offset)
+    length, mtype, flags, _seq, _pid = NLMSG_HEADER.unpack_from(buf, offset)
     if mtype >> 8 != NFNL_SUBSYS_CTNETLINK:
         return None
     sub = mtype & 0xFF
@@ -250,7 +250,7 @@ def scan_entry(buf: bytes, offset: int) -> tuple[FlowKey, int, int] | None:
 
     The periodic dump reads every tracked flow; most are already known and need only their counters.
     """
-    length = _NLMSG.unpack_from(buf, offset)[0]
+    length = NLMSG_HEADER.unpack_from(buf, offset)[0]
     pos, end = offset + 20, offset + length
     unpack = _NLA.unpack_from
     raw = b""
@@ -280,7 +280,7 @@ def iter_messages(buf: bytes | memoryview) -> Iterator[tuple[int, int, int]]:
     """(offset, nlmsg type, length) of each netlink message in one datagram."""
     offset, end = 0, len(buf)
     while offset + 16 <= end:
-        length, mtype = _NLMSG.unpack_from(buf, offset)[:2]
+        length, mtype = NLMSG_HEADER.unpack_from(buf, offset)[:2]
         if length < 16 or offset + length > end:
             return
         yield offset, mtype, length
@@ -389,7 +389,7 @@ def _dump_datagrams(family: int = 0) -> Iterator[bytes]:
         sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE if os.geteuid() == 0 else socket.SO_RCVBUF, 4 << 20)
         sock.bind((0, 0))
         mtype = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET
-        sock.send(_NLMSG.pack(20, mtype, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + _NFGEN.pack(family, 0, 0))
+        sock.send(NLMSG_HEADER.pack(20, mtype, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + _NFGEN.pack(family, 0, 0))
         while True:
             data = sock.recv(1 << 18)
             for offset, mtype_, _length in iter_messages(data):

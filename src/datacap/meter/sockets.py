@@ -15,15 +15,14 @@ import struct
 from dataclasses import dataclass
 
 from datacap.errors import MeterError
+from datacap.meter.ctnetlink import NLM_F_REQUEST, NLMSG_ERROR
+from datacap.meter.ctnetlink import NLMSG_HEADER as _NLMSG
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
-NLMSG_ERROR = 2
-NLM_F_REQUEST = 1
 INET_DIAG_NOCOOKIE = 0xFFFFFFFF
 _ALL_STATES = 0xFFFFFFFF
 
-_NLMSG = struct.Struct("=IHHII")
 # struct inet_diag_req_v2: family, protocol, ext, pad, states, then struct inet_diag_sockid:
 # sport, dport (big-endian), src[4], dst[4] (u32, network order), if, cookie[2]
 _PORTS = struct.Struct(">HH")
