@@ -30,7 +30,7 @@ from datacap.meter.ctnetlink import CtMessage, EventSocket, Kind
 from datacap.meter.flows import Attribution, FlowTable
 from datacap.meter.nft import ExactTotals, MarkLayout, NftTable, enable_conntrack_accounting
 from datacap.meter.processes import ProcessIndex, user_name
-from datacap.meter.sockets import SockDiag
+from datacap.meter.sockets import SockDiag, SocketInfo
 from datacap.model import AppIdentity, AttribDelta, ClientIdentity
 
 _NOT_ACCEPTED = (1, 3)  # TCP_ESTABLISHED, TCP_SYN_RECV
@@ -266,31 +266,7 @@ class AttributionSource:
                 continue
             raw, lost = events.read_raw(limit=64)
             now = time.time()
-            with self._lock:
-                # In a backlog the oldest flows' sockets are probably gone already: decode and look up
-                # the newest first, while theirs still exist, then apply the events in kernel order.
-                found: dict[object, tuple[Attribution | None, bool]] = {}
-                batches: list[list[CtMessage]] = []
-                for datagram in reversed(raw):
-                    msgs = ctnetlink.decode_datagram(datagram)
-                    batches.append(msgs)
-                    for msg in msgs:
-                        if msg.kind is Kind.NEW and msg.key not in found:
-                            found[msg.key] = self._attribute(msg)
-
-                def known(msg: CtMessage, found: dict[object, tuple[Attribution | None, bool]] = found,
-                          ) -> tuple[Attribution | None, bool]:
-                    hit = found.get(msg.key)
-                    return hit if hit is not None else self._attribute(msg)
-
-                for msgs in reversed(batches):
-                    for msg in msgs:
-                        self.stats.events += 1
-                        if msg.kind is Kind.NEW:
-                            self.stats.new_flows += 1
-                            self.table.on_new(msg, known, now)
-                        elif msg.kind is Kind.DESTROY:
-                            self.table.on_destroy(msg, known, now)
+            self._apply(raw, now)
             if lost:
                 self.stats.overflows += 1
                 resync_due = True
@@ -299,6 +275,33 @@ class AttributionSource:
                 self.stats.resyncs += 1
                 self._refresh(now)
                 resync_due, last_resync = False, time.monotonic()
+
+    def _apply(self, raw: list[bytes], now: float) -> None:
+        """Decode and account one batch of event datagrams."""
+        with self._lock:
+            # In a backlog the oldest flows' sockets are probably gone already: decode and look up
+            # the newest first, while theirs still exist, then apply the events in kernel order.
+            found: dict[object, tuple[Attribution | None, bool]] = {}
+            batches: list[list[CtMessage]] = []
+            for datagram in reversed(raw):
+                msgs = ctnetlink.decode_datagram(datagram)
+                batches.append(msgs)
+                for msg in msgs:
+                    if msg.kind is Kind.NEW and msg.key not in found:
+                        found[msg.key] = self._attribute(msg)
+
+            def known(msg: CtMessage) -> tuple[Attribution | None, bool]:
+                hit = found.get(msg.key)
+                return hit if hit is not None else self._attribute(msg)
+
+            for msgs in reversed(batches):
+                for msg in msgs:
+                    self.stats.events += 1
+                    if msg.kind is Kind.NEW:
+                        self.stats.new_flows += 1
+                        self.table.on_new(msg, known, now)
+                    elif msg.kind is Kind.DESTROY:
+                        self.table.on_destroy(msg, known, now)
 
     def _attribute(self, msg: CtMessage) -> tuple[Attribution | None, bool]:
         """Who a flow belongs to, and whether to look for its process again later."""
@@ -319,6 +322,11 @@ class AttributionSource:
         app, retry = self._app(msg.orig.proto, local, lport, remote, rport, mark_uid, fields.inbound)
         return Attribution(interface, app, None, service, fields.inbound), retry
 
+    def _listener(self, proto: int, local: str, lport: int) -> SocketInfo | None:
+        """The listening socket of ``local:lport`` (a lookup with a wildcard remote end)."""
+        assert self._diag is not None
+        return self._diag.lookup(proto, local, lport, "::" if ":" in local else "0.0.0.0", 0)
+
     def _app(self, proto: int, local: str, lport: int, remote: str, rport: int,
              mark_uid: int | None, inbound: bool = False) -> tuple[AppIdentity | None, bool]:
         info = None
@@ -328,7 +336,7 @@ class AttributionSource:
                 if inbound and info is not None and info.inode == 0 and info.state in _NOT_ACCEPTED:
                     # An inbound connection not yet accepted has no file of its own: the listening
                     # socket's owner is the program that will accept it.
-                    info = self._diag.lookup(proto, local, lport, "::" if ":" in local else "0.0.0.0", 0)
+                    info = self._listener(proto, local, lport)
             except (OSError, MeterError):
                 info = None
         uid = mark_uid
@@ -346,7 +354,7 @@ class AttributionSource:
                 # Just accepted by a process not yet indexed: the listener it accepted from is
                 # long-lived and indexed, and belongs to the same program.
                 with contextlib.suppress(OSError, MeterError):
-                    listener = self._diag.lookup(proto, local, lport, "::" if ":" in local else "0.0.0.0", 0)
+                    listener = self._listener(proto, local, lport)
                     if listener is not None and listener.inode and listener.uid == info.uid:
                         pid = self._procs.pid_of(listener.inode, listener.uid)
             ident = self._procs.identity(pid) if pid is not None else None
