@@ -272,3 +272,18 @@ def test_table_load_is_idempotent_and_remove_is_safe_twice(pair: tuple[Netns, Ne
     host, _peer = pair
     lines = host.python(LIFECYCLE).splitlines()
     assert lines == ["1", "[4242]", "{}", "['wwan1'] wwan1", "True", "0"]
+
+
+def test_a_second_source_in_the_same_namespace_is_refused(pair: tuple[Netns, Netns]) -> None:
+    host, _peer = pair
+    first = attribution_agent(host, ["up0"])
+    try:
+        second = host.run(PYTHON, "-m", "datacap.meter.attribution", "--uplink", "up0", check=False)
+        said = json.loads(second.stdout)
+        assert second.returncode == 2 and "already attributes traffic" in said["error"], said
+        assert not said["not_permitted"]
+        assert "table inet datacap" in host.run("nft", "list", "tables").stdout  # the first's, intact
+    finally:
+        first.stop()
+    again = attribution_agent(host, ["up0"])  # released on stop: a restart works
+    again.stop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import ipaddress
 import json
 import os
@@ -22,6 +23,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Protocol
 
 from datacap.errors import DatacapError, MeterError, NotPermitted
@@ -97,6 +99,41 @@ class Stats:
     dumps: int = 0
 
 
+LOCK_DIR = Path("/run/datacap")
+
+
+class OwnerLock:
+    """One attribution source per network namespace: a second one would replace the first's nft
+    table (resetting its counters) and remove it on exit. ``datacap top`` asks the daemon instead."""
+
+    def __init__(self, directory: Path = LOCK_DIR) -> None:
+        netns = os.stat("/proc/self/ns/net").st_ino
+        self.path = directory / f"attribution-net{netns}.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except PermissionError:
+            raise NotPermitted(f"attribution: creating {self.path} needs root") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise MeterError(f"attribution: another datacap process (pid {owner}) already attributes "
+                             "traffic in this network namespace; ask it (the daemon) instead") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the lock; the file stays, harmless and reused
+            self._fd = None
+
+
 def local_addresses() -> set[str]:
     """Addresses of this host's interfaces (this network namespace)."""
     from pyroute2 import IPRoute
@@ -116,7 +153,7 @@ class AttributionSource:
     def __init__(self, uplinks: Sequence[str], *, mark_mask: int | None = None,
                  services: ServiceResolver | None = None, clients: ClientResolver | None = None,
                  rcvbuf: int = 8 << 20, card_of: dict[str, str] | None = None, nice: int = -10,
-                 realtime: bool = True) -> None:
+                 realtime: bool = True, lock_dir: Path = LOCK_DIR) -> None:
         self.layout = MarkLayout(mark_mask) if mark_mask is not None else MarkLayout()
         self.nft = NftTable(uplinks, self.layout)
         self.services: ServiceResolver = services or NoServices()
@@ -135,6 +172,7 @@ class AttributionSource:
         self._events: EventSocket | None = None
         self._diag: SockDiag | None = None
         self._procs = ProcessIndex()
+        self._owner = OwnerLock(lock_dir)
         self._local: set[str] = set()
         self._seen_uids: set[int] = set()
         self._last_rates = time.monotonic()
@@ -144,8 +182,13 @@ class AttributionSource:
 
     def start(self) -> None:
         """Switch conntrack accounting on, load the nft table, subscribe to events, baseline."""
-        enable_conntrack_accounting()
-        self.nft.load()
+        self._owner.acquire()
+        try:
+            enable_conntrack_accounting()
+            self.nft.load()
+        except DatacapError:
+            self._owner.release()
+            raise
         try:
             self._events = EventSocket(self.rcvbuf)
             self._diag = SockDiag()
@@ -176,6 +219,7 @@ class AttributionSource:
         self._events = self._diag = None
         if self.nft.loaded:
             self.nft.remove()
+        self._owner.release()
 
     # -- the daemon's calls ---------------------------------------------------------------------
 
