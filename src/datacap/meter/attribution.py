@@ -130,7 +130,9 @@ class OwnerLock:
 
     def release(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)  # closing drops the lock; the file stays, harmless and reused
+            with contextlib.suppress(OSError):
+                self.path.unlink()  # one file per namespace ever used would pile up otherwise
+            os.close(self._fd)  # closing drops the lock
             self._fd = None
 
 
