@@ -195,7 +195,7 @@ def test_decoder_reads_what_pyroute2_encodes(kind: int, flags: int, expected: Ki
     assert counters == (300, 3, 5_000_000_000, 2)
     assert (msg.mark, msg.ct_id, msg.start_ns, msg.stop_ns) == (0x00810000, 0xDEADBEEF, 10**18, 10**18 + 5)
     assert ctnetlink.decode_datagram(raw + raw) == [msg, msg]
-    assert ctnetlink.scan_entry(raw, 0) == (msg.key, 300, 5_000_000_000)  # the dump's cheap path
+    assert ctnetlink.scan_entry(raw, 0) == (msg.key, 300, 5_000_000_000, 10**18)  # the dump's cheap path
 
 
 def test_decoder_ignores_other_messages() -> None:
@@ -211,9 +211,11 @@ APP = Attribution("wwan0", AppIdentity("firefox", "/usr/lib/firefox/firefox", No
 T0 = 1_800_000_000.0  # a bucket start
 
 
-def msg(kind: Kind, orig: int = 0, reply: int = 0, ct_id: int = 1, sport: int = 40000) -> CtMessage:
+def msg(kind: Kind, orig: int = 0, reply: int = 0, ct_id: int = 1, sport: int = 40000,
+        start: int | None = None) -> CtMessage:
+    start = start if start is not None or kind is Kind.NEW else 7  # only NEW events lack a start
     return CtMessage(kind, 2, Tuple(6, "10.0.0.1", "10.0.0.2", sport, 443), None, ct_id, 0, 0,
-                     orig, 0, reply, 0, None, None)
+                     orig, 0, reply, 0, start, None)
 
 
 def attribute(_msg: CtMessage) -> tuple[Attribution | None, bool]:
@@ -239,7 +241,7 @@ def test_stale_dump_entry_after_destroy_is_ignored() -> None:
     table.on_new(msg(Kind.NEW), attribute, T0)
     table.on_destroy(msg(Kind.DESTROY, 100, 200), attribute, T0 + 1)
     table.on_dump_entry(msg(Kind.DUMP, 90, 150), attribute, T0 + 2)  # read before the DESTROY
-    table.on_new(msg(Kind.NEW), attribute, T0 + 2)  # a duplicate event
+    table.on_dump_entry(msg(Kind.DUMP, 100, 200), attribute, T0 + 2)
     assert usage(table) == [(int(T0), 200, 100, 1)]
     assert table.duplicates_ignored == 2
 
@@ -323,12 +325,28 @@ def test_require_root_skips_but_fails_under_ci(monkeypatch: pytest.MonkeyPatch) 
 def test_dump_counters_fast_path_defers_unknown_and_retry_flows() -> None:
     table = FlowTable()
     key = msg(Kind.NEW).key
-    assert not table.on_dump_counters(key, 10, 20, T0)  # unknown: the caller decodes it
+    assert not table.on_dump_counters(key, 10, 20, 7, T0)  # unknown: the caller decodes it
     table.on_new(msg(Kind.NEW), attribute, T0)
-    assert table.on_dump_counters(key, 10, 20, T0 + 1)
+    assert table.on_dump_counters(key, 10, 20, 7, T0 + 1)
     table.on_destroy(msg(Kind.DESTROY, 15, 30), attribute, T0 + 2)
-    assert table.on_dump_counters(key, 12, 25, T0 + 3)  # finished: ignored, no bytes
+    assert table.on_dump_counters(key, 12, 25, 7, T0 + 3)  # finished: ignored, no bytes
+    assert not table.on_dump_counters(key, 1, 2, 99, T0 + 3)  # same key, later start: a new flow
     assert usage(table) == [(int(T0), 30, 15, 1)]
     retry = FlowTable()
     retry.on_new(msg(Kind.NEW), lambda _m: (APP, True), T0)
-    assert not retry.on_dump_counters(key, 1, 1, T0 + 1)  # the process is looked up again
+    assert not retry.on_dump_counters(key, 1, 1, 7, T0 + 1)  # the process is looked up again
+
+
+def test_a_reused_key_is_a_new_flow_and_late_readings_of_the_old_one_are_ignored() -> None:
+    # A client reuses a source port at once, and the kernel may reuse the flow's object and id.
+    table = FlowTable()
+    table.on_new(msg(Kind.NEW), attribute, T0)
+    table.on_destroy(msg(Kind.DESTROY, 100, 200, start=1), attribute, T0 + 1)
+    table.on_new(msg(Kind.NEW), attribute, T0 + 2)  # same key: the successor
+    table.on_dump_entry(msg(Kind.DUMP, 100, 200, start=1), attribute, T0 + 3)  # stale: the old flow
+    assert table.on_dump_counters(msg(Kind.NEW).key, 100, 200, 1, T0 + 3)  # stale too, ignored
+    table.on_dump_entry(msg(Kind.DUMP, 5, 10, start=2), attribute, T0 + 4)
+    table.on_destroy(msg(Kind.DESTROY, 100, 200, start=1), attribute, T0 + 5)  # re-delivered: ignored
+    table.on_destroy(msg(Kind.DESTROY, 8, 16, start=2), attribute, T0 + 6)
+    assert usage(table) == [(int(T0), 216, 108, 2)]
+    assert table.duplicates_ignored == 3

@@ -278,7 +278,8 @@ class AttributionSource:
             with self._lock:
                 self.stats.dumps += 1
                 for entry in entries:
-                    if not self.table.on_dump_counters(entry.key, entry.orig_bytes, entry.reply_bytes, now):
+                    if not self.table.on_dump_counters(entry.key, entry.orig_bytes, entry.reply_bytes,
+                                                       entry.start_ns, now):
                         msg = entry.decode()  # a flow not seen yet (its NEW was lost) or to retry
                         if msg is not None:
                             self.table.on_dump_entry(msg, self._attribute, now)

@@ -111,6 +111,7 @@ class DumpEntry(NamedTuple):
     key: FlowKey
     orig_bytes: int
     reply_bytes: int
+    start_ns: int | None
     datagram: bytes
     offset: int
 
@@ -245,8 +246,8 @@ def decode_message(buf: bytes | memoryview, offset: int = 0) -> CtMessage | None
                      orig_raw)
 
 
-def scan_entry(buf: bytes, offset: int) -> tuple[FlowKey, int, int] | None:
-    """(key, orig bytes, reply bytes) of a conntrack message, without decoding tuples.
+def scan_entry(buf: bytes, offset: int) -> tuple[FlowKey, int, int, int | None] | None:
+    """(key, orig bytes, reply bytes, start ns) of a conntrack message, without decoding tuples.
 
     The periodic dump reads every tracked flow; most are already known and need only their counters.
     """
@@ -255,6 +256,7 @@ def scan_entry(buf: bytes, offset: int) -> tuple[FlowKey, int, int] | None:
     unpack = _NLA.unpack_from
     raw = b""
     ct_id = zone = ob = rb = 0
+    start_ns = None
     while pos + 4 <= end:
         alen, attr = unpack(buf, pos)
         if alen < 4:
@@ -270,10 +272,14 @@ def scan_entry(buf: bytes, offset: int) -> tuple[FlowKey, int, int] | None:
             ob = _counters(buf, pos + 4, pos + alen)[0]
         elif attr == CTA_COUNTERS_REPLY:
             rb = _counters(buf, pos + 4, pos + alen)[0]
+        elif attr == CTA_TIMESTAMP:
+            for tk, ta, _tb in _attrs(buf, pos + 4, pos + alen):
+                if tk == CTA_TIMESTAMP_START:
+                    start_ns = _BE64.unpack_from(buf, ta)[0]
         pos += (alen + 3) & ~3
     if not raw:
         return None
-    return (ct_id, zone, raw), ob, rb
+    return (ct_id, zone, raw), ob, rb, start_ns
 
 
 def iter_messages(buf: bytes | memoryview) -> Iterator[tuple[int, int, int]]:
@@ -418,5 +424,5 @@ def dump_entries(family: int = 0) -> list[DumpEntry]:
             if mtype >> 8 == NFNL_SUBSYS_CTNETLINK:
                 found = scan_entry(data, offset)
                 if found is not None:
-                    out.append(DumpEntry(found[0], found[1], found[2], data, offset))
+                    out.append(DumpEntry(*found, data, offset))
     return out

@@ -50,6 +50,7 @@ class FlowState:
     reply_bytes: int
     last_seen: float
     retry: bool = False  # the process was not found yet but its socket was: look again later
+    predecessor: int | None = None  # start (ns) of an ended flow with the same key: its readings are stale
 
 
 Attribute = Callable[[CtMessage], tuple[Attribution | None, bool]]
@@ -66,7 +67,10 @@ class FlowTable:
     def __init__(self, finished_ttl: float = 120.0) -> None:
         self.finished_ttl = finished_ttl
         self.live: dict[FlowKey, FlowState] = {}
-        self.finished: OrderedDict[FlowKey, float] = OrderedDict()
+        # Ended flows: key -> (forget after, start ns). Keys repeat: a client reuses a source port at
+        # once and the kernel can reuse the flow's object (and so its id), so the start time tells a
+        # late reading of the ended flow from its successor.
+        self.finished: OrderedDict[FlowKey, tuple[float, int | None]] = OrderedDict()
         # Flows a dump no longer holds whose DESTROY has not arrived: the kernel keeps a dying flow
         # off its table until its DESTROY is delivered (reliable delivery after an overflow).
         self.vanished: OrderedDict[FlowKey, tuple[FlowState, float]] = OrderedDict()
@@ -97,13 +101,28 @@ class FlowTable:
         state.last_seen = now
         self._add(now, state.attribution, orig, reply, 0)
 
-    def on_dump_counters(self, key: FlowKey, orig_bytes: int, reply_bytes: int, now: float) -> bool:
+    def _ended(self, key: FlowKey, start_ns: int | None) -> bool:
+        """Is a reading with this key and start about a flow that already ended?"""
+        ended = self.finished.get(key)
+        return ended is not None and (start_ns is None or ended[1] is None or start_ns == ended[1])
+
+    def _stale(self, state: FlowState, start_ns: int | None) -> bool:
+        """Is a reading of the live flow's key really about its ended predecessor?"""
+        return state.predecessor is not None and start_ns == state.predecessor
+
+    def on_dump_counters(self, key: FlowKey, orig_bytes: int, reply_bytes: int, start_ns: int | None,
+                         now: float) -> bool:
         """A dump entry of a known flow, from its counters alone; False: decode it, call on_dump_entry."""
-        if key in self.finished:
+        state = self.live.get(key)
+        if state is None:
+            if self._ended(key, start_ns):
+                self.duplicates_ignored += 1
+                return True
+            return False
+        if self._stale(state, start_ns):
             self.duplicates_ignored += 1
             return True
-        state = self.live.get(key)
-        if state is None or state.retry:
+        if state.retry:
             return False
         self._grow_to(state, orig_bytes, reply_bytes, now)
         return True
@@ -115,13 +134,17 @@ class FlowTable:
             self.live[msg.key] = FlowState(attribution, msg.orig_bytes, msg.reply_bytes, now, retry)
 
     def on_new(self, msg: CtMessage, attribute: Attribute, now: float) -> None:
-        """A NEW event: the flow counts here; its first bytes (if the event carries any) too."""
+        """A NEW event: the flow counts here; its first bytes (if the event carries any) too.
+
+        The kernel sends one NEW per flow, so a NEW with the key of an ended flow is its successor.
+        """
         key = msg.key
-        if key in self.live or key in self.finished:
+        if key in self.live:
             self.duplicates_ignored += 1
             return
+        ended = self.finished.pop(key, None)
         attribution, retry = attribute(msg)
-        state = FlowState(attribution, 0, 0, now, retry)
+        state = FlowState(attribution, 0, 0, now, retry, ended[1] if ended else None)
         self.live[key] = state
         self._add(now, attribution, 0, 0, 1)
         self._grow(state, msg, now)
@@ -129,12 +152,15 @@ class FlowTable:
     def on_dump_entry(self, msg: CtMessage, attribute: Attribute, now: float) -> None:
         """One entry of a periodic or resync dump: bytes since the last reading."""
         key = msg.key
-        if key in self.finished:
-            self.duplicates_ignored += 1
-            return
         state = self.live.get(key)
-        if state is None:  # its NEW event was lost (overflow): count it now, from zero
-            self.on_new(msg, attribute, now)
+        if state is None:
+            if self._ended(key, msg.start_ns):
+                self.duplicates_ignored += 1
+            else:  # its NEW event was lost (overflow): count it now, from zero
+                self.on_new(msg, attribute, now)
+            return
+        if self._stale(state, msg.start_ns):
+            self.duplicates_ignored += 1
             return
         if state.retry:
             attribution, state.retry = attribute(msg)
@@ -143,12 +169,14 @@ class FlowTable:
         self._grow(state, msg, now)
 
     def on_destroy(self, msg: CtMessage, attribute: Attribute, now: float) -> None:
-        """DESTROY: final counters; the flow is then forgotten except for its key."""
+        """DESTROY: final counters; the flow is then forgotten except for its key and start."""
         key = msg.key
-        if key in self.finished:
+        state = self.live.get(key)
+        if (state is None and self._ended(key, msg.start_ns)) or (state is not None
+                                                                  and self._stale(state, msg.start_ns)):
             self.duplicates_ignored += 1
             return
-        state = self.live.pop(key, None)
+        self.live.pop(key, None)
         if state is None and key in self.vanished:
             state = self.vanished.pop(key)[0]
             self.lost_flows -= 1
@@ -157,7 +185,8 @@ class FlowTable:
             state = FlowState(attribution, 0, 0, now)
             self._add(now, attribution, 0, 0, 1)
         self._grow(state, msg, now)
-        self.finished[key] = now + self.finished_ttl
+        self.finished[key] = (now + self.finished_ttl, msg.start_ns)
+        self.finished.move_to_end(key)
 
     def sweep(self, present: set[FlowKey], dump_started: float, now: float) -> None:
         """After a complete dump that began at ``dump_started``: drop flows it no longer holds."""
@@ -167,7 +196,7 @@ class FlowTable:
             self.vanished[key] = (self.live.pop(key), now + self.finished_ttl)
             self.lost_flows += 1
         while self.finished:
-            key, expiry = next(iter(self.finished.items()))
+            key, (expiry, _start) = next(iter(self.finished.items()))
             if expiry > now:
                 break
             self.finished.popitem(last=False)
