@@ -186,6 +186,17 @@ def _counters(buf: bytes | memoryview, start: int, end: int) -> tuple[int, int]:
     return nbytes, npackets
 
 
+def _timestamps(buf: bytes | memoryview, start: int, end: int) -> tuple[int | None, int | None]:
+    """(start, stop) in ns of a CTA_TIMESTAMP nest; stop only in DESTROY events."""
+    first = last = None
+    for kind, a, _b in _attrs(buf, start, end):
+        if kind == CTA_TIMESTAMP_START:
+            first = _BE64.unpack_from(buf, a)[0]
+        elif kind == CTA_TIMESTAMP_STOP:
+            last = _BE64.unpack_from(buf, a)[0]
+    return first, last
+
+
 def decode_message(buf: bytes | memoryview, offset: int = 0) -> CtMessage | None:
     """Decode the conntrack message at ``offset``; None for messages that are not conntrack entries."""
     length, mtype, flags, _seq, _pid = NLMSG_HEADER.unpack_from(buf, offset)
@@ -235,11 +246,7 @@ def decode_message(buf: bytes | memoryview, offset: int = 0) -> CtMessage | None
         elif attr == CTA_ZONE:
             zone = _BE16.unpack_from(buf, a)[0]
         elif attr == CTA_TIMESTAMP:
-            for tk, ta, _tb in _attrs(buf, a, b):
-                if tk == CTA_TIMESTAMP_START:
-                    start_ns = _BE64.unpack_from(buf, ta)[0]
-                elif tk == CTA_TIMESTAMP_STOP:
-                    stop_ns = _BE64.unpack_from(buf, ta)[0]
+            start_ns, stop_ns = _timestamps(buf, a, b)
     if orig is None:
         return None
     return CtMessage(kind, family, orig, reply, ct_id, mark, zone, ob, op, rb, rp, start_ns, stop_ns,
@@ -273,9 +280,7 @@ def scan_entry(buf: bytes, offset: int) -> tuple[FlowKey, int, int, int | None] 
         elif attr == CTA_COUNTERS_REPLY:
             rb = _counters(buf, pos + 4, pos + alen)[0]
         elif attr == CTA_TIMESTAMP:
-            for tk, ta, _tb in _attrs(buf, pos + 4, pos + alen):
-                if tk == CTA_TIMESTAMP_START:
-                    start_ns = _BE64.unpack_from(buf, ta)[0]
+            start_ns = _timestamps(buf, pos + 4, pos + alen)[0]
         pos += (alen + 3) & ~3
     if not raw:
         return None
