@@ -341,6 +341,8 @@ def _print_ranking(kind: str, doc: dict[str, Any]) -> None:
     table.add_row("unattributed", format_bytes(un["rx_bytes"]), format_bytes(un["tx_bytes"]),
                   format_bytes(un["total_bytes"]), "", "", "")
     out.print(table)
+    if doc.get("note"):
+        out.print(doc["note"])
 
 
 @app.command()
@@ -372,7 +374,8 @@ def _register_features() -> None:
     app.command()(serve)
     import datacap.commands.alerts
     import datacap.commands.modem
-    import datacap.commands.plans  # noqa: F401  (each registers its commands on the app)
+    import datacap.commands.plans
+    import datacap.commands.top  # noqa: F401  (each registers its commands on the app)
     from datacap.reports.cli import report
 
     app.command()(report)

@@ -70,6 +70,26 @@ class RetentionConfig(Strict):
         return {res: None if v == "forever" else parse_duration(v) for res, v in raw.items()}
 
 
+class AttributionConfig(Strict):
+    """Per-app / per-client / per-service attribution from conntrack (root only)."""
+
+    enabled: bool = Field(True, description="attribute flows when running as root")
+    uplinks: list[str] = Field(default_factory=list,
+                               description="card interfaces (globs); default: the cards' interfaces, "
+                                           "else the interfaces holding a default route")
+    mark_mask: int = Field(0xFFFF0000, description="ct mark bits datacap may use (other bits are kept)")
+    realtime: bool = Field(True, description="run the conntrack event thread at real-time priority")
+
+    @field_validator("mark_mask")
+    @classmethod
+    def _mask(cls, value: int) -> int:
+        bits = bin(value).count("1")
+        contiguous = value > 0 and (value >> (value & -value).bit_length() - 1) + 1 == 1 << bits
+        if not 0 < value < 1 << 32 or bits < 8 or not contiguous:
+            raise ValueError(f"expected contiguous 32-bit mask of at least 8 bits like 0xffff0000, found {value:#x}")
+        return value
+
+
 class WebConfig(Strict):
     listen: str = "127.0.0.1:8765"
     token: str | None = None
@@ -82,6 +102,7 @@ class Config(Strict):
     meter: MeterConfig = Field(default_factory=lambda: MeterConfig())
     retention: RetentionConfig = Field(default_factory=lambda: RetentionConfig())
     web: WebConfig = Field(default_factory=WebConfig)
+    attribution: AttributionConfig = Field(default_factory=lambda: AttributionConfig())
     cards: Cards = Field(default_factory=list)
     # Alerts (datacap.alerts): notification channels, rules and delivery options.
     channels: dict[str, str] = Field(default_factory=dict)

@@ -6,7 +6,9 @@ interface metering, which needs nothing, always goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import fnmatch
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -34,6 +36,88 @@ class BasePlugin:
 
     def close(self) -> None:
         return None
+
+
+class AttributionPlugin(BasePlugin):
+    """Attributes the uplinks' flows to apps, LAN clients and services (conntrack; root only)."""
+
+    name = "attribution"
+    UPLINK_CHECK_EVERY = 10.0
+
+    def __init__(self, cfg: Config, writer: Writer, db_path: Path) -> None:
+        from datacap.meter.attribution import AttributionSource
+        from datacap.meter.catalog import load_catalog
+        from datacap.meter.clients import ClientDirectory, clients_config
+        from datacap.meter.live import live_path
+        from datacap.meter.names import NameResolver, names_config
+
+        self.cfg = cfg
+        self.live = live_path(db_path)
+        self.stamp: Callable[[str], str | None] = lambda iface: None
+        self.names: Any = None
+        try:
+            self.names = NameResolver.from_config(names_config(cfg.names or None), load_catalog(cfg.services or None))
+        except DatacapError as exc:
+            log.warning("services: names are not learnt from DNS here: %s", exc)
+        self.clients = ClientDirectory.from_config(clients_config(cfg.clients or None))
+        uplinks = resolve_uplinks(cfg)
+        self.source = AttributionSource(uplinks, mark_mask=cfg.attribution.mark_mask,
+                                        services=_ServiceOrDomain(self.names), clients=self.clients,
+                                        realtime=cfg.attribution.realtime)
+        try:
+            self.source.start()
+        except DatacapError:
+            self._close_resolvers()
+            raise
+        self._next_uplink_check = time.monotonic() + self.UPLINK_CHECK_EVERY
+        log.info("attribution on %s", ", ".join(uplinks) or "no uplink yet")
+
+    def poll(self, now: float) -> Iterable[AttribDelta]:
+        from datacap.meter.live import write_rates
+
+        if self.names is not None:
+            self.names.poll()
+        if time.monotonic() >= self._next_uplink_check:  # a modem that came back, a card plugged in
+            self._next_uplink_check = time.monotonic() + self.UPLINK_CHECK_EVERY
+            added = self.source.add_uplinks(resolve_uplinks(self.cfg))
+            if added:
+                log.info("attribution: new uplink(s) %s", ", ".join(added))
+        deltas = [dataclasses.replace(d, card=self.stamp(d.interface)) for d in self.source.poll(now)]
+        write_rates(self.live, self.source.rates(), now)
+        return deltas
+
+    def close(self) -> None:
+        self.source.stop()
+        self._close_resolvers()
+        self.live.unlink(missing_ok=True)
+
+    def _close_resolvers(self) -> None:
+        if self.names is not None:
+            self.names.close()
+        self.clients.close()
+
+
+class _ServiceOrDomain:
+    """The catalog's service for a remote address, else its registrable domain (else unknown: None)."""
+
+    def __init__(self, names: Any) -> None:
+        self.names = names
+
+    def service_for(self, ip: str) -> str | None:
+        if self.names is None:
+            return None
+        return self.names.service_for(ip) or self.names.domain_for(ip)
+
+
+def resolve_uplinks(cfg: Config) -> list[str]:
+    """The interfaces to attribute: configured globs, else the cards', else the default-route ones."""
+    from datacap.meter.links import default_route_interfaces, parse_proc_net_dev
+
+    present = sorted(parse_proc_net_dev(Path("/proc/net/dev").read_text()))
+    patterns = cfg.attribution.uplinks or [g for card in cfg.cards for g in card.interfaces]
+    if patterns:
+        return [n for n in present if n != "lo" and any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    return [n for n in default_route_interfaces() if n in present]
 
 
 class AlertsPlugin(BasePlugin):
@@ -133,6 +217,7 @@ def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = Tru
     plugins: list[Any] = []
     starters: list[tuple[str, bool, Callable[[], Any]]] = [
         ("modem", wants_modem(cfg), lambda: ModemPlugin(cfg, writer)),
+        ("attribution", cfg.attribution.enabled, lambda: AttributionPlugin(cfg, writer, db_path)),
         ("alerts", bool(cfg.alerts), lambda: AlertsPlugin(cfg, writer, _switcher(cfg, plugins))),
         ("reports", cfg.reports.send != "off", lambda: ReportsPlugin(cfg, writer)),
         ("web", web and cfg.web.enabled, lambda: _web(cfg, db_path)),
@@ -144,7 +229,25 @@ def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = Tru
             plugins.append(start())
         except DatacapError as exc:
             log.warning("%s: not started: %s", name, exc)
+            if name == "attribution":
+                _record_attribution_off(writer, str(exc))
+        else:
+            if name == "attribution":
+                _record_attribution_off(writer, None)
+    modem = next((p for p in plugins if isinstance(p, ModemPlugin)), None)
+    attribution = next((p for p in plugins if isinstance(p, AttributionPlugin)), None)
+    if modem is not None and attribution is not None:
+        attribution.stamp = modem.card_for  # attributed bytes carry the same card as the interface's
     return plugins
+
+
+def _record_attribution_off(writer: Writer, reason: str | None) -> None:
+    """Why the app/client/service views are empty, for the CLI and the dashboard to say."""
+    with writer.transaction() as conn:
+        if reason is None:
+            conn.execute("DELETE FROM meta WHERE key = 'attribution_off'")
+        else:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('attribution_off', ?)", (reason,))
 
 
 def _web(cfg: Config, db_path: Path) -> Any:

@@ -135,8 +135,12 @@ def ranking_json(reader: Reader, cfg: Config, kind: DimKind, since: dt.datetime,
     unattributed = Bytes(max(iface_total.rx_bytes - attributed.rx_bytes, 0),
                          max(iface_total.tx_bytes - attributed.tx_bytes, 0))
     tz = cfg.tz
-    return {"since": iso(since.astimezone(tz)), "until": iso(until.astimezone(tz)), "by": kind,
-            "rows": out_rows, "unattributed": unattributed.as_dict()}
+    doc: dict[str, Any] = {"since": iso(since.astimezone(tz)), "until": iso(until.astimezone(tz)), "by": kind,
+                           "rows": out_rows, "unattributed": unattributed.as_dict()}
+    off = reader.meta("attribution_off")
+    if off and not out_rows:
+        doc["note"] = f"no {kind} attribution: {off}"
+    return doc
 
 
 def history_json(reader: Reader, cfg: Config, kind: DimKind, name: str, by: Resolution, since: dt.datetime,

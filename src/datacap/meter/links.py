@@ -182,3 +182,23 @@ def select_interfaces(names: Iterable[str], include: list[str], exclude: list[st
             continue
         chosen.append(name)
     return chosen
+
+
+def default_route_interfaces(route4: str = "/proc/net/route", route6: str = "/proc/net/ipv6_route") -> list[str]:
+    """Interfaces holding an IPv4 or IPv6 default route: the uplinks when no card names them."""
+    names: list[str] = []
+    try:
+        for line in Path(route4).read_text().splitlines()[1:]:
+            fields = line.split()
+            if len(fields) > 7 and fields[1] == "00000000" and fields[7] == "00000000":
+                names.append(fields[0])
+    except OSError:
+        pass
+    try:
+        for line in Path(route6).read_text().splitlines():
+            fields = line.split()
+            if len(fields) >= 10 and fields[0] == "0" * 32 and fields[1] == "00" and fields[9] != "lo":
+                names.append(fields[9])
+    except OSError:
+        pass
+    return sorted(set(names))

@@ -295,6 +295,10 @@ class Reader:
         row = self.conn.execute("SELECT path, rows, imported_at FROM imports WHERE sha256 = ?", (sha256,)).fetchone()
         return None if row is None else (row[0], row[1], row[2])
 
+    def meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
     def events(self, limit: int = 50) -> list[tuple[int, str | None, str, str]]:
         return list(self.conn.execute("SELECT at, iface, kind, detail FROM events ORDER BY id DESC LIMIT ?",
                                       (limit,)))
