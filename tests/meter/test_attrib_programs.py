@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from netns import PYTHON, PYTHON_NAME, Netns, Topology, attribution_agent, require_root, topology, wait_for
+
+from tests.meter.netns import PYTHON, PYTHON_NAME, Netns, Topology, attribution_agent, require_root, topology, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 

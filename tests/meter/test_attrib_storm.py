@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from netns import (
+
+from tests.meter.netns import (
     PYTHON,
     SYSTEM_PYTHON_EXE,
     Netns,

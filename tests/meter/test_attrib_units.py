@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import struct
@@ -311,7 +312,7 @@ def test_retry_names_the_process_for_later_bytes() -> None:
 
 
 def test_require_root_skips_but_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
-    import netns
+    from tests.meter import netns
 
     monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
     monkeypatch.setenv("CI", "true")
@@ -350,3 +351,20 @@ def test_a_reused_key_is_a_new_flow_and_late_readings_of_the_old_one_are_ignored
     table.on_destroy(msg(Kind.DESTROY, 8, 16, start=2), attribute, T0 + 6)
     assert usage(table) == [(int(T0), 216, 108, 2)]
     assert table.duplicates_ignored == 3
+
+
+def test_a_flow_without_a_service_asks_again_when_its_bytes_are_counted() -> None:
+    """The DNS answer was read a moment after the client connected: the bytes still find the service."""
+    known: dict[str, str] = {}
+
+    def refine(a: Attribution) -> Attribution:
+        service = known.get(a.remote or "")
+        return dataclasses.replace(a, service=service) if service else a
+
+    table = FlowTable(refine=refine)
+    flow = dataclasses.replace(APP, remote="10.0.0.2")
+    table.on_new(msg(Kind.NEW), lambda m: (flow, False), T0)
+    known["10.0.0.2"] = "youtube"
+    table.on_dump_entry(msg(Kind.DUMP, 1000, 50_000), lambda m: (flow, False), T0 + 10)
+    got = {(a.service, u.rx_bytes, u.flows) for (_bucket, a), u in table.drain().items()}
+    assert got == {(None, 0, 1), ("youtube", 50_000, 0)}

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import random
 import signal
-import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import datacap_cmd, require_root, require_tool, subprocess_env
-from tests.nsutil import Pair, destroy, make_pair, wait_for
+from tests.conftest import require_root, require_tool
+from tests.nsutil import DaemonRunner, Pair, destroy, make_pair, wait_for
 
 SLACK = 2048
 pytestmark = pytest.mark.root
@@ -31,67 +30,6 @@ def pair() -> Iterator[Pair]:
         yield p
     finally:
         destroy(p)
-
-
-class DaemonRunner:
-    """Starts `datacap run` inside namespace ``a`` metering only the veth."""
-
-    def __init__(self, pair: Pair, tmp: Path) -> None:
-        self.pair = pair
-        self.db = tmp / "store.db"
-        self.config = tmp / "config.toml"
-        self.config.write_text(f'timezone = "Europe/Berlin"\n[meter]\ninclude = ["{pair.a_if}"]\n')
-        self.log = tmp / "daemon.log"
-        self.proc: subprocess.Popen[str] | None = None
-
-    def _starts_logged(self) -> int:
-        return self.log.read_text().count("metering into") if self.log.exists() else 0
-
-    def start(self) -> None:
-        starts = self._starts_logged()
-        with self.log.open("a") as log:
-            self.proc = subprocess.Popen(
-                ["ip", "netns", "exec", self.pair.a.name,
-                 *datacap_cmd("run", "--db", str(self.db), "--config", str(self.config), "--interval", "0.2",
-                              "--flush", "0.5")],
-                env=subprocess_env(), stdout=log, stderr=log, text=True)
-        # Started = signal handlers installed (it logged so) and its baseline is in the store.
-        wait_for(lambda: (self._starts_logged() > starts and self._counters_row()) or self._died(), 20,
-                 "the daemon to start and flush")
-
-    def _died(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log.read_text()}")
-        return False
-
-    def _counters_row(self) -> bool:
-        if not self.db.exists():
-            return False
-        try:
-            with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as conn:
-                return conn.execute("SELECT count(*) FROM counters WHERE iface = ?",
-                                    (self.pair.a_if,)).fetchone()[0] > 0
-        except sqlite3.OperationalError:
-            return False
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        code = self.proc.wait(timeout=30)
-        if sig == signal.SIGTERM:
-            assert code == 0, self.log.read_text()
-        self.proc = None
-
-    def total(self) -> tuple[int, int]:
-        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as conn:
-            row = conn.execute("SELECT coalesce(sum(rx_bytes), 0), coalesce(sum(tx_bytes), 0) FROM usage "
-                               "WHERE res = 'year'").fetchone()
-        return row[0], row[1]
-
-    def close(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def iperf_server(pair: Pair, port: int) -> subprocess.Popen[str]:

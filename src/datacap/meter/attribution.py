@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import fcntl
 import ipaddress
 import json
@@ -166,7 +167,7 @@ class AttributionSource:
         self.realtime = realtime
         self.resync_interval = 1.0
         self.stats = Stats()
-        self.table = FlowTable()
+        self.table = FlowTable(refine=self._late_service)
         self._lock = threading.Lock()
         self._dump_lock = threading.Lock()
         self._stop = threading.Event()
@@ -350,6 +351,10 @@ class AttributionSource:
                     elif msg.kind is Kind.DESTROY:
                         self.table.on_destroy(msg, known, now)
 
+    def _late_service(self, attribution: Attribution) -> Attribution:
+        service = self.services.service_for(attribution.remote) if attribution.remote else None
+        return dataclasses.replace(attribution, service=service) if service else attribution
+
     def _attribute(self, msg: CtMessage) -> tuple[Attribution | None, bool]:
         """Who a flow belongs to, and whether to look for its process again later."""
         fields = self.layout.decode(msg.mark)
@@ -365,9 +370,10 @@ class AttributionSource:
         service = self.services.service_for(remote)
         mark_uid = self.nft.uid_of(fields.user_slot)
         if fields.user_slot == 0 and local not in self._local:
-            return Attribution(interface, None, self.clients.identify(local), service, fields.inbound), False
+            return Attribution(interface, None, self.clients.identify(local), service, fields.inbound,
+                               remote), False
         app, retry = self._app(msg.orig.proto, local, lport, remote, rport, mark_uid, fields.inbound)
-        return Attribution(interface, app, None, service, fields.inbound), retry
+        return Attribution(interface, app, None, service, fields.inbound, remote), retry
 
     def _listener(self, proto: int, local: str, lport: int) -> SocketInfo | None:
         """The listening socket of ``local:lport`` (a lookup with a wildcard remote end)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from datacap.meter.ctnetlink import CtMessage, FlowKey
 from datacap.model import AppIdentity, ClientIdentity
@@ -34,6 +34,8 @@ class Attribution:
     client: ClientIdentity | None = None
     service: str | None = None
     inbound: bool = False
+    # The remote end, to ask again for a service not known at NEW; not part of what usage is keyed by.
+    remote: str | None = field(default=None, compare=False, hash=False)
 
 
 @dataclass(slots=True)
@@ -64,8 +66,12 @@ def bucket_of(now: float) -> int:
 class FlowTable:
     """Live flows and the usage not yet handed out, per (bucket, attribution)."""
 
-    def __init__(self, finished_ttl: float = 120.0) -> None:
+    def __init__(self, finished_ttl: float = 120.0,
+                 refine: Callable[[Attribution], Attribution] | None = None) -> None:
         self.finished_ttl = finished_ttl
+        # Names can arrive just after a flow starts (the DNS answer is read a moment after the client
+        # connects, a TLS name comes with the handshake): a flow without a service asks again.
+        self.refine = refine
         self.live: dict[FlowKey, FlowState] = {}
         # Ended flows: key -> (forget after, start ns). Keys repeat: a client reuses a source port at
         # once and the kernel can reuse the flow's object (and so its id), so the start time tells a
@@ -99,6 +105,8 @@ class FlowTable:
         state.orig_bytes = max(state.orig_bytes, orig_bytes)
         state.reply_bytes = max(state.reply_bytes, reply_bytes)
         state.last_seen = now
+        if self.refine is not None and state.attribution is not None and state.attribution.service is None:
+            state.attribution = self.refine(state.attribution)
         self._add(now, state.attribution, orig, reply, 0)
 
     def _ended(self, key: FlowKey, start_ns: int | None) -> bool:
