@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -24,14 +25,28 @@ def require(condition: bool, reason: str) -> None:
     if condition:
         return
     if in_ci():
-        pytest.fail(f"CI=true but this test cannot run: {reason}")
+        pytest.fail(f"CI=true and this test cannot run: {reason}")
     pytest.skip(reason)
 
 
-def require_root() -> None:
-    require(os.geteuid() == 0, "needs root (network namespaces, nftables, conntrack)")
-    probe = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
-    require(probe.returncode == 0, f"cannot use network namespaces: {probe.stderr.strip()}")
+def require_root(*tools: str) -> None:
+    """Root, network namespaces and ``tools`` on PATH, or skip (fail under CI=true) saying what is missing."""
+    missing = [t for t in tools if shutil.which(t) is None]
+    require(os.geteuid() == 0, "needs root for network namespaces, nftables, conntrack and tc")
+    require(not missing, f"needs {', '.join(missing)} (apt-get install {' '.join(missing)})")
+    problem = _namespace_problem()
+    require(problem is None, problem or "")
+
+
+@functools.cache
+def _namespace_problem() -> str | None:
+    """Why namespaces cannot be made here (probed once per run), or None."""
+    probe = f"dc-probe-{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if made.returncode != 0:
+        return f"cannot create a network namespace: {made.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    return None
 
 
 def require_tool(name: str) -> str:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sqlite3
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -14,33 +11,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from datacap.alerts.state import ALERTS_MIGRATION
+from tests.conftest import require_root  # noqa: F401  (re-exported for this package's tests)
 
 GiB = 1024**3
 MiB = 1024**2
 
 
-def require_root(*tools: str) -> None:
-    """Skip when not root / a tool is missing / netns is not permitted; under CI=true fail instead."""
-    reason = None
-    if os.geteuid() != 0:
-        reason = "needs root for network namespaces, nftables and tc"
-    for tool in tools:
-        if reason is None and shutil.which(tool) is None:
-            reason = f"needs the {tool!r} command"
-    if reason is None:
-        probe = f"dc-probe-{os.getpid()}"
-        made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
-        if made.returncode != 0:
-            reason = f"cannot create a network namespace: {made.stderr.strip()}"
-        else:
-            subprocess.run(["ip", "netns", "del", probe], capture_output=True)
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and this test cannot run: {reason}")
-        pytest.skip(reason)
+
 
 
 def open_store(path: Path) -> sqlite3.Connection:

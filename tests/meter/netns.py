@@ -12,7 +12,6 @@ import itertools
 import json
 import os
 import selectors
-import shutil
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pytest
+from tests.conftest import require_root  # noqa: F401  (re-exported for this package's tests)
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 # The interpreter running the tests (a venv's in CI) runs datacap and the traffic programs, so they
@@ -36,29 +35,7 @@ _COUNTER = itertools.count()
 T = TypeVar("T")
 
 
-def require_root(*tools: str) -> None:
-    """Skip unless root with namespaces (and ``tools``) are available; under CI=true, fail instead."""
-    reason = None
-    if os.geteuid() != 0:
-        reason = "needs root to create network namespaces"
-    elif shutil.which("ip") is None:
-        reason = "needs iproute2 (ip)"
-    else:
-        missing = [t for t in tools if shutil.which(t) is None]
-        if missing:
-            reason = f"needs {', '.join(missing)}"
-        else:
-            probe = f"dc-probe-{os.getpid()}-{next(_COUNTER)}"
-            made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
-            if made.returncode != 0:
-                reason = f"cannot create a network namespace: {made.stderr.strip()}"
-            else:
-                subprocess.run(["ip", "netns", "del", probe], capture_output=True)
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but the test {reason}")
-    pytest.skip(reason)
+
 
 
 def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.02) -> T:

@@ -8,7 +8,6 @@ in a ``finally``. Run as a script, this module is the DNS server (started inside
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import select
@@ -19,34 +18,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import require_root  # noqa: F401  (re-exported for this package's tests)
+
 HERE = Path(__file__).resolve().parent
 
 
-def require_root() -> None:
-    """Skip (or, with CI=true, fail) unless this process can create network namespaces."""
-    import pytest
-
-    reason = _namespace_problem()
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (CI=true: namespace tests must run)")
-        pytest.skip(reason)
 
 
-@functools.cache
-def _namespace_problem() -> str | None:
-    """Why namespaces cannot be made here (probed once per run), or None."""
-    reason = None
-    if os.geteuid() != 0:
-        reason = "needs root to create network namespaces"
-    else:
-        probe = f"dc-nm-probe-{os.getpid()}"
-        made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
-        if made.returncode != 0:
-            reason = f"cannot create a network namespace: {made.stderr.strip()}"
-        else:
-            subprocess.run(["ip", "netns", "del", probe], capture_output=True)
-    return reason
+
+
 
 
 def sh(*args: str) -> str:

@@ -311,18 +311,6 @@ def test_retry_names_the_process_for_later_bytes() -> None:
     assert drained[(int(T0), APP)].rx_bytes == 10
 
 
-def test_require_root_skips_but_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.meter import netns
-
-    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
-    monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="CI=true but the test needs root"):
-        netns.require_root()
-    monkeypatch.setenv("CI", "false")
-    with pytest.raises(pytest.skip.Exception, match="needs root"):
-        netns.require_root()
-
-
 def test_dump_counters_fast_path_defers_unknown_and_retry_flows() -> None:
     table = FlowTable()
     key = msg(Kind.NEW).key

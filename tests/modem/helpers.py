@@ -15,9 +15,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
 from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
+
+from tests.conftest import require
 
 TEMPLATE = Path(__file__).with_name("mm_template.py")
 MOCK_IFACE = "org.freedesktop.DBus.Mock"
@@ -25,13 +26,7 @@ MM_NAME = "org.freedesktop.ModemManager1"
 MM_PATH = "/org/freedesktop/ModemManager1"
 
 
-def require(condition: bool, reason: str) -> None:
-    """Skip when ``condition`` is false, except under CI=true, where a missing prerequisite fails."""
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but {reason}")
-    pytest.skip(reason)
+
 
 
 def dbusmock_python() -> str | None:

@@ -1,10 +1,10 @@
-"""The root/namespace guard: skip locally, fail under CI=true."""
+"""The shared root/namespace guard of the tests: skip locally, fail under CI=true."""
 
 from __future__ import annotations
 
 import pytest
 
-from .helpers import require_root
+from tests.conftest import require_root
 
 
 def test_require_root_skips_outside_ci(monkeypatch: pytest.MonkeyPatch) -> None:
