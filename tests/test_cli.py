@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import typer.main
 
-from datacap.cli import app
+from datacap.cli import app, register_features
 
 HEADER = "time,interface,rx_bytes,tx_bytes,card,app,client,service\n"
 
@@ -161,6 +161,7 @@ def _commands(group: Any, prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def test_every_command_has_help_text_with_an_example() -> None:
+    register_features()
     root = typer.main.get_command(app)
     commands = _commands(root)
     assert len(commands) >= 9

@@ -7,6 +7,7 @@ the library never exits the process itself.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import logging
 import sys
@@ -75,11 +76,9 @@ def summary(ctx: typer.Context, db: DbOpt = None, config: ConfigOpt = None, ifac
         out.print(f"datacap {__version__}")
         raise typer.Exit()
     if ctx.invoked_subcommand is not None:
-        from datacap.commands import alerts as alert_commands
-        from datacap.commands import modem as modem_commands
-
-        modem_commands.prepare(ctx, db, config)
-        alert_commands.prepare(ctx, db, config)
+        module = FEATURES.get(ctx.invoked_subcommand, "")
+        if module in ("datacap.commands.modem", "datacap.commands.alerts"):
+            importlib.import_module(module).prepare(ctx, db, config)
         return
     c = Context(db, config)
     doc = views.summary_json(c.reader(), c.cfg, iface)
@@ -368,24 +367,49 @@ def events(db: DbOpt = None, config: ConfigOpt = None,
     out.print(table)
 
 
-def _register_features() -> None:
-    from datacap.web.cli import serve
+# Feature commands live in their own modules and are imported only when the command line needs them:
+# `datacap usage` should not pay for the web server or the PDF renderer. Help and unknown commands
+# load everything, so listings and suggestions are complete.
+FEATURES: dict[str, str] = {
+    "status": "datacap.commands.plans", "plan": "datacap.commands.plans", "calibrate": "datacap.commands.plans",
+    "alerts": "datacap.commands.alerts", "enforce": "datacap.commands.alerts",
+    "cards": "datacap.commands.modem", "sim": "datacap.commands.modem", "esim": "datacap.commands.modem",
+    "carrier": "datacap.commands.modem", "top": "datacap.commands.top",
+    "serve": "datacap.web.cli:serve", "report": "datacap.reports.cli:report",
+}
+_registered: set[str] = set()
+_GROUP_OPTIONS_WITH_VALUES = {"--db", "--config", "--iface", "-i"}
 
-    app.command()(serve)
-    import datacap.commands.alerts
-    import datacap.commands.modem
-    import datacap.commands.plans
-    import datacap.commands.top  # noqa: F401  (each registers its commands on the app)
-    from datacap.reports.cli import report
 
-    app.command()(report)
+def register_features(commands: list[str] | None = None) -> None:
+    """Register the modules of ``commands`` (all of them when None) on the app, once each."""
+    targets = set(FEATURES.values()) if commands is None else {FEATURES[c] for c in commands if c in FEATURES}
+    for target in sorted(targets - _registered):
+        module, _, attr = target.partition(":")
+        loaded = importlib.import_module(module)  # a commands module registers itself on import
+        if attr:
+            app.command()(getattr(loaded, attr))
+        _registered.add(target)
 
 
-_register_features()
+def _command_word(argv: list[str]) -> str | None:
+    """The subcommand named on the command line, skipping the group's options and their values."""
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in _GROUP_OPTIONS_WITH_VALUES:
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit status 2."""
+    word = _command_word(sys.argv[1:])
+    core = {str(c.name or getattr(c.callback, "__name__", "")).replace("_", "-") for c in app.registered_commands}
+    register_features([word] if word in FEATURES else [] if word in core else None)
     try:
         app()
     except DatacapError as exc:
