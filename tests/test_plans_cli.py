@@ -126,3 +126,14 @@ def test_plan_check_and_bad_config(run_cli: Any) -> None:
 def test_unknown_card_is_named(plans: Any) -> None:
     proc = plans("status", "--card", "mobile", check=False)
     assert proc.returncode == 2 and "no such card" in proc.stderr and "unicom" in proc.stderr
+
+
+def test_rankings_over_a_cards_cycle(plans: Any) -> None:
+    # The eSIM's one validity period (Nov 2026) is the same cycle whatever day the test runs on.
+    doc = json.loads(plans("services", "--cycle", "--card", "esim", "--iface", "wwan0", "--json").stdout)
+    assert (doc["since"], doc["until"]) == ("2026-11-01T00:00:00+08:00", "2026-12-01T00:00:00+08:00")
+    assert [r["service"] for r in doc["rows"]] == ["tencent"]
+    several = plans("apps", "--cycle", check=False)
+    assert several.returncode == 2 and "which card?" in several.stderr
+    both = plans("apps", "--cycle", "--card", "esim", "--since", "2026-11-01", check=False)
+    assert both.returncode == 2 and "not both" in both.stderr

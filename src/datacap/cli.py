@@ -266,49 +266,57 @@ def export(db: DbOpt = None, config: ConfigOpt = None,
 NameArg = Annotated[str | None, typer.Argument(help="one name: show its history instead of the ranking")]
 ByOpt = Annotated[Resolution, typer.Option("--by", help="with NAME: bucket size")]
 LimitOpt = Annotated[int | None, typer.Option(min=1, help="at most N rows")]
+CycleOpt = Annotated[bool, typer.Option("--cycle", help="the current billing cycle of the card (see --card)")]
+CardFilterOpt = Annotated[str | None, typer.Option("--card", help="only the card's interfaces (needed with "
+                                                                  "--cycle when several cards are configured)")]
 
 
 @app.command()
 def apps(name: NameArg = None, db: DbOpt = None, config: ConfigOpt = None, iface: IfaceOpt = None,
+         cycle: CycleOpt = False, card: CardFilterOpt = None,
          since: SinceOpt = None, until: UntilOpt = None, by: ByOpt = "day", limit: LimitOpt = None,
          as_json: JsonOpt = False) -> None:
     """Apps ranked by data used (rx, tx, total, share, flows), or one app's history with NAME.
 
     Example: datacap apps --since 2026-11-01 --limit 10; datacap apps firefox --by hour
     """
-    _ranking("app", name, db, config, iface, since, until, by, limit, as_json)
+    _ranking("app", name, db, config, iface, since, until, by, limit, as_json, cycle, card)
 
 
 @app.command()
 def clients(name: NameArg = None, db: DbOpt = None, config: ConfigOpt = None, iface: IfaceOpt = None,
+            cycle: CycleOpt = False, card: CardFilterOpt = None,
             since: SinceOpt = None, until: UntilOpt = None, by: ByOpt = "day", limit: LimitOpt = None,
             as_json: JsonOpt = False) -> None:
     """LAN clients (hotspot/router) ranked by data used, or one client's history (IP, MAC or hostname).
 
     Example: datacap clients --since 2026-11-01; datacap clients 192.168.8.23 --by day
     """
-    _ranking("client", name, db, config, iface, since, until, by, limit, as_json)
+    _ranking("client", name, db, config, iface, since, until, by, limit, as_json, cycle, card)
 
 
 @app.command()
 def services(name: NameArg = None, db: DbOpt = None, config: ConfigOpt = None, iface: IfaceOpt = None,
+             cycle: CycleOpt = False, card: CardFilterOpt = None,
              since: SinceOpt = None, until: UntilOpt = None, by: ByOpt = "day", limit: LimitOpt = None,
              as_json: JsonOpt = False) -> None:
     """Services (youtube, tencent, bilibili...) ranked by data used, or one service's history.
 
     Example: datacap services --limit 5; datacap services youtube --by week
     """
-    _ranking("service", name, db, config, iface, since, until, by, limit, as_json)
+    _ranking("service", name, db, config, iface, since, until, by, limit, as_json, cycle, card)
 
 
 def _ranking(kind: views.DimKind, name: str | None, db: Path | None, config: Path | None,
              iface: list[str] | None, since: str | None, until: str | None, by: Resolution,
-             limit: int | None, as_json: bool) -> None:
+             limit: int | None, as_json: bool, cycle: bool = False, card: str | None = None) -> None:
     c = Context(db, config)
     reader = c.reader()
     now = views.now_utc()
     lo = c.instant(since, "--since") or bucket_start("month", now, c.cfg.tz)
     hi = c.instant(until, "--until") or now
+    if cycle or card:
+        lo, hi, iface = _card_range(c, reader, now, cycle, card, since, until, iface)
     if name is not None:
         doc = views.history_json(reader, c.cfg, kind, name, by, lo, hi, iface)
         if as_json:
@@ -322,6 +330,31 @@ def _ranking(kind: views.DimKind, name: str | None, db: Path | None, config: Pat
         print_json(doc)
         return
     _print_ranking(kind, doc)
+
+
+def _card_range(c: Context, reader: Reader, now: dt.datetime, cycle: bool, card: str | None, since: str | None,
+                until: str | None, iface: list[str] | None) -> tuple[dt.datetime, dt.datetime, list[str] | None]:
+    """--cycle: the card's current cycle; --card: only its interfaces (unless --iface says otherwise)."""
+    from datacap.plans.cycles import cycle_at
+    from datacap.status import find_card
+
+    if cycle and (since or until):
+        raise InputError("give either --cycle or --since/--until, not both")
+    cards = find_card(c.cfg, card)
+    if len(cards) != 1:
+        names = ", ".join(k.name for k in cards) or "none configured"
+        raise InputError(f"--cycle: which card? name one with --card ({names})")
+    chosen = cards[0]
+    lo = c.instant(since, "--since") or bucket_start("month", now, c.cfg.tz)
+    hi = c.instant(until, "--until") or now
+    if cycle:
+        current = cycle_at(chosen.cycle, now, c.cfg.tz)
+        lo, hi = current.start, current.end
+    matched = reader.match_interfaces(chosen.interfaces)
+    if not iface and not matched:
+        raise InputError(f"--card {chosen.name}: none of its interfaces ({', '.join(chosen.interfaces) or '-'}) "
+                         "has usage in the store yet")
+    return lo, hi, iface or matched
 
 
 def _print_ranking(kind: str, doc: dict[str, Any]) -> None:
