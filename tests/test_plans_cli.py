@@ -137,3 +137,17 @@ def test_rankings_over_a_cards_cycle(plans: Any) -> None:
     assert several.returncode == 2 and "which card?" in several.stderr
     both = plans("apps", "--cycle", "--card", "esim", "--since", "2026-11-01", check=False)
     assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_status_now_counts_every_byte_of_the_current_bucket(run_cli: Any, tmp_path: Path) -> None:
+    """Usage written a moment ago sits in the bucket holding now: all of it was used before now."""
+    import datetime as dt
+
+    run_cli.config.write_text('timezone = "Asia/Kolkata"\n[[cards]]\nname = "c"\ninterfaces = ["wwan0"]\n'
+                              '[[cards.buckets]]\nname = "b"\nquota = "10 GB"\n', encoding="utf-8")
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    csv = tmp_path / "now.csv"
+    csv.write_text(f"time,interface,rx_bytes,tx_bytes\n{now.isoformat()},wwan0,{GIB},0\n")
+    run_cli("import", str(csv))
+    doc = json.loads(run_cli("status", "--json").stdout)
+    assert doc["cards"][0]["used_bytes"] == GIB

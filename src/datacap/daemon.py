@@ -80,7 +80,7 @@ class Daemon:
         wake_r.setblocking(False)
         wake_w.setblocking(False)
         old = self._install_signals(wake_w)
-        log.info("metering into %s every %.1f s (flush every %.0f s)", self.options.db_path,
+        log.info("metering into %s every %.1f s (flush every %.1f s)", self.options.db_path,
                  self._interval(), self._flush_every())
         try:
             self._loop(meter, writer, events, plugins, wake_r)

@@ -43,11 +43,32 @@ def find_card(cfg: Config, name: str | None) -> list[CardConfig]:
     return chosen
 
 
-def card_records(reader: Reader, card: CardConfig, since: dt.datetime, until: dt.datetime) -> list[UsageRecord]:
+NOW_SLACK = 300  # an instant this close to the wall clock is "now": the store has nothing after it
+
+
+def card_records(reader: Reader, card: CardConfig, since: dt.datetime, until: dt.datetime,
+                 at: dt.datetime | None = None) -> list[UsageRecord]:
+    """The card's usage records in [since, until); ``at``: the instant a status is computed for."""
     records = reader.usage_records(since, until)
     if card.iccid:
-        return [r for r in records if r.card == card.name]
-    return [r for r in records if r.card == card.name or (r.card is None and card.matches(r.interface))]
+        records = [r for r in records if r.card == card.name]
+    else:
+        records = [r for r in records if r.card == card.name or (r.card is None and card.matches(r.interface))]
+    return records if at is None else _end_at_now(records, at)
+
+
+def _end_at_now(records: list[UsageRecord], at: dt.datetime) -> list[UsageRecord]:
+    """For a status "now", the bucket holding now was used entirely before now.
+
+    The plan engine spreads a record over its interval and counts only the part before the instant
+    asked about, which is right for a past instant, but "now" falls inside the current bucket whose
+    bytes all happened already: end such records at now, so none of their bytes are left out.
+    """
+    hi = int(at.timestamp())
+    if abs(time.time() - hi) > NOW_SLACK:
+        return records
+    return [dataclasses.replace(r, seconds=max(1, hi - r.start)) if r.start < hi < r.start + r.seconds else r
+            for r in records]
 
 
 def calibrations(conn: sqlite3.Connection, card: str) -> list[Calibration]:
@@ -60,7 +81,7 @@ def calibrations(conn: sqlite3.Connection, card: str) -> list[Calibration]:
 def _engine_inputs(reader: Reader, card: CardConfig, at: dt.datetime) -> dict[str, Any]:
     since, until = records_needed(card, at, reader.tz)
     first = [i.first_seen for i in reader.interfaces() if card.matches(i.name)]
-    return {"records": card_records(reader, card, since, until),
+    return {"records": card_records(reader, card, since, until, at),
             "calibrations": calibrations(reader.conn, card.name),
             "ethernet_ifaces": frozenset(n for n, kind in reader.link_types().items() if kind == "ether"),
             "known_since": dt.datetime.fromtimestamp(min(first), UTC) if first else None}

@@ -165,7 +165,7 @@ class Reader:
     # -- records for the plan engine ------------------------------------------------------------
     def usage_records(self, since: dt.datetime, until: dt.datetime,
                       names: Sequence[str] | None = None) -> list[UsageRecord]:
-        """Usage in [since, until) as records: 5-minute ones where kept, hourly before that.
+        """Usage in [since, until) as records: 5-minute ones where kept, hourly before retention's cut.
 
         Per interval, attributed records (app/service/client set) plus one unattributed record add
         up to exactly the interface's bytes. Attribution is scaled down in the rare interval where
@@ -173,8 +173,9 @@ class Reader:
         than the interface's), so the billing total stays the interface counters.
         """
         lo, hi = int(since.timestamp()), int(until.timestamp())
-        row = self.conn.execute("SELECT min(start) FROM usage WHERE res = '5min'").fetchone()
-        cut = hi if row[0] is None else max(lo, min(hi, self._ceil("hour", row[0])))
+        # 5-minute buckets are complete from where retention last cut them (from the start if never).
+        pruned = self.meta("complete_since_5min")
+        cut = lo if pruned is None else max(lo, min(hi, self._ceil("hour", int(pruned))))
         ids = self._ids(names)
         records: list[UsageRecord] = []
         if lo < cut:

@@ -212,4 +212,8 @@ class Writer:
                 for table in ("usage", "attrib"):
                     cur = conn.execute(f"DELETE FROM {table} WHERE res = ? AND start < ?", (res, now - seconds))
                     deleted += cur.rowcount
+                # Readers use the fine buckets from here on and the coarser ones before.
+                conn.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
+                             "max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                             (f"complete_since_{res}", str(now - seconds)))
         return deleted
