@@ -49,12 +49,15 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def start_datacap(ns: Netns, tmp: Path, iface: str) -> tuple[subprocess.Popen[str], Path]:
-    db, cfg = tmp / "datacap.db", tmp / "datacap.toml"
-    cfg.write_text(f'[meter]\ninclude = ["{iface}"]\n')
+def start_datacap(ns: Netns, tmp: Path, iface: str, full: bool) -> tuple[subprocess.Popen[str], Path]:
+    """``full``: with the dashboard and attribution (as root); else interface metering only, like vnStat."""
+    name = "full" if full else "meter"
+    db, cfg = tmp / f"datacap-{name}.db", tmp / f"datacap-{name}.toml"
+    extra = f'[attribution]\nuplinks = ["{iface}"]\n' if full else "[attribution]\nenabled = false\n"
+    cfg.write_text(f'[meter]\ninclude = ["{iface}"]\n{extra}')
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     proc = ns.popen(sys.executable, "-m", "datacap", "run", "--db", str(db), "--config", str(cfg),
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                    *([] if full else ["--no-web"]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 
     def ready() -> bool:
         try:
@@ -97,28 +100,31 @@ def daemons(seconds: float, rate: str, idle: float, settle: float) -> list[tuple
     server = pair.b.popen("iperf3", "-s", "-p", "5299", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         k0 = pair.a.counters(pair.a_if)
-        dc, db = start_datacap(pair.a, tmp, pair.a_if)
+        dc, db = start_datacap(pair.a, tmp, pair.a_if, full=False)
+        full, full_db = start_datacap(pair.a, tmp, pair.a_if, full=True)
         vn, vcfg, _ = start_vnstat(pair.a, tmp, pair.a_if)
+        procs = (dc, full, vn)
         wait_for(lambda: pair.b.run("ss", "-ltn").stdout.count(":5299 ") > 0, 10, "iperf3 server")
-        idle_cpu = {p.pid: cpu_seconds(p.pid) for p in (dc, vn)}
+        idle_cpu = {p.pid: cpu_seconds(p.pid) for p in procs}
         t_idle = time.monotonic()
         time.sleep(idle)  # benchmark: a fixed idle window is what is being measured
         idle_span = time.monotonic() - t_idle
         idle_share = {pid: (cpu_seconds(pid) - c0) / idle_span for pid, c0 in idle_cpu.items()}
-        load_cpu = {p.pid: cpu_seconds(p.pid) for p in (dc, vn)}
+        load_cpu = {p.pid: cpu_seconds(p.pid) for p in procs}
         pair.a.run("iperf3", "-c", pair.b_ip, "-p", "5299", "-t", str(seconds), "-b", rate)
         load = {pid: cpu_seconds(pid) - c0 for pid, c0 in load_cpu.items()}
-        rss = {p.pid: peak_rss_mb(p.pid) for p in (dc, vn)}
+        rss = {p.pid: peak_rss_mb(p.pid) for p in procs}
         # vnstatd reads counters every UpdateInterval (20 s) and takes no last reading when stopped:
         # give it that long after the load so the byte comparison measures counting, not stopping.
         time.sleep(settle)
-        for proc in (dc, vn):
+        for proc in procs:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
         k1 = pair.a.counters(pair.a_if)
         kernel = (k1[0] - k0[0]) + (k1[1] - k0[1])
-        counted = {dc.pid: datacap_total(db), vn.pid: vnstat_total(pair.a, vcfg, pair.a_if)}
-        for name, proc in (("datacap", dc), ("vnstatd", vn)):
+        counted = {dc.pid: datacap_total(db), full.pid: datacap_total(full_db),
+                   vn.pid: vnstat_total(pair.a, vcfg, pair.a_if)}
+        for name, proc in (("datacap (metering)", dc), ("datacap (+web, +apps)", full), ("vnstatd", vn)):
             rows.append((name, f"{load[proc.pid]:.2f}", f"{100 * idle_share[proc.pid]:.3f} %", f"{rss[proc.pid]:.1f}",
                          f"{counted[proc.pid]:,}", f"{counted[proc.pid] - kernel:+,}"))
         rows.append(("kernel", "", "", "", f"{kernel:,}", "0"))

@@ -211,12 +211,14 @@ class ReportsPlugin(BasePlugin):
 
 
 def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = True) -> list[Any]:
-    """Every plugin this config asks for that can start here; each failure is logged, not fatal."""
-    from datacap.modem.wiring import wants_modem
+    """Every plugin this config asks for that can start here; each failure is logged, not fatal.
 
+    Each plugin's modules are imported only when it starts: a metering-only daemon stays small.
+    """
     plugins: list[Any] = []
     starters: list[tuple[str, bool, Callable[[], Any]]] = [
-        ("modem", wants_modem(cfg), lambda: ModemPlugin(cfg, writer)),
+        # Only cards keyed by SIM, or with carrier queries, need ModemManager.
+        ("modem", any(c.iccid or c.carrier for c in cfg.cards), lambda: ModemPlugin(cfg, writer)),
         ("attribution", cfg.attribution.enabled, lambda: AttributionPlugin(cfg, writer, db_path)),
         ("alerts", bool(cfg.alerts), lambda: AlertsPlugin(cfg, writer, _switcher(cfg, plugins))),
         ("reports", cfg.reports.send != "off", lambda: ReportsPlugin(cfg, writer)),

@@ -23,6 +23,7 @@ from enum import Enum
 from typing import NamedTuple
 
 from datacap.errors import MeterError, NotPermitted
+from datacap.meter.netlink import NLA_HEADER, NLA_TYPE_MASK, NLMSG_HEADER, attrs, iter_messages
 
 NETLINK_NETFILTER = 12
 SOL_NETLINK = 270
@@ -41,12 +42,10 @@ NLM_F_MULTI = 0x2
 NLM_F_DUMP = 0x300
 NLM_F_CREATE = 0x400
 NLM_F_EXCL = 0x200
-NLA_TYPE_MASK = 0x3FFF
 
 # struct nlmsghdr, struct nfgenmsg, struct nlattr
-NLMSG_HEADER = struct.Struct("=IHHII")  # struct nlmsghdr: length, type, flags, seq, pid
 _NFGEN = struct.Struct("=BBH")
-_NLA = struct.Struct("=HH")
+_NLA = NLA_HEADER
 _BE16 = struct.Struct(">H")
 _BE32 = struct.Struct(">I")
 _BE64 = struct.Struct(">Q")
@@ -119,17 +118,6 @@ class DumpEntry(NamedTuple):
         return decode_message(self.datagram, self.offset)
 
 
-def _attrs(buf: bytes | memoryview, start: int, end: int) -> Iterator[tuple[int, int, int]]:
-    """(type, payload start, payload end) of each attribute in buf[start:end]."""
-    unpack = _NLA.unpack_from
-    while start + 4 <= end:
-        length, kind = unpack(buf, start)
-        if length < 4:
-            return
-        yield kind & NLA_TYPE_MASK, start + 4, start + length
-        start += (length + 3) & ~3
-
-
 def _tuple(buf: bytes | memoryview, start: int, end: int) -> Tuple:
     # Hot path (once or twice per message): plain loops, no generators.
     unpack = _NLA.unpack_from
@@ -174,7 +162,7 @@ def _ntop6(raw: bytes) -> str:
 def _counters(buf: bytes | memoryview, start: int, end: int) -> tuple[int, int]:
     """(bytes, packets) of a CTA_COUNTERS_* nest."""
     nbytes = npackets = 0
-    for kind, a, _b in _attrs(buf, start, end):
+    for kind, a, _b in attrs(buf, start, end):
         if kind == CTA_COUNTERS_BYTES:
             nbytes = _BE64.unpack_from(buf, a)[0]
         elif kind == CTA_COUNTERS_PACKETS:
@@ -189,7 +177,7 @@ def _counters(buf: bytes | memoryview, start: int, end: int) -> tuple[int, int]:
 def _timestamps(buf: bytes | memoryview, start: int, end: int) -> tuple[int | None, int | None]:
     """(start, stop) in ns of a CTA_TIMESTAMP nest; stop only in DESTROY events."""
     first = last = None
-    for kind, a, _b in _attrs(buf, start, end):
+    for kind, a, _b in attrs(buf, start, end):
         if kind == CTA_TIMESTAMP_START:
             first = _BE64.unpack_from(buf, a)[0]
         elif kind == CTA_TIMESTAMP_STOP:
@@ -285,17 +273,6 @@ def scan_entry(buf: bytes, offset: int) -> tuple[FlowKey, int, int, int | None] 
     if not raw:
         return None
     return (ct_id, zone, raw), ob, rb, start_ns
-
-
-def iter_messages(buf: bytes | memoryview) -> Iterator[tuple[int, int, int]]:
-    """(offset, nlmsg type, length) of each netlink message in one datagram."""
-    offset, end = 0, len(buf)
-    while offset + 16 <= end:
-        length, mtype = NLMSG_HEADER.unpack_from(buf, offset)[:2]
-        if length < 16 or offset + length > end:
-            return
-        yield offset, mtype, length
-        offset += (length + 3) & ~3
 
 
 def decode_datagram(buf: bytes | memoryview) -> list[CtMessage]:

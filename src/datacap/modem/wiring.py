@@ -28,11 +28,6 @@ def card_sims(cfg: Config) -> list[CardSims]:
     return [CardSims(c.name, tuple(c.iccid or ()), tuple(c.interfaces), c.carrier) for c in cfg.cards]
 
 
-def wants_modem(cfg: Config) -> bool:
-    """Only cards keyed by SIM or with carrier queries need ModemManager."""
-    return any(c.iccid or c.carrier for c in cfg.cards)
-
-
 @dataclass(frozen=True, slots=True)
 class CarrierText:
     """A carrier text as the plans parser read it, with the text kept for the calibration's record."""
