@@ -159,11 +159,18 @@ def query(interfaces: int = 4) -> dict[str, float]:
         subprocess.run([sys.executable, "-m", "datacap", "usage", "--by", "day", "--since", "2025-11-29",
                         "--until", "2026-11-29", "--json"], env=env, check=True, stdout=subprocess.DEVNULL)
         walls.append(time.perf_counter() - t)
+    warm = []
+    for _ in range(5):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "datacap", "usage", "--by", "day", "--since", "2025-11-29",
+                        "--until", "2026-11-29", "--json"], env=env, check=True, stdout=subprocess.DEVNULL)
+        warm.append(time.perf_counter() - t)
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", "pass"], check=True)
     interpreter = time.perf_counter() - t
     return {"rows": interfaces * 365 * 288, "fill_s": fill, "size_mb": db.stat().st_size / 2**20,
             "cold_median_ms": 1000 * sorted(walls)[len(walls) // 2], "cold_best_ms": 1000 * min(walls),
+            "warm_median_ms": 1000 * sorted(warm)[len(warm) // 2],
             "interpreter_ms": 1000 * interpreter}
 
 
@@ -190,9 +197,9 @@ def main() -> None:
     q = query()
     print(f"\nStore with one year of 5-minute data for 4 interfaces ({q['rows']:,} 5-minute rows, "
           f"{q['size_mb']:.0f} MB, written in {q['fill_s']:.1f} s)")
-    print(table(("query", "cold wall (median of 5)", "best", "of which interpreter start"),
+    print(table(("query", "cold wall (median of 5)", "best", "warm (median of 5)", "of which interpreter start"),
                 [("datacap usage --by day --json", f"{q['cold_median_ms']:.0f} ms", f"{q['cold_best_ms']:.0f} ms",
-                  f"{q['interpreter_ms']:.0f} ms")]))
+                  f"{q['warm_median_ms']:.0f} ms", f"{q['interpreter_ms']:.0f} ms")]))
 
 
 if __name__ == "__main__":

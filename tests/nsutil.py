@@ -106,7 +106,9 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, interva
 class DaemonRunner:
     """Starts `datacap run` inside namespace ``a`` metering only the veth, and stops it."""
 
-    def __init__(self, pair: Pair, tmp: Path, extra_config: str = "", web: bool = False) -> None:
+    def __init__(self, pair: Pair, tmp: Path, extra_config: str = "", web: bool = False,
+                 env: dict[str, str] | None = None) -> None:
+        self.env = env or {}
         self.pair = pair
         self.db = tmp / "store.db"
         self.config = tmp / "config.toml"
@@ -125,7 +127,7 @@ class DaemonRunner:
                 ["ip", "netns", "exec", self.pair.a.name,
                  *datacap_cmd("run", "--db", str(self.db), "--config", str(self.config), "--interval", "0.2",
                               "--flush", "0.5", *([] if self.web else ["--no-web"]))],
-                env=subprocess_env(), stdout=log, stderr=log, text=True)
+                env=subprocess_env(**self.env), stdout=log, stderr=log, text=True)
         # Started = signal handlers installed (it logged so) and its baseline is in the store.
         wait_for(lambda: (self._starts_logged() > starts and self._counters_row()) or self._died(), 20,
                  "the daemon to start and flush")
@@ -168,4 +170,5 @@ class DaemonRunner:
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """A read command against the daemon's store and config (run outside the namespace: no need)."""
         return subprocess.run(datacap_cmd(*args, "--db", str(self.db), "--config", str(self.config)),
-                              capture_output=True, text=True, env=subprocess_env(), timeout=60, check=True)
+                              capture_output=True, text=True, env=subprocess_env(**self.env), timeout=60,
+                              check=True)

@@ -49,14 +49,15 @@ with socket.create_server((sys.argv[1], int(sys.argv[2]))) as srv:
 """
 
 
-def settled(pair: Pair) -> None:
-    """Wait until the veth's counters stop moving: a sender's exit does not mean its bytes were counted."""
+def settled(pair: Pair) -> tuple[int, ...]:
+    """The veth's counters once they stop moving: a sender's exit does not mean its bytes were counted."""
     last: list[tuple[int, ...]] = []
 
     def still() -> bool:
         last.append(pair.a.counters(pair.a_if))
         return len(last) > 2 and last[-1] == last[-2] == last[-3]
     wait_for(still, 10, "the interface counters to settle", interval=0.1)
+    return last[-1]
 
 
 @pytest.fixture
@@ -87,8 +88,7 @@ def test_daemon_attributes_apps_and_services(pair: Pair, tmp_path: Path) -> None
             pair.a.run("iperf3", "-c", pair.b_ip, "-p", "5301", "-n", "15M")
             got = pair.a.run(sys.executable, "-c", CLIENT, pair.b_ip, "r3.googlevideo.com", "8080")
             assert int(got.stdout) == 6 * MB
-            settled(pair)
-            after = pair.a.counters(pair.a_if)
+            after = settled(pair)
             daemon.stop(signal.SIGTERM)
     finally:
         daemon.close()
