@@ -70,6 +70,7 @@ class Daemon:
         conn = open_write(self.options.db_path)
         writer = Writer(conn, self.cfg.tz, self.cfg.week_start_index)
         reader = Reader(conn, self.cfg.tz, self.cfg.week_start_index)
+        self._check_rollup_zone(writer, reader)
         plugins = self.plugin_factory(self.cfg, writer, self.options) if self.plugin_factory else []
         meter = Meter(reader.counters(), self.cfg.meter.max_rate_bps, self._wanted)
         stamper = next((p.card_for for p in plugins if hasattr(p, "card_for")), None)
@@ -141,6 +142,18 @@ class Daemon:
             log.error("final flush failed: %d bytes not stored; they will be counted from the kernel "
                       "counters at the next start", meter.pending_bytes())
         log.info("stopped")
+
+    def _check_rollup_zone(self, writer: Writer, reader: Reader) -> None:
+        """Days, weeks and months are summed in the zone they were written in: say so if it changed."""
+        zone = f"{self.cfg.timezone}/{self.cfg.week_start}"
+        stored = reader.meta("rollup_zone")
+        if stored is None:
+            with writer.transaction() as conn:
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('rollup_zone', ?)", (zone,))
+        elif stored != zone:
+            log.warning("the store's days, weeks and months were summed in %s; the config now says %s: "
+                        "new usage is summed in the new zone, earlier periods keep their old boundaries",
+                        stored, zone)
 
     def _flush(self, meter: Meter, writer: Writer, attrib: list[AttribDelta]) -> bool:
         batch = meter.batch()
