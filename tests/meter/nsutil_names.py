@@ -112,8 +112,8 @@ def in_netns(name: str) -> Iterator[None]:
 def dns_server(ns: str, address: str, zone: dict[str, list[list[Any]]]) -> Iterator[subprocess.Popen[str]]:
     """Start this module as a DNS server on ``address``:53 inside ``ns``; stopped on exit."""
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", ns, sys.executable, str(HERE / "nsutil_names.py"), address, json.dumps(zone)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ["ip", "netns", "exec", ns, sys.executable, "-m", "tests.meter.nsutil_names", address, json.dumps(zone)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HERE.parents[1])
     try:
         assert proc.stdout is not None
         ready, _, _ = select.select([proc.stdout], [], [], 15)
