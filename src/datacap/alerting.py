@@ -15,9 +15,9 @@ from datacap.alerts.state import AlertStore
 from datacap.config import Config
 from datacap.plans import CardConfig
 from datacap.plans.cycles import cycle_at, previous_cycle
-from datacap.status import card_records, status_json
+from datacap.status import belongs, status_json
 from datacap.store import Reader
-from datacap.timeutil import UTC, bucket_start
+from datacap.timeutil import UTC, bucket_end, bucket_start
 
 TRAILING_DAYS = 14
 SEEN_DAYS = 30
@@ -31,24 +31,28 @@ def alert_inputs(reader: Reader, cfg: Config, at: dt.datetime) -> AlertInputs:
 
 
 def card_history(reader: Reader, card: CardConfig, at: dt.datetime) -> CardHistory:
+    """Daily totals and who used what, from the day rollups (cheap enough to run after every flush)."""
     tz = reader.tz
     today = bucket_start("day", at, tz)
     first_day = bucket_start("day", today - dt.timedelta(days=SEEN_DAYS), tz)
-    records = card_records(reader, card, first_day, at)
+    tomorrow = bucket_end("day", today, tz)
     daily: dict[dt.date, int] = defaultdict(int)
+    for start, iface, stamp, total in reader.day_rows(first_day, tomorrow):
+        if belongs(card, iface, stamp):
+            daily[dt.datetime.fromtimestamp(start, tz).date()] += total
     today_usage: dict[tuple[str, str], int] = defaultdict(int)
     seen: set[tuple[str, str]] = set()
-    trailing_from = (today - dt.timedelta(days=TRAILING_DAYS)).date()
-    for r in records:
-        day = dt.datetime.fromtimestamp(r.start, tz).date()
-        daily[day] += r.total_bytes
-        for kind, name in (("app", r.app), ("client", r.client), ("service", r.service)):
+    for start, iface, stamp, app, client, service, total in reader.attrib_day_rows(first_day, tomorrow):
+        if not belongs(card, iface, stamp):
+            continue
+        for kind, name in (("app", app), ("client", client), ("service", service)):
             if name is None:
                 continue
-            if day == today.date():
-                today_usage[(kind, name)] += r.total_bytes
+            if start >= today.timestamp():
+                today_usage[(kind, name)] += total
             else:
                 seen.add((kind, name))
+    trailing_from = (today - dt.timedelta(days=TRAILING_DAYS)).date()
     trailing = [(d, daily.get(d, 0)) for d in _days(trailing_from, today.date())]
     last_total, last_top = _last_cycle(reader, card, at)
     return CardHistory(trailing_days=trailing, today_bytes=daily.get(today.date(), 0),
@@ -61,17 +65,18 @@ def _days(first: dt.date, stop: dt.date) -> list[dt.date]:
 
 
 def _last_cycle(reader: Reader, card: CardConfig, at: dt.datetime) -> tuple[int | None, list[tuple[str, int]]]:
+    """The previous cycle's total and top apps; cycles start at local midnights, so day rows are exact."""
     current = cycle_at(card.cycle, at, reader.tz)
     previous = previous_cycle(card.cycle, current, reader.tz) if current.state == "active" else None
     if previous is None:
         return None, []
-    records = card_records(reader, card, previous.start, previous.end)
+    total = sum(t for _s, iface, stamp, t in reader.day_rows(previous.start, previous.end)
+                if belongs(card, iface, stamp))
     apps: dict[str, int] = defaultdict(int)
-    for r in records:
-        if r.app:
-            apps[r.app] += r.total_bytes
-    top = sorted(apps.items(), key=lambda kv: -kv[1])[:5]
-    return sum(r.total_bytes for r in records), top
+    for _s, iface, stamp, app, _client, _service, t in reader.attrib_day_rows(previous.start, previous.end):
+        if app and belongs(card, iface, stamp):
+            apps[app] += t
+    return total, sorted(apps.items(), key=lambda kv: -kv[1])[:5]
 
 
 def interface_finder(reader_factory: Callable[[], Reader], cfg: Config) -> Callable[[str], str | None]:

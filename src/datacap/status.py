@@ -49,12 +49,15 @@ NOW_SLACK = 300  # an instant this close to the wall clock is "now": the store h
 def card_records(reader: Reader, card: CardConfig, since: dt.datetime, until: dt.datetime,
                  at: dt.datetime | None = None) -> list[UsageRecord]:
     """The card's usage records in [since, until); ``at``: the instant a status is computed for."""
-    records = reader.usage_records(since, until)
-    if card.iccid:
-        records = [r for r in records if r.card == card.name]
-    else:
-        records = [r for r in records if r.card == card.name or (r.card is None and card.matches(r.interface))]
+    records = [r for r in reader.usage_records(since, until) if belongs(card, r.interface, r.card)]
     return records if at is None else _end_at_now(records, at)
+
+
+def belongs(card: CardConfig, interface: str, stamp: str | None) -> bool:
+    """Whether usage on ``interface`` stamped ``stamp`` (None or "": no stamp) is this card's."""
+    if stamp:
+        return stamp == card.name
+    return not card.iccid and card.matches(interface)
 
 
 def _end_at_now(records: list[UsageRecord], at: dt.datetime) -> list[UsageRecord]:

@@ -216,6 +216,27 @@ class Reader:
                 out.append(UsageRecord(start, seconds, name, rx - arx, tx - atx, rxp, txp, card=card_name))
         return out
 
+    def day_rows(self, since: dt.datetime, until: dt.datetime) -> list[tuple[int, str, str, int]]:
+        """(local day start, interface, card stamp, bytes) of the days starting in [since, until)."""
+        ids = self._ids(None)
+        rows = self.conn.execute("SELECT start, iface_id, card, rx_bytes + tx_bytes FROM usage "
+                                 "WHERE res = 'day' AND start >= ? AND start < ?",
+                                 (int(since.timestamp()), int(until.timestamp())))
+        return [(start, ids[i], card, total) for start, i, card, total in rows if i in ids]
+
+    def attrib_day_rows(self, since: dt.datetime,
+                        until: dt.datetime) -> list[tuple[int, str, str, str | None, str | None, str | None, int]]:
+        """(day start, interface, card stamp, app, client, service, bytes) of attributed days in range."""
+        ids = self._ids(None)
+        rows = self.conn.execute("""
+            SELECT a.start, a.iface_id, a.card, p.name,
+                   coalesce(nullif(c.hostname, ''), nullif(c.ip, ''), c.mac), s.name, a.rx_bytes + a.tx_bytes
+            FROM attrib a LEFT JOIN apps p ON p.id = a.app_id LEFT JOIN clients c ON c.id = a.client_id
+            LEFT JOIN services s ON s.id = a.service_id
+            WHERE a.res = 'day' AND a.start >= ? AND a.start < ?""", (int(since.timestamp()), int(until.timestamp())))
+        return [(start, ids[i], card, app, client, service, total)
+                for start, i, card, app, client, service, total in rows if i in ids]
+
     # -- attribution rankings -------------------------------------------------------------------
     def ranking(self, kind: DimKind, since: dt.datetime, until: dt.datetime,
                 names: Sequence[str] | None = None) -> tuple[list[RankRow], dict[str, Bytes]]:

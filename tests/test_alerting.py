@@ -1,0 +1,42 @@
+"""The alert rules' inputs derived from the store: daily history, who is new today, the last cycle."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from datacap.alerting import card_history
+from datacap.config import parse_config
+from datacap.model import AppIdentity, AttribDelta
+from datacap.store import Reader, TrafficDelta, Writer, open_write
+
+TZ = ZoneInfo("Asia/Shanghai")
+MB = 2**20
+
+
+def test_history_from_day_rollups(tmp_path: Path) -> None:
+    cfg = parse_config({"timezone": "Asia/Shanghai",
+                        "cards": [{"name": "c", "interfaces": ["wwan0"], "buckets": [{"name": "b", "quota": "9 GB"}]},
+                                  {"name": "sim", "iccid": "89860000000000000011"}]})
+    writer = Writer(open_write(tmp_path / "s.db"), TZ)
+    at = dt.datetime(2026, 11, 20, 15, tzinfo=TZ)
+    traffic, attrib = [], []
+    for days_ago in range(0, 40):
+        bucket = int((at - dt.timedelta(days=days_ago)).timestamp()) // 300 * 300
+        traffic.append(TrafficDelta(bucket, "wwan0", 10 * MB, 0))
+        app = "steam" if days_ago == 0 else "firefox"  # steam is new today
+        attrib.append(AttribDelta(bucket, "wwan0", 4 * MB, 0, app=AppIdentity(app), service="video"))
+    traffic.append(TrafficDelta(int(at.timestamp()) // 300 * 300, "wwan0", 99 * MB, 0, card="sim"))  # not c's
+    writer.commit(traffic, attrib)
+    reader = Reader(writer.conn, TZ)
+    history = card_history(reader, cfg.cards[0], at)
+    assert history.today_bytes == 10 * MB
+    assert len(history.trailing_days) == 14 and {b for _d, b in history.trailing_days} == {10 * MB}
+    assert ("app", "steam") not in history.seen_recently and ("app", "firefox") in history.seen_recently
+    assert {(u.kind, u.name): u.bytes for u in history.today_usage} == {("app", "steam"): 4 * MB,
+                                                                        ("service", "video"): 4 * MB}
+    assert history.last_cycle_total == 20 * 10 * MB  # October 12-31: a day each
+    assert history.last_cycle_top == [("firefox", 20 * 4 * MB)]
+    sim = card_history(reader, cfg.cards[1], at)
+    assert sim.today_bytes == 99 * MB and sim.trailing_days[-1][1] == 0  # only its stamped bytes
