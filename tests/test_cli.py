@@ -171,3 +171,11 @@ def test_every_command_has_help_text_with_an_example() -> None:
         for param in cmd.params:
             if param.param_type_name == "option" and param.name not in ("help",):
                 assert getattr(param, "help", None), f"`datacap {name} {param.opts[0]}` has no help text"
+
+
+def test_store_and_config_given_before_the_subcommand_apply_to_it(run_cli: Any, tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    run_cli("--db", str(other), "import", str(write(tmp_path / "u.csv", ["2026-11-29T01:00:00+08:00,eth9,5,5,,,,"])))
+    doc = json.loads(run_cli("--db", str(other), "interfaces", "--json").stdout)
+    assert [i["name"] for i in doc["interfaces"]] == ["eth9"]
+    assert not run_cli.db.exists()  # the default store of the fixture was never touched

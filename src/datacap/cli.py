@@ -10,6 +10,7 @@ import datetime as dt
 import importlib
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -76,6 +77,12 @@ def summary(ctx: typer.Context, db: DbOpt = None, config: ConfigOpt = None, ifac
         out.print(f"datacap {__version__}")
         raise typer.Exit()
     if ctx.invoked_subcommand is not None:
+        # `datacap --db X usage`: the subcommand's own --db/--config read these variables, and click
+        # parses them after this callback, so the group's values reach every subcommand.
+        if db is not None:
+            os.environ["DATACAP_DB"] = str(db)
+        if config is not None:
+            os.environ["DATACAP_CONFIG"] = str(config)
         module = FEATURES.get(ctx.invoked_subcommand, "")
         if module in ("datacap.commands.modem", "datacap.commands.alerts"):
             importlib.import_module(module).prepare(ctx, db, config)
