@@ -113,3 +113,27 @@ def test_daemon_sends_the_due_report_once(store: Store, receiver: Receiver) -> N
     assert post["message"].startswith(f"# datacap 流量报告 {store.month.label}\n")
     png = base64.b64decode(post["attachments"][0]["base64"])
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_daemon_plugin_sends_once_and_records_it(store: Store, receiver: Receiver, tmp_path: Any) -> None:
+    """The daemon's reports plugin: due report sent through the config's channels, recorded, not resent."""
+    import shutil
+
+    from datacap.config import parse_config
+    from datacap.plugins import ReportsPlugin
+    from datacap.store import Writer, open_write
+
+    db = tmp_path / "copy.db"
+    shutil.copy(store.db, db)
+    cfg = parse_config({"timezone": TZ_NAME, "channels": {"home": receiver.url},
+                        "reports": {"send": "monthly", "format": "md", "at": "08:00"}})
+    writer = Writer(open_write(db), TZ)
+    plugin = ReportsPlugin(cfg, writer)
+    due = dt.datetime.combine(store.month.end_day, dt.time(9), TZ).timestamp()
+    plugin.after_flush(due)
+    plugin.after_flush(due + 3600)  # already sent: nothing more
+    sent = writer.conn.execute("SELECT kind, period, detail FROM report_sends").fetchall()
+    writer.conn.close()
+    assert sent == [("monthly", store.month.label, "")]
+    (post,) = receiver.posts
+    assert post["title"].startswith(f"datacap report {store.month.label}")
