@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from datacap.errors import InputError
-from datacap.modem.actions import SwitchProfile, SwitchSlot
+from datacap.modem.types import SwitchProfile, SwitchSlot
 from datacap.units import parse_duration, parse_rate, parse_size
 
 # ---------------------------------------------------------------- conditions (the `when` grammar)

@@ -10,25 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from datacap.errors import ConfigError, ModemError
 from datacap.modem.cards import CardSims, card_for_iccid, modem_for_card
 from datacap.modem.carrier_log import EventKind, SqliteModemEvents
 from datacap.modem.lpac import Lpac
-from datacap.modem.types import ModemInfo
-
-
-@dataclass(frozen=True, slots=True)
-class SwitchSlot:
-    slot: int
-
-
-@dataclass(frozen=True, slots=True)
-class SwitchProfile:
-    iccid: str
-
+from datacap.modem.types import ModemInfo, SwitchProfile, SwitchSlot
 
 Action = SwitchSlot | SwitchProfile
 _ACTION_RE = re.compile(r"^\s*(switch-slot|switch-profile)\s+(\S+)\s*$")

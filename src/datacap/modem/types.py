@@ -106,3 +106,17 @@ class SimChange:
     old_iccid: str | None  # None: first time datacap sees this modem
     new_iccid: str | None  # None: the SIM was removed
     at: float  # epoch seconds
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchSlot:
+    """Alert action ``switch-slot N``: make SIM slot N the modem's primary."""
+
+    slot: int
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchProfile:
+    """Alert action ``switch-profile ICCID``: enable that eSIM profile."""
+
+    iccid: str

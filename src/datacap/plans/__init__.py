@@ -15,12 +15,31 @@ The engine is pure (no I/O, no clock); the CLI, daemon and web UI fetch from the
 Config: ``cards: Cards = []`` in the top-level pydantic model (see :mod:`datacap.plans.config`).
 """
 
-from datacap.plans.config import CardConfig, Cards
-from datacap.plans.engine import Calibration, compute_status, make_calibration, records_needed
-from datacap.plans.render import render_status
-from datacap.plans.report import plan_summary, status_document
-from datacap.plans.sms import SmsReading, parse_sms, sms_calibrations
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the real names for type checkers; at run time they load on first use
+    from datacap.plans.config import CardConfig, Cards
+    from datacap.plans.engine import Calibration, compute_status, make_calibration, records_needed
+    from datacap.plans.render import render_status
+    from datacap.plans.report import plan_summary, status_document
+    from datacap.plans.sms import SmsReading, parse_sms, sms_calibrations
+
+# Loaded on first use: the config imports datacap.plans.config, and needs none of the engine.
+_EXPORTS = {
+    "CardConfig": "config", "Cards": "config", "Calibration": "engine", "compute_status": "engine",
+    "make_calibration": "engine", "records_needed": "engine", "render_status": "render",
+    "plan_summary": "report", "status_document": "report", "SmsReading": "sms", "parse_sms": "sms",
+    "sms_calibrations": "sms",
+}
 __all__ = ["Calibration", "CardConfig", "Cards", "SmsReading", "compute_status", "make_calibration",
            "parse_sms", "plan_summary", "records_needed", "render_status", "sms_calibrations",
            "status_document"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'datacap.plans' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"datacap.plans.{_EXPORTS[name]}"), name)

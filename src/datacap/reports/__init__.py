@@ -10,7 +10,13 @@ report model imports the views, which import the config.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the real names for type checkers; at run time they load on first use
+    from .advice import DEFAULT_CATEGORIES, Advice, Thresholds, advise
+    from .model import Report, build_report, report_json
+    from .output import FORMATS, Format, render_report
+    from .period import Period, choose_period, default_period, parse_period, parse_week
 
 _EXPORTS = {
     "DEFAULT_CATEGORIES": "advice", "Advice": "advice", "Thresholds": "advice", "advise": "advice",
@@ -19,7 +25,23 @@ _EXPORTS = {
     "Period": "period", "choose_period": "period", "default_period": "period", "parse_period": "period",
     "parse_week": "period",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "DEFAULT_CATEGORIES",
+    "FORMATS",
+    "Advice",
+    "Format",
+    "Period",
+    "Report",
+    "Thresholds",
+    "advise",
+    "build_report",
+    "choose_period",
+    "default_period",
+    "parse_period",
+    "parse_week",
+    "render_report",
+    "report_json",
+]
 
 
 def __getattr__(name: str) -> Any:
