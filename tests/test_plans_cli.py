@@ -130,9 +130,14 @@ def test_unknown_card_is_named(plans: Any) -> None:
 
 def test_rankings_over_a_cards_cycle(plans: Any) -> None:
     # The eSIM's one validity period (Nov 2026) is the same cycle whatever day the test runs on.
-    doc = json.loads(plans("services", "--cycle", "--card", "esim", "--iface", "wwan0", "--json").stdout)
+    doc = json.loads(plans("services", "--cycle", "--card", "esim", "--json").stdout)
     assert (doc["since"], doc["until"]) == ("2026-11-01T00:00:00+08:00", "2026-12-01T00:00:00+08:00")
-    assert [r["service"] for r in doc["rows"]] == ["tencent"]
+    # Only the eSIM's own (stamped) bytes: none of them attributed, all of them in `unattributed`.
+    assert doc["card"] == "esim" and doc["rows"] == [] and doc["unattributed"]["total_bytes"] == GIB // 2
+    unicom = json.loads(plans("services", "--card", "unicom", "--since", "2026-11-01", "--until", "2026-12-01",
+                              "--json").stdout)
+    assert [r["service"] for r in unicom["rows"]] == ["tencent"]
+    assert unicom["unattributed"]["total_bytes"] == 16 * GIB  # wwan0's bytes without the eSIM's, not eth0's
     several = plans("apps", "--cycle", check=False)
     assert several.returncode == 2 and "which card?" in several.stderr
     both = plans("apps", "--cycle", "--card", "esim", "--since", "2026-11-01", check=False)

@@ -274,8 +274,8 @@ NameArg = Annotated[str | None, typer.Argument(help="one name: show its history 
 ByOpt = Annotated[Resolution, typer.Option("--by", help="with NAME: bucket size")]
 LimitOpt = Annotated[int | None, typer.Option(min=1, help="at most N rows")]
 CycleOpt = Annotated[bool, typer.Option("--cycle", help="the current billing cycle of the card (see --card)")]
-CardFilterOpt = Annotated[str | None, typer.Option("--card", help="only the card's interfaces (needed with "
-                                                                  "--cycle when several cards are configured)")]
+CardFilterOpt = Annotated[str | None, typer.Option("--card", help="only this card's usage (needed with --cycle "
+                                                                  "when several cards are configured)")]
 
 
 @app.command()
@@ -322,8 +322,9 @@ def _ranking(kind: views.DimKind, name: str | None, db: Path | None, config: Pat
     now = views.now_utc()
     lo = c.instant(since, "--since") or bucket_start("month", now, c.cfg.tz)
     hi = c.instant(until, "--until") or now
+    card_name = None
     if cycle or card:
-        lo, hi, iface = _card_range(c, reader, now, cycle, card, since, until, iface)
+        lo, hi, card_name = _card_range(c, now, cycle, card, since, until)
     if name is not None:
         doc = views.history_json(reader, c.cfg, kind, name, by, lo, hi, iface)
         if as_json:
@@ -332,16 +333,16 @@ def _ranking(kind: views.DimKind, name: str | None, db: Path | None, config: Pat
         rows = [(bucket_label(by, r["start"]), r) for r in doc["rows"]]
         out.print(bytes_table(f"{kind} {name}: by {by}", by, rows, doc["total"]))
         return
-    doc = views.ranking_json(reader, c.cfg, kind, lo, hi, iface, limit)
+    doc = views.ranking_json(reader, c.cfg, kind, lo, hi, iface, limit, card_name)
     if as_json:
         print_json(doc)
         return
     _print_ranking(kind, doc)
 
 
-def _card_range(c: Context, reader: Reader, now: dt.datetime, cycle: bool, card: str | None, since: str | None,
-                until: str | None, iface: list[str] | None) -> tuple[dt.datetime, dt.datetime, list[str] | None]:
-    """--cycle: the card's current cycle; --card: only its interfaces (unless --iface says otherwise)."""
+def _card_range(c: Context, now: dt.datetime, cycle: bool, card: str | None, since: str | None,
+                until: str | None) -> tuple[dt.datetime, dt.datetime, str]:
+    """The range and the card for --cycle / --card: the card's current cycle with --cycle."""
     from datacap.plans.cycles import cycle_at
     from datacap.status import find_card
 
@@ -357,11 +358,7 @@ def _card_range(c: Context, reader: Reader, now: dt.datetime, cycle: bool, card:
     if cycle:
         current = cycle_at(chosen.cycle, now, c.cfg.tz)
         lo, hi = current.start, current.end
-    matched = reader.match_interfaces(chosen.interfaces)
-    if not iface and not matched:
-        raise InputError(f"--card {chosen.name}: none of its interfaces ({', '.join(chosen.interfaces) or '-'}) "
-                         "has usage in the store yet")
-    return lo, hi, iface or matched
+    return lo, hi, chosen.name
 
 
 def _print_ranking(kind: str, doc: dict[str, Any]) -> None:

@@ -115,10 +115,24 @@ def _resolve(reader: Reader, ifaces: Sequence[str] | None) -> list[str]:
 
 
 def ranking_json(reader: Reader, cfg: Config, kind: DimKind, since: dt.datetime, until: dt.datetime,
-                 ifaces: Sequence[str] | None = None, limit: int | None = None) -> dict[str, Any]:
-    """``datacap apps|clients|services --json``: attributed totals, largest first, plus unattributed."""
+                 ifaces: Sequence[str] | None = None, limit: int | None = None,
+                 card: str | None = None) -> dict[str, Any]:
+    """``datacap apps|clients|services --json``: attributed totals, largest first, plus unattributed.
+
+    ``card``: only that card's usage, by the same rule as its plan status (its SIM's stamp, or its
+    interfaces for a card without ICCIDs).
+    """
     names = _resolve(reader, ifaces)
-    rows, totals = reader.ranking(kind, since, until, names)
+    belongs = None
+    if card is not None:
+        from datacap.status import belongs as card_belongs
+        from datacap.status import find_card
+
+        [chosen] = find_card(cfg, card)
+
+        def belongs(iface: str, stamp: str) -> bool:
+            return card_belongs(chosen, iface, stamp)
+    rows, totals = reader.ranking(kind, since, until, names, belongs)
     iface_total = Bytes()
     for b in totals.values():
         iface_total += b
@@ -137,6 +151,8 @@ def ranking_json(reader: Reader, cfg: Config, kind: DimKind, since: dt.datetime,
     tz = cfg.tz
     doc: dict[str, Any] = {"since": iso(since.astimezone(tz)), "until": iso(until.astimezone(tz)), "by": kind,
                            "rows": out_rows, "unattributed": unattributed.as_dict()}
+    if card is not None:
+        doc["card"] = card
     off = reader.meta("attribution_off")
     if off and not out_rows:
         doc["note"] = f"no {kind} attribution: {off}"

@@ -6,7 +6,7 @@ import datetime as dt
 import fnmatch
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -16,6 +16,7 @@ from datacap.model import UsageRecord
 from datacap.timeutil import UTC, Resolution, bucket_end, bucket_start
 
 DimKind = Literal["app", "client", "service"]
+Belongs = Callable[[str, str], bool]  # (interface, card stamp or "") -> is it the card's usage?
 _DIM_COLUMN = {"app": "app_id", "client": "client_id", "service": "service_id"}
 _SECONDS = {"5min": 300, "hour": 3600}
 
@@ -104,16 +105,20 @@ class Reader:
                 out[ids[iface_id]].append((start, Bytes(rx, tx)))
         return out
 
-    def totals(self, names: Sequence[str] | None, since: dt.datetime, until: dt.datetime) -> dict[str, Bytes]:
-        """Exact per-interface totals over [since, until), from the coarsest buckets that fit."""
+    def totals(self, names: Sequence[str] | None, since: dt.datetime, until: dt.datetime,
+               belongs: Belongs | None = None) -> dict[str, Bytes]:
+        """Exact per-interface totals over [since, until), from the coarsest buckets that fit.
+
+        ``belongs(interface, card_stamp)`` keeps only one card's usage (a SIM's, on a shared modem).
+        """
         ids = self._ids(names)
         sums: dict[str, Bytes] = {n: Bytes() for n in ids.values()}
         for res, lo, hi in self.cover(since, until):
             rows = self.conn.execute(
-                "SELECT iface_id, sum(rx_bytes), sum(tx_bytes) FROM usage "
-                "WHERE res = ? AND start >= ? AND start < ? GROUP BY iface_id", (res, lo, hi))
-            for iface_id, rx, tx in rows:
-                if iface_id in ids:
+                "SELECT iface_id, card, sum(rx_bytes), sum(tx_bytes) FROM usage "
+                "WHERE res = ? AND start >= ? AND start < ? GROUP BY iface_id, card", (res, lo, hi))
+            for iface_id, card, rx, tx in rows:
+                if iface_id in ids and (belongs is None or belongs(ids[iface_id], card)):
                     sums[ids[iface_id]] += Bytes(rx, tx)
         return sums
 
@@ -238,18 +243,18 @@ class Reader:
                 for start, i, card, app, client, service, total in rows if i in ids]
 
     # -- attribution rankings -------------------------------------------------------------------
-    def ranking(self, kind: DimKind, since: dt.datetime, until: dt.datetime,
-                names: Sequence[str] | None = None) -> tuple[list[RankRow], dict[str, Bytes]]:
+    def ranking(self, kind: DimKind, since: dt.datetime, until: dt.datetime, names: Sequence[str] | None = None,
+                belongs: Belongs | None = None) -> tuple[list[RankRow], dict[str, Bytes]]:
         """Attributed totals per app/client/service, largest first, and the interfaces' totals."""
         col = _DIM_COLUMN[kind]
         ids = self._ids(names)
         acc: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
         for res, lo, hi in self.cover(since, until):
-            for iface_id, key, rx, tx, flows in self.conn.execute(
-                    f"SELECT iface_id, {col}, sum(rx_bytes), sum(tx_bytes), sum(flows) FROM attrib "
-                    f"WHERE res = ? AND start >= ? AND start < ? AND {col} != 0 GROUP BY iface_id, {col}",
+            for iface_id, card, key, rx, tx, flows in self.conn.execute(
+                    f"SELECT iface_id, card, {col}, sum(rx_bytes), sum(tx_bytes), sum(flows) FROM attrib "
+                    f"WHERE res = ? AND start >= ? AND start < ? AND {col} != 0 GROUP BY iface_id, card, {col}",
                     (res, lo, hi)):
-                if iface_id in ids:
+                if iface_id in ids and (belongs is None or belongs(ids[iface_id], card)):
                     a = acc[key]
                     a[0] += rx
                     a[1] += tx
@@ -257,7 +262,7 @@ class Reader:
         labels = self._labels(kind, list(acc))
         rows = [RankRow(k, labels.get(k, {}), Bytes(v[0], v[1]), v[2]) for k, v in acc.items()]
         rows.sort(key=lambda r: (-r.bytes.total_bytes, r.labels.get(kind, "")))
-        return rows, self.totals(list(ids.values()), since, until)
+        return rows, self.totals(list(ids.values()), since, until, belongs)
 
     def _labels(self, kind: DimKind, keys: list[int]) -> dict[int, dict[str, str]]:
         if not keys:

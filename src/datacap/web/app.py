@@ -195,6 +195,7 @@ IfaceQ = Annotated[list[str] | None, Query(description="interface name or glob; 
 SinceQ = Annotated[str | None, Query(description="start: date or ISO time, local timezone")]
 UntilQ = Annotated[str | None, Query(description="end, exclusive: date or ISO time")]
 LimitQ = Annotated[int | None, Query(ge=1, le=100000, description="at most N rows")]
+CardQ = Annotated[str | None, Query(description="only this card's usage (as `--card`)")]
 
 
 def _api_router(state: State) -> Any:
@@ -230,10 +231,10 @@ def _api_router(state: State) -> Any:
 
     def ranking(kind: Kind) -> Any:
         def handler(iface: IfaceQ = None, since: SinceQ = None, until: UntilQ = None,
-                    limit: LimitQ = None) -> JSONResponse:
+                    limit: LimitQ = None, card: CardQ = None) -> JSONResponse:
             lo, hi = month_to_now(since, until)
             with state.pool.reader() as r:
-                return JSONResponse(views.ranking_json(r, cfg, kind, lo, hi, iface, limit))
+                return JSONResponse(views.ranking_json(r, cfg, kind, lo, hi, iface, limit, card))
 
         def history(name: str, by: Resolution = "day", iface: IfaceQ = None, since: SinceQ = None,
                     until: UntilQ = None) -> JSONResponse:
