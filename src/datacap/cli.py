@@ -26,6 +26,7 @@ from datacap import __version__, csvio, views
 from datacap.cliopts import ConfigOpt, DbOpt, IfaceOpt, JsonOpt, SinceOpt, UntilOpt
 from datacap.config import Config, default_config_path, load_config
 from datacap.errors import DatacapError, InputError
+from datacap.plans.config import CardConfig
 from datacap.render import bar, bucket_label, bytes_table
 from datacap.store import Reader, Writer, default_db_path, open_read, open_write
 from datacap.timeutil import Resolution, bucket_start, parse_instant
@@ -324,7 +325,13 @@ def _ranking(kind: views.DimKind, name: str | None, db: Path | None, config: Pat
     hi = c.instant(until, "--until") or now
     card_name = None
     if cycle or card:
-        lo, hi, card_name = _card_range(c, now, cycle, card, since, until)
+        chosen = _one_card(c, cycle, card, since, until)
+        card_name = chosen.name
+        if cycle:
+            from datacap.plans.cycles import cycle_at
+
+            current = cycle_at(chosen.cycle, now, c.cfg.tz)
+            lo, hi = current.start, current.end
     if name is not None:
         doc = views.history_json(reader, c.cfg, kind, name, by, lo, hi, iface)
         if as_json:
@@ -340,10 +347,8 @@ def _ranking(kind: views.DimKind, name: str | None, db: Path | None, config: Pat
     _print_ranking(kind, doc)
 
 
-def _card_range(c: Context, now: dt.datetime, cycle: bool, card: str | None, since: str | None,
-                until: str | None) -> tuple[dt.datetime, dt.datetime, str]:
-    """The range and the card for --cycle / --card: the card's current cycle with --cycle."""
-    from datacap.plans.cycles import cycle_at
+def _one_card(c: Context, cycle: bool, card: str | None, since: str | None, until: str | None) -> CardConfig:
+    """The card of --card (or the only one configured), for --cycle / --card."""
     from datacap.status import find_card
 
     if cycle and (since or until):
@@ -352,13 +357,7 @@ def _card_range(c: Context, now: dt.datetime, cycle: bool, card: str | None, sin
     if len(cards) != 1:
         names = ", ".join(k.name for k in cards) or "none configured"
         raise InputError(f"--cycle: which card? name one with --card ({names})")
-    chosen = cards[0]
-    lo = c.instant(since, "--since") or bucket_start("month", now, c.cfg.tz)
-    hi = c.instant(until, "--until") or now
-    if cycle:
-        current = cycle_at(chosen.cycle, now, c.cfg.tz)
-        lo, hi = current.start, current.end
-    return lo, hi, chosen.name
+    return cards[0]
 
 
 def _print_ranking(kind: str, doc: dict[str, Any]) -> None:
