@@ -148,8 +148,7 @@ class Daemon:
         zone = f"{self.cfg.timezone}/{self.cfg.week_start}"
         stored = reader.meta("rollup_zone")
         if stored is None:
-            with writer.transaction() as conn:
-                conn.execute("INSERT OR REPLACE INTO meta VALUES ('rollup_zone', ?)", (zone,))
+            writer.set_meta("rollup_zone", zone)
         elif stored != zone:
             log.warning("the store's days, weeks and months were summed in %s; the config now says %s: "
                         "new usage is summed in the new zone, earlier periods keep their old boundaries",

@@ -231,25 +231,16 @@ def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = Tru
             plugins.append(start())
         except DatacapError as exc:
             log.warning("%s: not started: %s", name, exc)
-            if name == "attribution":
-                _record_attribution_off(writer, str(exc))
+            if name == "attribution":  # the views say why they are empty
+                writer.set_meta("attribution_off", str(exc))
         else:
             if name == "attribution":
-                _record_attribution_off(writer, None)
+                writer.set_meta("attribution_off", None)
     modem = next((p for p in plugins if isinstance(p, ModemPlugin)), None)
     attribution = next((p for p in plugins if isinstance(p, AttributionPlugin)), None)
     if modem is not None and attribution is not None:
         attribution.stamp = modem.card_for  # attributed bytes carry the same card as the interface's
     return plugins
-
-
-def _record_attribution_off(writer: Writer, reason: str | None) -> None:
-    """Why the app/client/service views are empty, for the CLI and the dashboard to say."""
-    with writer.transaction() as conn:
-        if reason is None:
-            conn.execute("DELETE FROM meta WHERE key = 'attribution_off'")
-        else:
-            conn.execute("INSERT OR REPLACE INTO meta VALUES ('attribution_off', ?)", (reason,))
 
 
 def _web(cfg: Config, db_path: Path) -> Any:

@@ -148,3 +148,12 @@ def test_cover_uses_months_inside_and_finer_buckets_at_the_edges(tmp_path: Path)
     assert [p[0] for p in pieces if p[0] == "month"] == ["month"]
     inside = sum(1 for i in range(1200) if since.timestamp() <= start + i * 7 * 3600 < until.timestamp())
     assert reader.totals(None, since, until)["wwan0"].rx_bytes == inside
+
+
+def test_meta_is_set_replaced_and_removed(tmp_path: Path) -> None:
+    writer, reader = make(tmp_path)
+    writer.set_meta("attribution_off", "needs root")
+    writer.set_meta("attribution_off", "needs CAP_NET_ADMIN")
+    assert reader.meta("attribution_off") == "needs CAP_NET_ADMIN"
+    writer.set_meta("attribution_off", None)
+    assert reader.meta("attribution_off") is None

@@ -201,6 +201,14 @@ class Writer:
             self._ids[key] = conn.execute(f"SELECT id FROM {table} WHERE {where}", values).fetchone()[0]
         return self._ids[key]
 
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Set (or, with None, remove) one of the store's own facts, read back by ``Reader.meta``."""
+        with self.transaction() as conn:
+            if value is None:
+                conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
     def apply_retention(self, now: int, keep: dict[str, int | None]) -> int:
         """Delete buckets older than each resolution's retention. Returns the rows deleted."""
         deleted = 0
