@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from datacap.config import Config
 from datacap.errors import ConfigError
 from datacap.web.app import create_app
-from datacap.web.cli import WebThread, build_server, serve
+from datacap.web.server import WebThread, build_server, serve
 
 from .conftest import TOKEN, Store
 from .helpers import datacap_json
@@ -283,7 +283,7 @@ def test_real_server_starts_and_stops(server: WebThread) -> None:
 
 
 def test_web_plugin_serves_until_the_daemon_closes_it(store: Store) -> None:
-    from datacap.web.cli import WebPlugin
+    from datacap.web.server import WebPlugin
 
     cfg = store.cfg.model_copy(update={"web": store.cfg.web.model_copy(update={"listen": "127.0.0.1:0"})})
     plugin = WebPlugin(store.db, cfg)
@@ -298,11 +298,12 @@ def test_web_plugin_serves_until_the_daemon_closes_it(store: Store) -> None:
 
 def test_metrics_and_status_once_plan_status_exists(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """With views.status_json on main, /api/v1/status returns it as is and /metrics carries its gauges."""
-    import datacap.views
+    import datacap.query.views
 
     from .test_browser import STATUS
 
-    monkeypatch.setattr(datacap.views, "status_json", lambda reader, cfg, card=None, at=None: STATUS, raising=False)
+    monkeypatch.setattr(datacap.query.views, "status_json",
+                        lambda reader, cfg, card=None, at=None: STATUS, raising=False)
     cfg = store.cfg.model_copy(update={"cards": [{"name": "unicom"}]})
     with TestClient(create_app(store.db, cfg), base_url="http://127.0.0.1") as c:
         assert c.get("/api/v1/status").json() == STATUS

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from datacap.web.cli import WebThread
+from datacap.web.server import WebThread
 
 from .helpers import CHROMIUM, require_chromium
 
@@ -185,10 +185,11 @@ STATUS = {"at": "2026-11-25T12:00:00+08:00", "cards": [{
 def test_overview_with_plan_status(browser: Any, store: Any, monkeypatch: pytest.MonkeyPatch,
                                    tmp_path: Path) -> None:
     """Once status_json lands on main the overview draws a gauge per bucket with pace and forecast."""
-    import datacap.views
-    from datacap.web.cli import start_in_thread
+    import datacap.query.views
+    from datacap.web.server import start_in_thread
 
-    monkeypatch.setattr(datacap.views, "status_json", lambda reader, cfg, card=None, at=None: STATUS, raising=False)
+    monkeypatch.setattr(datacap.query.views, "status_json",
+                        lambda reader, cfg, card=None, at=None: STATUS, raising=False)
     cfg = store.cfg.model_copy(update={"cards": [{"name": "unicom"}]})
     web = start_in_thread(store.db, cfg, listen="127.0.0.1:0")
     tab = None
@@ -209,7 +210,7 @@ def test_overview_with_plan_status(browser: Any, store: Any, monkeypatch: pytest
 
 
 def test_plan_page_lists_each_cards_resolved_config(browser: Any, store: Any, tmp_path: Path) -> None:
-    from datacap.web.cli import start_in_thread
+    from datacap.web.server import start_in_thread
 
     cards = [{"name": "unicom", "interfaces": ["wwan0"], "cycle": {"start_day": 1},
               "buckets": [{"name": "通用", "quota": "30 GB"}, {"name": "闲时", "quota": "20 GB", "hours": "23-07"}]}]

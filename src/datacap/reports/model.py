@@ -1,6 +1,6 @@
 """The report's figures for one period, computed from the store: pure over a Reader, no rendering.
 
-Rankings come from :func:`datacap.views.ranking_json` with the period's bounds, so every app, client
+Rankings come from :func:`datacap.query.views.ranking_json` with the period's bounds, so every app, client
 and service figure in a report equals ``datacap apps|clients|services --since A --until B --json``;
 totals come from ``Reader.totals``, the same sums ``datacap usage`` shows.
 """
@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from datacap import views
 from datacap.config import Config
+from datacap.query import views
 from datacap.store.reader import Bytes, Reader
 from datacap.timeutil import bucket_start, from_epoch, iso, iter_buckets
 

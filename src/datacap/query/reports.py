@@ -1,6 +1,6 @@
 """The one place reports touch features that land separately: plan status, alert channels, cards.
 
-Plan status (``datacap.views.status_json``) and alert delivery (``datacap.alerts``) are looked up
+Plan status (``datacap.query.views.status_json``) and alert delivery (``datacap.alerts``) are looked up
 at call time, so a build without them still renders reports (saying the plan section is
 unavailable) and ``--send`` fails with a clear error instead of an ImportError.
 """
@@ -31,7 +31,7 @@ class PlanStatus:
 
 def plan_status(reader: Reader, cfg: Config, card: str | None, at: dt.datetime) -> PlanStatus:
     """The card's status at ``at`` (issue #4 contract), or a note saying why it is not shown."""
-    status_json: Callable[..., dict[str, Any]] | None = getattr(_module("datacap.views"), "status_json", None)
+    status_json: Callable[..., dict[str, Any]] | None = getattr(_module("datacap.query.views"), "status_json", None)
     if status_json is None:
         return PlanStatus(None, "plan_unavailable")
     if not cfg.cards:

@@ -125,8 +125,8 @@ def ranking_json(reader: Reader, cfg: Config, kind: DimKind, since: dt.datetime,
     names = _resolve(reader, ifaces)
     belongs = None
     if card is not None:
-        from datacap.status import belongs as card_belongs
-        from datacap.status import find_card
+        from datacap.query.status import belongs as card_belongs
+        from datacap.query.status import find_card
 
         [chosen] = find_card(cfg, card)
 
@@ -178,7 +178,7 @@ def history_json(reader: Reader, cfg: Config, kind: DimKind, name: str, by: Reso
 
 
 def status_json(reader: Reader, cfg: Config, card: str | None = None, at: dt.datetime | None = None) -> dict[str, Any]:
-    """``datacap status --json`` (see :mod:`datacap.status`)."""
-    from datacap.status import status_json as build
+    """``datacap status --json`` (see :mod:`datacap.query.status`)."""
+    from datacap.query.status import status_json as build
 
     return build(reader, cfg, card, at)
