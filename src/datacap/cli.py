@@ -226,18 +226,29 @@ def import_csv(file: Annotated[Path, typer.Argument(help="CSV with the header ti
     Example: datacap import usage-2026-11.csv
     """
     c = Context(db, config)
-    size = file.stat().st_size if file.exists() else 0
+    sha256 = csvio.file_sha256(file)  # first: a file already imported is refused before it is parsed
+    previous = _imported_before(c, sha256)
+    if previous and not force:
+        raise InputError(f"{file}: this file was already imported (as {previous[0]}, {previous[1]} rows); "
+                         "use --force to import it again")
+    size = file.stat().st_size
     with Progress(TextColumn("importing"), BarColumn(), TimeRemainingColumn(), console=err,
                   transient=True, disable=size < 4 << 20 or not err.is_terminal) as progress:
         task = progress.add_task("parse", total=max(size, 1))
-        parsed = csvio.read_usage_csv(file, lambda _: progress.update(task, completed=size // 2))
+        # Two streaming passes: check every row (a bad one rejects the file before anything is
+        # written), then write in chunks in one transaction. Memory stays flat however long the file.
+        checked = csvio.check_usage_csv(file, lambda pos: progress.update(task, completed=pos // 2), sha256)
         writer = c.writer()
-        previous = Reader(writer.conn, c.cfg.tz).imported(parsed.sha256)
-        if previous and not force:
-            raise InputError(f"{file}: this file was already imported (as {previous[0]}, {previous[1]} rows); "
-                             "use --force to import it again")
-        writer.commit(parsed.traffic, parsed.attrib, imported=(parsed.sha256, str(file), parsed.rows))
-    out.print(f"imported {parsed.rows} rows ({format_bytes(parsed.total_bytes)}) from {file}")
+        writer.commit_chunks(csvio.iter_usage_chunks(file), imported=(sha256, str(file), checked.rows))
+    out.print(f"imported {checked.rows} rows ({format_bytes(checked.total_bytes)}) from {file}")
+
+
+def _imported_before(c: Context, sha256: str) -> tuple[str, int, int] | None:
+    from datacap.store.db import store_exists
+
+    if not store_exists(c.db_path):
+        return None
+    return c.reader().imported(sha256)
 
 
 @app.command()
