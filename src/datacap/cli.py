@@ -11,6 +11,7 @@ import importlib
 import json
 import logging
 import os
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -460,5 +461,24 @@ def main() -> None:
     try:
         app()
     except DatacapError as exc:
-        err.print(f"datacap: error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(exc))
+    except sqlite3.DatabaseError as exc:  # a damaged page met in the middle of a query
+        from datacap.store.db import describe_sqlite_error
+
+        _fail(describe_sqlite_error(os.environ.get("DATACAP_DB") or _db_word(sys.argv[1:]) or "the store", exc))
+    except RecursionError:
+        _fail("the input is nested too deeply to be read")
+    except OSError as exc:  # an output file in a read-only or closed directory, a full disk
+        _fail(f"{exc.filename or 'output'}: {exc.strerror or exc}")
+
+
+def _fail(message: str) -> None:
+    err.print(f"datacap: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
+def _db_word(argv: list[str]) -> str | None:
+    for i, word in enumerate(argv[:-1]):
+        if word == "--db":
+            return argv[i + 1]
+    return next((w.split("=", 1)[1] for w in argv if w.startswith("--db=")), None)
