@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from datacap.errors import ImportRejected, InputError
 from datacap.model import AppIdentity, AttribDelta, ClientIdentity, UsageRecord
 from datacap.store.writer import TrafficDelta
+from datacap.timeutil import check_year
 
 REQUIRED = ("time", "interface", "rx_bytes", "tx_bytes")
 OPTIONAL = ("card", "app", "client", "service")
@@ -174,6 +175,7 @@ def parse_time(text: str) -> dt.datetime:
         raise InputError(f"time: expected ISO 8601 like 2026-11-29T08:00:00+08:00, found {text!r}") from None
     if parsed.tzinfo is None:
         raise InputError(f"time: expected an offset or Z (the instant must be unambiguous), found {text!r}")
+    check_year(parsed.year, "time", text)
     return parsed
 
 

@@ -69,6 +69,13 @@ def store_exists(path: Path) -> bool:
     return _exists(path)
 
 
+def require_store(path: Path) -> None:
+    """StoreError (exit 2) unless a store is at ``path``: commands that only read or update one never create it."""
+    if not _exists(path):
+        raise StoreError(f"no store at {path}: start `datacap run`, or `datacap import FILE.csv`, "
+                         "or point --db / DATACAP_DB at an existing one")
+
+
 def prepare_store_file(path: Path) -> None:
     """Create the store's directory (0750) and an empty database file (0640) when they are missing."""
     try:
@@ -130,9 +137,7 @@ def open_read(path: Path) -> sqlite3.Connection:
     opened the usual way: SQLite needs to create the -shm. It is then opened as immutable, which
     is right for a copy nobody writes (a -wal beside it is not read).
     """
-    if not _exists(path):
-        raise StoreError(f"no store at {path}: start `datacap run`, or `datacap import FILE.csv`, "
-                         "or point --db / DATACAP_DB at an existing one")
+    require_store(path)
     try:
         return _connect_ro(path, immutable=False)
     except sqlite3.OperationalError as exc:
