@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import stat
 import subprocess
+import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -134,8 +135,8 @@ def test_lock_follows_the_file_through_a_bind_mount(tmp_path: Path) -> None:
         code = ("import sys; from pathlib import Path; from datacap.store import DaemonLock\n"
                 "DaemonLock(Path(sys.argv[1])).acquire()")
         proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                               f'mount --bind "$1" "$2" && exec "$3" -c "$4" "$2/s.db"', "sh",
-                               str(tmp_path / "a"), str(tmp_path / "b"), os.sys.executable, code],
+                               'mount --bind "$1" "$2" && exec "$3" -c "$4" "$2/s.db"', "sh",
+                               str(tmp_path / "a"), str(tmp_path / "b"), sys.executable, code],
                               capture_output=True, text=True, env=subprocess_env(), timeout=60)
         assert proc.returncode != 0 and "StoreBusy" in proc.stderr, proc.stderr
     finally:
