@@ -228,7 +228,8 @@ def import_csv(file: Annotated[Path, typer.Argument(help="CSV with the header ti
     """
     c = Context(db, config)
     sha256 = csvio.file_sha256(file)  # first: a file already imported is refused before it is parsed
-    previous = _imported_before(c, sha256)
+    writer = c.writer()
+    previous = Reader(writer.conn, c.cfg.tz).imported(sha256)
     if previous and not force:
         raise InputError(f"{file}: this file was already imported (as {previous[0]}, {previous[1]} rows); "
                          "use --force to import it again")
@@ -239,17 +240,8 @@ def import_csv(file: Annotated[Path, typer.Argument(help="CSV with the header ti
         # Two streaming passes: check every row (a bad one rejects the file before anything is
         # written), then write in chunks in one transaction. Memory stays flat however long the file.
         checked = csvio.check_usage_csv(file, lambda pos: progress.update(task, completed=pos // 2), sha256)
-        writer = c.writer()
         writer.commit_chunks(csvio.iter_usage_chunks(file), imported=(sha256, str(file), checked.rows))
     out.print(f"imported {checked.rows} rows ({format_bytes(checked.total_bytes)}) from {file}")
-
-
-def _imported_before(c: Context, sha256: str) -> tuple[str, int, int] | None:
-    from datacap.store.db import store_exists
-
-    if not store_exists(c.db_path):
-        return None
-    return c.reader().imported(sha256)
 
 
 @app.command()

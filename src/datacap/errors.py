@@ -55,7 +55,7 @@ class StoreWriteFailed(StoreError):
     def __init__(self, message: str, cause: BaseException | None = None) -> None:
         super().__init__(message)
         text = str(cause or message)
-        self.disk_full = "disk is full" in text or getattr(cause, "sqlite_errorcode", None) == 13
+        self.disk_full = "disk is full" in text or (getattr(cause, "sqlite_errorcode", 0) or 0) & 0xFF == 13
 
 
 class MeterError(DatacapError):

@@ -67,7 +67,8 @@ def pair() -> Iterator[Pair]:
 
 
 @pytest.fixture
-def disk(tmp_path: Path, pair: Pair) -> Iterator[SmallDisk]:
+def disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    require_root("unshare", "nsenter", "dd")
     mnt = tmp_path / "small"
     mnt.mkdir()
     holder = subprocess.Popen(
@@ -153,3 +154,48 @@ def test_full_disk_keeps_metering_and_writes_every_byte_when_space_returns(
     assert "Traceback" not in text and "cannot rollback" not in text, text
     failures, recoveries = text.count("cannot write to the store"), text.count("takes writes again")
     assert failures >= 1 and failures == recoveries, text  # logged once per change of state, not per retry
+
+
+def _cli(disk: SmallDisk, *args: str) -> subprocess.CompletedProcess[str]:
+    return disk.run(*datacap_cmd(*args), check=False)
+
+
+def test_import_and_start_up_on_a_full_disk_fail_with_a_clear_message(disk: SmallDisk, tmp_path: Path) -> None:
+    db = disk.path / "store.db"
+    csv = tmp_path / "u.csv"
+    csv.write_text("time,interface,rx_bytes,tx_bytes\n" + "".join(
+        f"2026-11-{1 + i // 288:02d}T{(i % 288) // 12:02d}:{(i % 12) * 5:02d}:00Z,wwan0,{i},1\n" for i in range(8000)))
+    disk.fill()
+    # A new store on a full disk: the migrations cannot be written.
+    for args in (["import", str(csv), "--db", str(db)], ["run", "--db", str(db), "--no-web", "--max-runtime", "3"]):
+        proc = _cli(disk, *args)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr and "cannot rollback" not in proc.stderr, proc.stderr
+        assert "full" in proc.stderr, proc.stderr
+    # An existing store, then the disk fills: the import is refused whole, the store unchanged.
+    disk.free()
+    small = tmp_path / "small.csv"
+    small.write_text("time,interface,rx_bytes,tx_bytes\n2026-11-01T00:00:00Z,wwan0,5,5\n")
+    assert _cli(disk, "import", str(small), "--db", str(db)).returncode == 0
+    disk.fill()
+    proc = _cli(disk, "import", str(csv), "--db", str(db))
+    assert proc.returncode == 2 and "full" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    disk.free()
+    assert disk.store_total(db) == (5, 5)  # nothing partial was written
+
+
+def test_a_store_on_a_read_only_file_system_is_a_clear_error(tmp_path: Path) -> None:
+    require_root("unshare")
+    store = tmp_path / "ro"
+    store.mkdir()
+    from datacap.store import open_write
+
+    open_write(store / "s.db").close()
+    script = ('mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@"')
+    for args in (["run", "--db", str(store / "s.db"), "--no-web", "--max-runtime", "3"],
+                 ["run", "--db", str(store / "new.db"), "--no-web", "--max-runtime", "3"]):
+        proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", str(store),
+                               *datacap_cmd(*args)], capture_output=True, text=True, env=subprocess_env(),
+                              timeout=60)
+        assert proc.returncode == 2, proc.stderr
+        assert "read-only" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

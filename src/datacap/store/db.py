@@ -36,7 +36,9 @@ def describe_sqlite_error(path: object, exc: sqlite3.Error) -> str:
     """One sentence a user can act on, for the SQLite errors faults produce."""
     text = str(exc)
     code = getattr(exc, "sqlite_errorcode", None)
-    if code == sqlite3.SQLITE_FULL or "disk is full" in text:
+    if code is not None:
+        code &= 0xFF  # the primary code of an extended one (SQLITE_IOERR_SHMSIZE is an I/O error)
+    if code == sqlite3.SQLITE_FULL or "disk is full" in text or (code == sqlite3.SQLITE_IOERR and _no_space(path)):
         return f"the disk holding {path} is full ({text}): free some space"
     if isinstance(exc, sqlite3.DatabaseError) and ("malformed" in text or "not a database" in text
                                                     or code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)):
@@ -46,6 +48,15 @@ def describe_sqlite_error(path: object, exc: sqlite3.Error) -> str:
     if code == sqlite3.SQLITE_IOERR or "disk I/O error" in text:
         return f"an I/O error on {path} ({text}): check the disk"
     return f"the store {path}: {text}"
+
+
+def _no_space(path: object) -> bool:
+    """Whether the file system holding ``path`` has no block left (SQLite reports some such writes as I/O errors)."""
+    try:
+        st = os.statvfs(Path(str(path)).parent)
+    except OSError:
+        return False
+    return st.f_bavail == 0
 
 
 def _exists(path: Path) -> bool:
