@@ -227,9 +227,11 @@ def import_csv(file: Annotated[Path, typer.Argument(help="CSV with the header ti
     Example: datacap import usage-2026-11.csv
     """
     c = Context(db, config)
+    from datacap.store.db import store_exists
+
     sha256 = csvio.file_sha256(file)  # first: a file already imported is refused before it is parsed
-    writer = c.writer()
-    previous = Reader(writer.conn, c.cfg.tz).imported(sha256)
+    writer = c.writer() if store_exists(c.db_path) else None  # a rejected file creates no store
+    previous = Reader(writer.conn, c.cfg.tz).imported(sha256) if writer else None
     if previous and not force:
         raise InputError(f"{file}: this file was already imported (as {previous[0]}, {previous[1]} rows); "
                          "use --force to import it again")
@@ -240,6 +242,7 @@ def import_csv(file: Annotated[Path, typer.Argument(help="CSV with the header ti
         # Two streaming passes: check every row (a bad one rejects the file before anything is
         # written), then write in chunks in one transaction. Memory stays flat however long the file.
         checked = csvio.check_usage_csv(file, lambda pos: progress.update(task, completed=pos // 2), sha256)
+        writer = writer or c.writer()
         writer.commit_chunks(csvio.iter_usage_chunks(file), imported=(sha256, str(file), checked.rows))
     out.print(f"imported {checked.rows} rows ({format_bytes(checked.total_bytes)}) from {file}")
 
