@@ -135,3 +135,19 @@ def test_api_on_a_damaged_store_is_a_503_naming_doctor(client: TestClient, store
     assert res.status_code == 503 and "datacap doctor" in res.json()["error"], res.text
     metrics = client.get("/metrics")
     assert metrics.status_code == 200 and "datacap_store_up 0.0" in metrics.text
+
+
+def test_the_last_write_episode_is_visible_to_readers_in_other_processes(client: TestClient, store: Any) -> None:
+    """The daemon records its write state in the store whenever a write gets through; the dashboard
+    of another process (`datacap serve`) and its /metrics show it."""
+    from datacap.store import Writer, open_write
+    from datacap.store.health import WriteHealth
+
+    episode = WriteHealth(writable=False, error="database or disk is full", held_bytes=123_456, held_entries=7)
+    writer = Writer(open_write(store.db), load_config(store.config).tz)
+    writer.set_meta("write_health", episode.to_meta())
+    writer.conn.close()
+    doc = client.get("/api/v1/health").json()
+    assert doc["store"]["writable"] is False and doc["store"]["held_bytes"] == 123_456
+    text = client.get("/metrics").text
+    assert "datacap_store_writable 0.0" in text and "datacap_store_held_bytes 123456.0" in text
