@@ -12,6 +12,7 @@ import logging
 import select
 import signal
 import socket
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -288,14 +289,12 @@ class Daemon:
             signal.signal(signum, handler)  # type: ignore[arg-type]
 
 
-def _check_integrity(conn: Any, path: Path) -> None:
+def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
     """``PRAGMA quick_check`` before metering: writing into a damaged b-tree can spread the damage.
 
     Refusing to start loses nothing: the kernel keeps counting, and the next start counts every byte
     since the counters last stored (within one boot).
     """
-    import sqlite3
-
     try:
         problems = [row[0] for row in conn.execute("PRAGMA quick_check(20)")]
     except sqlite3.DatabaseError as exc:

@@ -167,11 +167,12 @@ def _copy_all(src: sqlite3.Connection, dst: sqlite3.Connection, report: RebuildR
 def _salvage(src: sqlite3.Connection, table: str, cols: list[str]) -> tuple[list[tuple[Any, ...]], bool]:
     """Every row of ``table`` still readable: a forward and a backward scan meet at a damaged page."""
     quoted = ", ".join(f'"{c}"' for c in cols)
-    order = ", ".join(_primary_key(src, table)) or "rowid"
+    keys = _primary_key(src, table) or ["rowid"]
     found: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     complete = True
     for direction in ("ASC", "DESC"):
-        sql = f'SELECT {quoted} FROM "{table}" ORDER BY {", ".join(f"{k} {direction}" for k in order.split(", "))}'
+        order = ", ".join(f"{k} {direction}" for k in keys)
+        sql = f'SELECT {quoted} FROM "{table}" ORDER BY {order}'
         try:
             for row in src.execute(sql):
                 found.setdefault(row, row)
