@@ -171,17 +171,21 @@ def load_config(path: Path | None = None, *, required: bool = False) -> Config:
     """Read and validate the config. A missing default file means defaults; a named one must exist."""
     explicit = path is not None or "DATACAP_CONFIG" in os.environ
     path = path or default_config_path()
-    if not path.exists():
-        if explicit or required:
-            raise ConfigError(f"{path}: no such config file")
-        return Config()
     try:
         text = path.read_text(encoding="utf-8")
         data = tomllib.loads(text)
+    except FileNotFoundError:
+        if explicit or required:
+            raise ConfigError(f"{path}: no such config file") from None
+        return Config()
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: expected UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not a usable config: arrays or tables nested too deeply") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot read: permission denied (on the file or a directory above it)") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     return parse_config(data, path, text)

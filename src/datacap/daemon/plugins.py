@@ -232,15 +232,23 @@ def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = Tru
         except DatacapError as exc:
             log.warning("%s: not started: %s", name, exc)
             if name == "attribution":  # the views say why they are empty
-                writer.set_meta("attribution_off", str(exc))
+                _note(writer, "attribution_off", str(exc))
         else:
             if name == "attribution":
-                writer.set_meta("attribution_off", None)
+                _note(writer, "attribution_off", None)
     modem = next((p for p in plugins if isinstance(p, ModemPlugin)), None)
     attribution = next((p for p in plugins if isinstance(p, AttributionPlugin)), None)
     if modem is not None and attribution is not None:
         attribution.stamp = modem.card_for  # attributed bytes carry the same card as the interface's
     return plugins
+
+
+def _note(writer: Writer, key: str, value: str | None) -> None:
+    """A store fact that may wait: a full disk at start-up must not stop the metering."""
+    try:
+        writer.set_meta(key, value)
+    except DatacapError as exc:
+        log.warning("could not record %s yet: %s", key, exc)
 
 
 def _web(cfg: Config, db_path: Path) -> Any:

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from datacap.errors import ImportRejected, InputError
 from datacap.model import AppIdentity, AttribDelta, ClientIdentity, UsageRecord
 from datacap.store.writer import TrafficDelta
+from datacap.timeutil import check_year
 
 REQUIRED = ("time", "interface", "rx_bytes", "tx_bytes")
 OPTIONAL = ("card", "app", "client", "service")
@@ -30,56 +31,94 @@ _CARD = re.compile(r"^[a-z0-9_-]+$")
 _MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 
 
+MAX_INTERFACE = 15  # the kernel's IFNAMSIZ - 1
+CHUNK_ROWS = 20_000  # rows handed to the writer at a time: an import's memory does not grow with the file
+
+
 @dataclass(frozen=True, slots=True)
-class ParsedFile:
-    traffic: list[TrafficDelta]
-    attrib: list[AttribDelta]
+class CheckedFile:
+    """A file whose every row was checked (nothing kept in memory but these figures)."""
+
+    path: Path
     rows: int
     sha256: str
     total_bytes: int
 
 
-def read_usage_csv(path: Path, progress: Callable[[int], None] | None = None) -> ParsedFile:
-    """Parse and check every row; raise ImportRejected listing up to 20 bad rows as ``FILE:LINE: reason``."""
+def file_sha256(path: Path) -> str:
+    """The file's digest, read in 1 MiB blocks: a duplicate import is refused before any parsing."""
+    digest = hashlib.sha256()
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ImportRejected([f"{path}: not UTF-8 text (byte {exc.start})"], 1) from None
+    return digest.hexdigest()
+
+
+def check_usage_csv(path: Path, progress: Callable[[int], None] | None = None,
+                    sha256: str | None = None) -> CheckedFile:
+    """Check every row, streaming; raise ImportRejected listing up to 20 bad rows as ``FILE:LINE: reason``."""
     problems: list[str] = []
-    bad = 0
-    traffic: list[TrafficDelta] = []
-    attrib: list[AttribDelta] = []
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    columns = _check_header(path, header)
-    rows = 0
-    total = 0
-    for line, fields in enumerate(reader, start=2):
-        if not fields or all(not f.strip() for f in fields):
-            continue
-        rows += 1
-        try:
-            delta, extra = _parse_row(dict(zip(columns, fields, strict=False)), len(fields), len(columns))
-        except InputError as exc:
+    bad = rows = total = 0
+    for line, item in _rows(path, progress):
+        if isinstance(item, str):
             bad += 1
             if len(problems) < MAX_SHOWN:
-                problems.append(f"{path}:{line}: {exc}")
+                problems.append(f"{path}:{line}: {item}")
             continue
-        traffic.append(delta)
-        total += delta.rx_bytes + delta.tx_bytes
-        if extra is not None:
-            attrib.append(extra)
-        if progress and rows % 5000 == 0:
-            progress(reader.line_num)
+        rows += 1
+        total += item[0].rx_bytes + item[0].tx_bytes
     if bad:
         raise ImportRejected(problems, bad)
     if rows == 0:
         raise ImportRejected([f"{path}: no data rows after the header"], 1)
-    return ParsedFile(traffic, attrib, rows, hashlib.sha256(raw).hexdigest(), total)
+    return CheckedFile(path, rows, sha256 or file_sha256(path), total)
+
+
+def iter_usage_chunks(path: Path, size: int = CHUNK_ROWS) -> Iterator[tuple[list[TrafficDelta], list[AttribDelta]]]:
+    """The rows of a checked file, parsed again in chunks of ``size`` for the writer."""
+    traffic: list[TrafficDelta] = []
+    attrib: list[AttribDelta] = []
+    for _, item in _rows(path, None):
+        if isinstance(item, str):
+            raise InputError(f"{path} changed while it was imported")
+        traffic.append(item[0])
+        if item[1] is not None:
+            attrib.append(item[1])
+        if len(traffic) >= size:
+            yield traffic, attrib
+            traffic, attrib = [], []
+    if traffic:
+        yield traffic, attrib
+
+
+def _rows(path: Path, progress: Callable[[int], None] | None
+          ) -> Iterator[tuple[int, tuple[TrafficDelta, AttribDelta | None] | str]]:
+    """(line, parsed row or the reason it is bad), one row at a time."""
+    try:
+        raw = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    with raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as stream:
+        reader = csv.reader(stream)
+        try:
+            columns = _check_header(path, next(reader, None))
+            for line, fields in enumerate(reader, start=2):
+                if not fields or all(not f.strip() for f in fields):
+                    continue
+                try:
+                    yield line, _parse_row(dict(zip(columns, fields, strict=False)), len(fields), len(columns))
+                except InputError as exc:
+                    yield line, str(exc)
+                if progress and line % 5000 == 0:
+                    progress(raw.tell())
+        except UnicodeDecodeError as exc:
+            raise ImportRejected([f"{path}:{reader.line_num + 1}: not UTF-8 text (byte {exc.start} of a "
+                                  "block)"], 1) from None
+        except csv.Error as exc:
+            raise ImportRejected([f"{path}:{reader.line_num}: not CSV: {exc}"], 1) from None
 
 
 def _check_header(path: Path, header: list[str] | None) -> list[str]:
@@ -107,8 +146,10 @@ def _parse_row(row: dict[str, str], width: int, expected: int) -> tuple[TrafficD
         raise InputError(f"expected {expected} fields, found {width}")
     instant = parse_time(row["time"])
     iface = row["interface"].strip()
-    if not iface or any(c.isspace() for c in iface) or "/" in iface:
-        raise InputError(f"interface: expected an interface name like wwan0, found {row['interface']!r}")
+    if not iface or len(iface) > MAX_INTERFACE or any(c.isspace() for c in iface) or "/" in iface:
+        shown = row["interface"] if len(row["interface"]) <= 40 else row["interface"][:40] + "..."
+        raise InputError(f"interface: expected an interface name like wwan0 (at most {MAX_INTERFACE} "
+                         f"characters, no spaces or /), found {shown!r}")
     rx, tx = _bytes(row, "rx_bytes"), _bytes(row, "tx_bytes")
     card = (row.get("card") or "").strip() or None
     if card is not None and not _CARD.match(card):
@@ -134,6 +175,7 @@ def parse_time(text: str) -> dt.datetime:
         raise InputError(f"time: expected ISO 8601 like 2026-11-29T08:00:00+08:00, found {text!r}") from None
     if parsed.tzinfo is None:
         raise InputError(f"time: expected an offset or Z (the instant must be unambiguous), found {text!r}")
+    check_year(parsed.year, "time", text)
     return parsed
 
 

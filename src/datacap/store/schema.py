@@ -92,7 +92,7 @@ def all_migrations() -> list[Migration]:
     return sorted(CORE_MIGRATIONS + features)
 
 
-def migrate(conn: sqlite3.Connection) -> list[str]:
+def migrate(conn: sqlite3.Connection, path: object = "the store") -> list[str]:
     """Apply the migrations not yet recorded, each in its own transaction. Returns their names."""
     conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)")
     done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
@@ -111,8 +111,12 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
             conn.execute("INSERT INTO migrations VALUES (?, strftime('%s','now'))", (name,))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise StoreError(f"migration {name} failed: {exc}") from exc
+            if conn.in_transaction:  # SQLite rolls back by itself on a full disk or an I/O error
+                conn.execute("ROLLBACK")
+            from datacap.store.db import describe_sqlite_error
+
+            raise StoreError(f"migration {name} failed, the store is unchanged: "
+                             f"{describe_sqlite_error(path, exc)}") from exc
         applied.append(name)
     return applied
 

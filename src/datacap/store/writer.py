@@ -8,6 +8,7 @@ both or neither, so no byte is lost or counted twice.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sqlite3
 import threading
@@ -17,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from datacap.errors import StoreError
+from datacap.errors import StoreWriteFailed
 from datacap.model import AppIdentity, AttribDelta, ClientIdentity, Reading
 from datacap.timeutil import RESOLUTIONS, UTC, bucket_end, bucket_start
 
@@ -104,16 +105,23 @@ class Writer:
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot start a write: {exc}") from exc
+                raise StoreWriteFailed(f"cannot start a write: {exc}", exc) from exc
             try:
                 yield self.conn
                 self.conn.execute("COMMIT")
             except BaseException as exc:
-                self.conn.execute("ROLLBACK")
-                self._ids.clear()  # ids inserted by the rolled-back transaction are gone
+                self._rollback()
                 if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"write failed, nothing was written: {exc}") from exc
+                    raise StoreWriteFailed(f"write failed, nothing was written: {exc}", exc) from exc
                 raise
+
+    def _rollback(self) -> None:
+        """Undo the open transaction. A full disk or an I/O error makes SQLite roll back by itself
+        (then there is nothing left to undo, and ROLLBACK would fail with "no transaction is active")."""
+        self._ids.clear()  # ids inserted by the rolled-back transaction are gone
+        if self.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):  # rolled back on its own: nothing committed either way
+                self.conn.execute("ROLLBACK")
 
     def commit(self, traffic: Iterable[TrafficDelta] = (), attrib: Iterable[AttribDelta] = (),
                counters: dict[str, Reading] | None = None,
@@ -134,6 +142,15 @@ class Writer:
                              [(e.at, e.iface, e.kind, e.detail) for e in events])
             if imported:
                 conn.execute("INSERT OR REPLACE INTO imports VALUES (?, ?, ?, strftime('%s','now'))", imported)
+
+    def commit_chunks(self, chunks: Iterable[tuple[list[TrafficDelta], list[AttribDelta]]],
+                      imported: tuple[str, str, int]) -> None:
+        """Write an import chunk by chunk in one transaction: all of it or, on any error, nothing."""
+        with self.transaction() as conn:
+            for traffic, attrib in chunks:
+                self._add_traffic(conn, traffic, None)
+                self._add_attrib(conn, attrib)
+            conn.execute("INSERT OR REPLACE INTO imports VALUES (?, ?, ?, strftime('%s','now'))", imported)
 
     def _add_traffic(self, conn: sqlite3.Connection, traffic: Iterable[TrafficDelta], seen_at: int | None) -> None:
         sums: dict[tuple[str, int, int, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])

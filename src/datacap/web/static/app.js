@@ -103,7 +103,15 @@ async function overview() {
         el("p", { class: "muted", text: `${t("all_time")}: ${fmtBytes(i.all_time.total_bytes)}` })));
     }
   } else notice(tiles, summary.data.error, "warn");
-  if (health.ok) document.getElementById("health").textContent = `${t("health")}: ${fmtTime(health.data.last_flush)}`;
+  if (health.ok) {
+    const line = document.getElementById("health");
+    line.textContent = `${t("health")}: ${fmtTime(health.data.last_flush)}`;
+    const store = health.data.store;
+    if (store && store.writable === false) {  // a full disk: bytes wait in the daemon's memory
+      line.className = "warn";
+      line.textContent += ` · ${t("store_unwritable")}: ${fmtBytes(store.held_bytes)} ${t("held_in_memory")}`;
+    }
+  }
 }
 
 async function drawCards(container) {
