@@ -96,6 +96,16 @@ class WebConfig(Strict):
     enabled: bool = True
 
 
+class ModemOptions(Strict):
+    """``[modem]``: how datacap treats the modems' texts and SIM switches (issue #16)."""
+
+    delete_handled: bool = False  # delete received texts from the modem once datacap handled them
+    storage_warn: int = Field(default=20, ge=1, le=1000)  # warn when a modem stores this many texts
+    lpac: str = "lpac"  # the lpac executable (a name on PATH or a path)
+    switch_wait: float = Field(default=30.0, ge=1, le=600)  # seconds for a new ICCID before a reset
+    reset_wait: float = Field(default=120.0, ge=5, le=900)  # seconds for the modem to come back after it
+
+
 class Config(Strict):
     timezone: str = Field(default_factory=system_timezone_name)
     week_start: str = "monday"
@@ -104,6 +114,7 @@ class Config(Strict):
     web: WebConfig = Field(default_factory=WebConfig)
     attribution: AttributionConfig = Field(default_factory=lambda: AttributionConfig())
     cards: Cards = Field(default_factory=list)
+    modem: ModemOptions = Field(default_factory=lambda: ModemOptions())
     # Alerts (datacap.alerts): notification channels, rules and delivery options.
     channels: dict[str, str] = Field(default_factory=dict)
     alerts: list[AlertRule] = Field(default_factory=list)

@@ -20,7 +20,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, replace
 
-from datacap.modem.types import SmsMessage
+from datacap.modem.types import SmsMessage, TextPart
 
 _INDEX_RE = re.compile(r"(\d+)$")
 
@@ -36,6 +36,8 @@ class SmsPart:
     text: str
     timestamp: str | None
     received_at: float  # when datacap saw it complete (monotonic or epoch: the caller's clock)
+    storage: str = "unknown"  # where ModemManager keeps it: sm (the SIM), me (the modem)
+    stored: bool = False  # loaded from storage, not received live (see TextPart.stored)
 
 
 def timestamp_epoch(timestamp: str | None) -> float | None:
@@ -63,6 +65,7 @@ def join_parts(parts: list[SmsPart]) -> SmsMessage:
         modem_device_id=first.modem_device_id, iccid=first.iccid, sender=first.sender,
         text="".join(p.text for p in ordered), timestamp=first.timestamp,
         paths=tuple(p.path for p in ordered),
+        parts=tuple(TextPart(p.path, p.text, p.timestamp, p.storage, p.stored) for p in ordered),
     )
 
 

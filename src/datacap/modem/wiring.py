@@ -25,7 +25,8 @@ log = logging.getLogger("datacap.modem")
 
 
 def card_sims(cfg: Config) -> list[CardSims]:
-    return [CardSims(c.name, tuple(c.iccid or ()), tuple(c.interfaces), c.carrier) for c in cfg.cards]
+    return [CardSims(c.name, tuple(c.iccid or ()), tuple(c.interfaces), c.carrier, c.modem.apn if c.modem else None)
+            for c in cfg.cards]
 
 
 @dataclass(frozen=True, slots=True)
