@@ -166,12 +166,15 @@ class ModemPlugin(BasePlugin):
         from datacap.modem.carrier_log import SqliteModemEvents
         from datacap.modem.mm import ModemManagerClient
         from datacap.modem.runtime import ModemRuntime
+        from datacap.modem.texts import TextLedger
         from datacap.modem.wiring import carrier_service, sim_card_stamper
 
         self.client = ModemManagerClient()
         self.client.start()
         service = carrier_service(cfg, writer, self.client) if any(c.carrier for c in cfg.cards) else None
-        self.runtime = ModemRuntime(self.client, service, SqliteModemEvents(writer.conn))
+        self.runtime = ModemRuntime(self.client, service, SqliteModemEvents(writer.conn),
+                                    ledger=TextLedger(writer.conn), delete_handled=cfg.modem.delete_handled,
+                                    storage_warn=cfg.modem.storage_warn)
         self.card_for: Callable[[str], str | None] = sim_card_stamper(cfg, self.client)
 
     def poll(self, now: float) -> Iterable[AttribDelta]:
@@ -255,9 +258,9 @@ def _switcher(cfg: Config, plugins: list[Any]) -> Any:
     if modem is None:
         return None
     from datacap.modem.actions import Switcher
-    from datacap.modem.wiring import card_sims
+    from datacap.modem.wiring import card_sims, switch_options
 
-    switcher = Switcher(modem.client, modem.runtime.events)
+    switcher = Switcher(modem.client, modem.runtime.events, options=switch_options(cfg))
     cards = card_sims(cfg)
 
     def switch(card_name: str, action: Any) -> None:

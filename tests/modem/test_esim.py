@@ -129,11 +129,11 @@ def test_esim_switch_with_refresh_needs_no_reset(bus: str, tmp_path: Path, monke
 
 def test_esim_switch_that_cannot_complete_fails_with_a_reason(bus: str, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    with rig(bus, tmp_path, monkeypatch, primary=2, refresh=False, reset_applies=False) as r:
-        with pytest.raises(ModemError, match=rf"eSIM switch to {ICCID3} on modem \d+ did not complete: lpac enabled "
-                                             rf"the profile, but after a reset and 20 s ModemManager reports ICCID "
-                                             rf"{ICCID2}, so traffic stays charged to that SIM's card"):
-            r.invoke("esim", "enable", ICCID3)
+    with (rig(bus, tmp_path, monkeypatch, primary=2, refresh=False, reset_applies=False) as r,
+          pytest.raises(ModemError, match=rf"eSIM switch to {ICCID3} on modem \d+ did not complete: lpac enabled "
+                                          rf"the profile, but after a reset and 20 s ModemManager reports ICCID "
+                                          rf"{ICCID2}, so traffic stays charged to that SIM's card")):
+        r.invoke("esim", "enable", ICCID3)
 
 
 def test_unknown_profile_changes_nothing(bus: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

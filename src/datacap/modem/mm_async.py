@@ -471,7 +471,12 @@ class AsyncModemManager:
         modem = self._modem_path(device_id)
         done = 0
         for path in paths:
-            await self._mm(modem, IF_MESSAGING, "Delete", "o", [path])
+            try:
+                await self._mm(modem, IF_MESSAGING, "Delete", "o", [path])
+            except ModemError as err:
+                if "Error.Core.NotFound" in str(err):
+                    continue  # already gone (deleted with an earlier copy of the same text)
+                raise
             done += 1
         return done
 

@@ -16,12 +16,18 @@ from datacap.config import Config
 from datacap.modem.cards import CardSims, card_for
 from datacap.modem.carrier import CarrierFigure
 from datacap.modem.carrier_log import SqliteCarrierLog
+from datacap.modem.esim import SwitchOptions
 from datacap.modem.mm import ModemManagerClient
 from datacap.modem.service import CarrierService
 from datacap.plans.sms import SmsReading, parse_sms
 from datacap.store import Reader, Writer
 
 log = logging.getLogger("datacap.modem")
+
+
+def switch_options(cfg: Config) -> SwitchOptions:
+    """``[modem]``'s lpac executable and waits, for eSIM switches."""
+    return SwitchOptions(cfg.modem.lpac, cfg.modem.switch_wait, cfg.modem.reset_wait)
 
 
 def card_sims(cfg: Config) -> list[CardSims]:
