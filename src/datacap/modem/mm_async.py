@@ -166,8 +166,10 @@ class AsyncModemManager:
             self._on_event(msg)
         if self._flush_handle:
             self._flush_handle.cancel()
-        for task in list(self._tasks):
+        pending = list(self._tasks)
+        for task in pending:
             task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)  # let them finish cancelling
         if self._bus is not None:
             self._bus.disconnect()
             self._bus = None
