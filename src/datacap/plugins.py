@@ -167,14 +167,15 @@ class ModemPlugin(BasePlugin):
         from datacap.modem.mm import ModemManagerClient
         from datacap.modem.runtime import ModemRuntime
         from datacap.modem.texts import TextLedger
-        from datacap.modem.wiring import carrier_service, sim_card_stamper
+        from datacap.modem.wiring import carrier_service, forwarder, sim_card_stamper
 
         self.client = ModemManagerClient()
         self.client.start()
         service = carrier_service(cfg, writer, self.client) if any(c.carrier for c in cfg.cards) else None
+        forward = forwarder(cfg, writer.conn, self.client) if cfg.forward else None
         self.runtime = ModemRuntime(self.client, service, SqliteModemEvents(writer.conn),
                                     ledger=TextLedger(writer.conn), delete_handled=cfg.modem.delete_handled,
-                                    storage_warn=cfg.modem.storage_warn)
+                                    storage_warn=cfg.modem.storage_warn, forwarder=forward)
         self.card_for: Callable[[str], str | None] = sim_card_stamper(cfg, self.client)
 
     def poll(self, now: float) -> Iterable[AttribDelta]:
@@ -220,8 +221,8 @@ def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = Tru
     """
     plugins: list[Any] = []
     starters: list[tuple[str, bool, Callable[[], Any]]] = [
-        # Only cards keyed by SIM, or with carrier queries, need ModemManager.
-        ("modem", any(c.iccid or c.carrier for c in cfg.cards), lambda: ModemPlugin(cfg, writer)),
+        # Only cards keyed by SIM, carrier queries or text forwarding need ModemManager.
+        ("modem", any(c.iccid or c.carrier for c in cfg.cards) or bool(cfg.forward), lambda: ModemPlugin(cfg, writer)),
         ("attribution", cfg.attribution.enabled, lambda: AttributionPlugin(cfg, writer, db_path)),
         ("alerts", bool(cfg.alerts), lambda: AlertsPlugin(cfg, writer, _switcher(cfg, plugins))),
         ("reports", cfg.reports.send != "off", lambda: ReportsPlugin(cfg, writer)),

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from datacap.errors import DatacapError, ModemError
 from datacap.modem.carrier_log import SqliteModemEvents
+from datacap.modem.forward import Forwarder
 from datacap.modem.mm import ModemManagerClient
 from datacap.modem.service import CarrierService, QueryOutcome
 from datacap.modem.texts import TextLedger
@@ -36,7 +37,8 @@ class ModemRuntime:
                  events: SqliteModemEvents | None = None,
                  on_sim_change: Callable[[SimChange], None] | None = None, *,
                  ledger: TextLedger | None = None, delete_handled: bool = False, storage_warn: int = 20,
-                 on_text: Callable[[SmsMessage], None] | None = None) -> None:
+                 on_text: Callable[[SmsMessage], None] | None = None,
+                 forwarder: Forwarder | None = None) -> None:
         self.client = client
         self.service = service
         self.events = events
@@ -44,7 +46,8 @@ class ModemRuntime:
         self.ledger = ledger
         self.delete_handled = delete_handled
         self.storage_warn = storage_warn
-        self.on_text = on_text  # every new text, after the carrier service (forwarding, listing...)
+        self.on_text = on_text  # every new text, after the carrier service
+        self.forwarder = forwarder  # [[forward]]: queues every new text, delivers what is due each step
         self.warnings: dict[str, str] = {}  # device id -> the storage warning given (once each)
         self._caught_up = False
 
@@ -68,6 +71,11 @@ class ModemRuntime:
             except DatacapError as err:  # one bad event must not stop the daemon's loop
                 log.warning("modem event %s: %s", type(event).__name__, err)
         self._check_storage()
+        if self.forwarder is not None:
+            try:
+                self.forwarder.deliver_due()
+            except DatacapError as err:
+                log.warning("forwarding texts: %s", err)
         if self.service is None:
             return []
         return self.service.tick(now)
@@ -114,6 +122,8 @@ class ModemRuntime:
         self._tidy(event)
 
     def _after(self, fresh: SmsMessage) -> None:
+        if self.forwarder is not None:
+            self.forwarder.enqueue(fresh)
         if self.on_text is not None:
             self.on_text(fresh)
 

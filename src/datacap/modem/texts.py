@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS texts (
     sent_at  TEXT,                           -- SMSC timestamp as ModemManager gives it
     text     TEXT    NOT NULL,
     seen_at  INTEGER NOT NULL,               -- UTC epoch seconds datacap first saw it
-    deleted  INTEGER NOT NULL DEFAULT 0      -- 1: datacap deleted it from the modem ([modem] delete_handled)
+    deleted  INTEGER NOT NULL DEFAULT 0,     -- 1: datacap deleted it from the modem ([modem] delete_handled)
+    message  TEXT    NOT NULL DEFAULT ''     -- key of the first part of the (joined) text it was handled in
 );
 CREATE INDEX IF NOT EXISTS texts_content ON texts (content);
 CREATE INDEX IF NOT EXISTS texts_seen ON texts (seen_at);
@@ -58,6 +59,12 @@ def content_key(sender: str, timestamp: str | None, text: str) -> str:
 
 def text_key(sender: str, timestamp: str | None, text: str, iccid: str | None) -> str:
     return _digest(sender, timestamp, text, iccid)
+
+
+def message_key(msg: SmsMessage) -> str:
+    """A handled text's identity: the key of its first part (as :meth:`TextLedger.admit` returned it)."""
+    first = msg.parts[0] if msg.parts else TextPart("", msg.text, msg.timestamp)
+    return text_key(msg.sender, first.timestamp, first.text, msg.iccid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,13 +131,15 @@ class TextLedger:
         if not fresh:
             return None
         at = int(now if now is not None else time.time())
+        first, first_iccid = fresh[0]
+        message = text_key(msg.sender, first.timestamp, first.text, first_iccid)
         try:
             with self.conn:
                 self.conn.executemany(
-                    "INSERT OR IGNORE INTO texts (key, content, modem, iccid, sender, sent_at, text, seen_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO texts (key, content, modem, iccid, sender, sent_at, text, seen_at, message) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(text_key(msg.sender, p.timestamp, p.text, i), content_key(msg.sender, p.timestamp, p.text),
-                      msg.modem_device_id, i, msg.sender, p.timestamp, p.text, at) for p, i in fresh])
+                      msg.modem_device_id, i, msg.sender, p.timestamp, p.text, at, message) for p, i in fresh])
         except sqlite3.Error as err:
             raise StoreError(f"cannot record a received text: {err}") from None
         new_parts = tuple(p for p, _ in fresh)
@@ -144,6 +153,19 @@ class TextLedger:
         with self.conn:
             self.conn.executemany("UPDATE texts SET deleted = 1 WHERE key = ? OR content = ?",
                                   list(zip(keys, contents, strict=True)))
+
+    def messages(self, limit: int = 50, iccids: tuple[str, ...] = ()) -> list[StoredText]:
+        """The newest ``limit`` texts as they were handled (parts joined), newest first; ``key`` is the
+        text's identity (:func:`message_key`)."""
+        sql = ("SELECT message, min(modem), min(iccid), min(sender), min(sent_at), group_concat(text, ''), "
+               "min(seen_at), min(deleted) FROM (SELECT * FROM texts ORDER BY rowid)")
+        args: list[object] = []
+        if iccids:
+            sql += f" WHERE iccid IN ({', '.join('?' * len(iccids))})"
+            args += list(iccids)
+        sql += " GROUP BY message ORDER BY min(seen_at) DESC, min(rowid) DESC LIMIT ?"
+        rows = self.conn.execute(sql, [*args, limit]).fetchall()
+        return [StoredText(k, m, i, s, t, x, at, bool(d)) for k, m, i, s, t, x, at, d in rows]
 
     def recent(self, limit: int = 50, iccid: str | None = None) -> list[StoredText]:
         """The newest ``limit`` texts (one row per part), newest first."""
