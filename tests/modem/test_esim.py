@@ -171,3 +171,16 @@ def test_doctor_explains_a_modem_lpac_cannot_use(bus: str, tmp_path: Path, monke
                                  "LPAC_APDU_MBIM_UIM_SLOT": "2", "LPAC_APDU_MBIM_USE_PROXY": "1"}
         assert any("mbim-proxy" in w for w in report["why"])
         assert "no NetworkManager: datacap enables and connects the modem after a switch" in report["checks"]
+
+
+def test_alert_action_switch_profile_resets_and_reconnects(bus: str, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from datacap.modem.actions import Switcher, parse_action
+
+    with rig(bus, tmp_path, monkeypatch, primary=2, refresh=False) as r, ModemManagerClient(bus) as client:
+        switcher = Switcher(client, options=SwitchOptions(switch_wait=2.0, reset_wait=20.0))
+        said = switcher.run(parse_action(f"switch-profile {ICCID3}", "t"), CARDS[1], cards=CARDS)
+        assert said.startswith(f"card unicom is exhausted: enabled eSIM profile {ICCID3} (card travel) on modem ")
+        assert "reset the modem (Modem.Reset)" in said
+        assert "; no NetworkManager: datacap enabled modem" in said and said.endswith("(APN travel.apn)")
+        assert r.modem().iccid == ICCID3 and r.mock.connects() == ["travel.apn"]

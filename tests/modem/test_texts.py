@@ -214,3 +214,32 @@ def test_normal_user_is_told_which_polkit_permission_is_missing(mm_mock: MockMod
         assert out.returncode == 0, out.stderr
     finally:
         subprocess.run(["rm", "-rf", str(home)], check=False)
+
+
+NOBODY_SCRIPT = """
+import sys
+from datacap.errors import ModemNotAuthorized
+from datacap.modem.mm import ModemManagerClient
+with ModemManagerClient(sys.argv[1]) as client:
+    for call in (lambda: client.send_sms("0", "10086", "CXLL"), lambda: client.ussd("0", "*101#"),
+                 lambda: client.delete_texts("0", ("/org/freedesktop/ModemManager1/SMS/0",)),
+                 lambda: client.enable("0")):
+        try:
+            call()
+            print("allowed")
+        except ModemNotAuthorized as err:
+            print(err.permission)
+"""
+
+
+def test_polkit_split_for_texts_ussd_and_device_control(mm_mock: MockModemManager) -> None:
+    require(os.geteuid() == 0, "needs root to run a client as another user")
+    mm_mock.receive_sms("10086", "x", "2026-11-29T08:00:00+08:00")
+    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *datacap_cmd()[:1],
+                          "-c", NOBODY_SCRIPT, mm_mock.address], capture_output=True, text=True, timeout=60,
+                         env=subprocess_env(), cwd="/")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["org.freedesktop.ModemManager1.Messaging", "org.freedesktop.ModemManager1.USSD",
+                                  "org.freedesktop.ModemManager1.Messaging",
+                                  "org.freedesktop.ModemManager1.Device.Control"]
+    assert mm_mock.sent() == [] and mm_mock.stored_count() == 1
