@@ -25,9 +25,9 @@ from datacap.modem.runtime import ModemRuntime
 from datacap.modem.service import CarrierService
 from datacap.modem.texts import TEXTS_MIGRATION, TextLedger
 from datacap.modem.types import SmsMessage
-from tests.conftest import datacap_cmd, require, subprocess_env
+from tests.conftest import require, subprocess_env
 
-from .helpers import MockModemManager, mock_modemmanager, wait_until
+from .helpers import CLI_AS_USER, MockModemManager, mock_modemmanager, run_as_user, wait_until
 
 SH = ZoneInfo("Asia/Shanghai")
 ICCID1, ICCID2 = "89860000000000000011", "89860000000000000022"
@@ -201,16 +201,13 @@ def test_normal_user_is_told_which_polkit_permission_is_missing(mm_mock: MockMod
         os.chmod(home / "config.toml", 0o644)
         env = subprocess_env(DATACAP_DB=str(home / "d.sqlite"), DATACAP_CONFIG=str(home / "config.toml"),
                              DBUS_SYSTEM_BUS_ADDRESS=mm_mock.address, HOME=str(home))
-        as_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-        out = subprocess.run([*as_user, *datacap_cmd("sim", "slot", "--modem", "0", "--set", "2")],
-                             capture_output=True, text=True, timeout=90, env=env, cwd=home)
+        out = run_as_user(CLI_AS_USER, "sim", "slot", "--modem", "0", "--set", "2", env=env, cwd=str(home))
         assert out.returncode == 2, out.stderr
         assert ("ModemManager refused SetPrimarySimSlot: this user lacks the polkit permission "
                 "org.freedesktop.ModemManager1.Device.Control") in out.stderr + out.stdout
         assert "run the command as root" in out.stderr + out.stdout
         # reading is allowed to everyone, as in ModemManager's policy
-        out = subprocess.run([*as_user, *datacap_cmd("sim", "slot", "--modem", "0", "--json")],
-                             capture_output=True, text=True, timeout=90, env=env, cwd=home)
+        out = run_as_user(CLI_AS_USER, "sim", "slot", "--modem", "0", "--json", env=env, cwd=str(home))
         assert out.returncode == 0, out.stderr
     finally:
         subprocess.run(["rm", "-rf", str(home)], check=False)
@@ -235,9 +232,7 @@ with ModemManagerClient(sys.argv[1]) as client:
 def test_polkit_split_for_texts_ussd_and_device_control(mm_mock: MockModemManager) -> None:
     require(os.geteuid() == 0, "needs root to run a client as another user")
     mm_mock.receive_sms("10086", "x", "2026-11-29T08:00:00+08:00")
-    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *datacap_cmd()[:1],
-                          "-c", NOBODY_SCRIPT, mm_mock.address], capture_output=True, text=True, timeout=60,
-                         env=subprocess_env(), cwd="/")
+    out = run_as_user(NOBODY_SCRIPT, mm_mock.address, env=subprocess_env())
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["org.freedesktop.ModemManager1.Messaging", "org.freedesktop.ModemManager1.USSD",
                                   "org.freedesktop.ModemManager1.Messaging",
