@@ -118,6 +118,8 @@ def _modem_state(n, spec):
         "apn": str(spec.get("apn", "cmnet")),
         "refresh": bool(spec.get("refresh", False)),  # the modem acts on the eUICC's REFRESH
         "reset_applies": bool(spec.get("reset_applies", True)),  # a reset makes it re-read the eUICC
+        "mm_eid": str(spec.get("mm_eid", "")),  # the Eid ModemManager shows, when not the eUICC's own (a test
+        #                                         of lpac reaching another eUICC than the modem's)
         "storage": [],  # stored received texts: {"number", "text", "timestamp"}
         "path": None, "sims": [], "bearer": None, "sms": {}, "rx": 0, "tx": 0, "connects": [],
     }
@@ -184,7 +186,7 @@ def _publish(mock, m):
         iccid = slot["seen"] if esim else slot["iccid"]
         mock.AddObject(sim_path, IF_SIM, {
             "Active": dbus.Boolean(number == m["primary"]), "SimIdentifier": iccid,
-            "Imsi": f"46000{iccid[-10:]}", "Eid": slot["eid"] if esim else "",
+            "Imsi": f"46000{iccid[-10:]}", "Eid": (m["mm_eid"] or slot["eid"]) if esim else "",
             "OperatorIdentifier": "46000", "OperatorName": "China Unicom" if esim else "China Mobile",
             "SimType": dbus.UInt32(2 if esim else 1), "EsimStatus": dbus.UInt32(2 if esim else 0),
         }, [])

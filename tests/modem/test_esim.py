@@ -184,3 +184,15 @@ def test_alert_action_switch_profile_resets_and_reconnects(bus: str, tmp_path: P
         assert "reset the modem (Modem.Reset)" in said
         assert "; no NetworkManager: datacap enabled modem" in said and said.endswith("(APN travel.apn)")
         assert r.modem().iccid == ICCID3 and r.mock.connects() == ["travel.apn"]
+
+
+def test_an_eid_that_is_not_the_sims_stops_the_switch(bus: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    other = "89049032000000000000000000000099"
+    with rig(bus, tmp_path, monkeypatch, primary=2, mm_eid=other) as r:
+        with pytest.raises(ModemError, match=rf"lpac reached the eUICC with EID \d+, but modem 0's SIM has EID "
+                                             rf"{other}: lpac is talking to another modem or slot; nothing was "
+                                             r"changed"):
+            r.invoke("esim", "enable", ICCID3)
+        assert [c["args"] for c in lpac_calls(r.log)] == [["chip", "info"]]
+        assert r.modem().iccid == ICCID2

@@ -167,3 +167,15 @@ def test_forward_config_errors() -> None:
         parse_config({"channels": {"p": "json://127.0.0.1/x"}, "forward": [{"channels": ["p"], "regex": "("}]})
     with pytest.raises(ConfigError, match="template: expected only the fields"):
         parse_config({"channels": {"p": "json://127.0.0.1/x"}, "forward": [{"channels": ["p"], "template": "{x}"}]})
+
+
+def test_delete_after_confirmed_delivery(mm_mock: MockModemManager, receiver: Receiver, tmp_path: Path) -> None:
+    cfg = config(receiver.url)
+    cfg["forward"][0]["delete"] = True
+    run = Run(mm_mock.address, tmp_path / "d.sqlite", cfg)
+    try:
+        mm_mock.receive_sms("10690000", "验证码 9", "2026-11-29T13:00:00+08:00")
+        run_until(run, lambda: receiver.received and mm_mock.stored_count() == 0, "delivery, then deletion")
+        assert [d.state for d in run.forwarder.deliveries()] == ["sent"]
+    finally:
+        run.close()
