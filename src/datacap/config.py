@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from datacap.alerts.config import AlertingOptions, AlertRule, AlertsConfig
 from datacap.errors import ConfigError, InputError
+from datacap.modem.forward import ForwardRule
 from datacap.plans.config import Cards
 from datacap.reports.schedule import ReportsConfig
 from datacap.timeutil import WEEKDAYS, load_zone, system_timezone_name
@@ -96,6 +97,16 @@ class WebConfig(Strict):
     enabled: bool = True
 
 
+class ModemOptions(Strict):
+    """``[modem]``: how datacap treats the modems' texts and SIM switches (issue #16)."""
+
+    delete_handled: bool = False  # delete received texts from the modem once datacap handled them
+    storage_warn: int = Field(default=20, ge=1, le=1000)  # warn when a modem stores this many texts
+    lpac: str = "lpac"  # the lpac executable (a name on PATH or a path)
+    switch_wait: float = Field(default=30.0, ge=1, le=600)  # seconds for a new ICCID before a reset
+    reset_wait: float = Field(default=120.0, ge=5, le=900)  # seconds for the modem to come back after it
+
+
 class Config(Strict):
     timezone: str = Field(default_factory=system_timezone_name)
     week_start: str = "monday"
@@ -104,6 +115,8 @@ class Config(Strict):
     web: WebConfig = Field(default_factory=WebConfig)
     attribution: AttributionConfig = Field(default_factory=lambda: AttributionConfig())
     cards: Cards = Field(default_factory=list)
+    modem: ModemOptions = Field(default_factory=lambda: ModemOptions())
+    forward: list[ForwardRule] = Field(default_factory=list)  # [[forward]]: texts to channels (issue #15)
     # Alerts (datacap.alerts): notification channels, rules and delivery options.
     channels: dict[str, str] = Field(default_factory=dict)
     alerts: list[AlertRule] = Field(default_factory=list)
@@ -134,6 +147,15 @@ class Config(Strict):
     def _alerts_agree(self) -> Config:
         AlertsConfig.model_validate({"channels": self.channels, "alerts": [a.model_dump() for a in self.alerts],
                                      "alerting": self.alerting.model_dump()})
+        return self
+
+    @model_validator(mode="after")
+    def _forward_channels(self) -> Config:
+        for index, rule in enumerate(self.forward):
+            unknown = [c for c in rule.channels if c not in self.channels]
+            if unknown:
+                raise ValueError(f"forward[{index}].channels: expected names from [channels] "
+                                 f"({', '.join(self.channels) or 'none defined'}), found {unknown[0]!r}")
         return self
 
     @property

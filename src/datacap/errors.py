@@ -13,6 +13,8 @@ The CLI turns these into one clear message and exit status 2; anything else is a
     │   └── NotPermitted       the feature needs privileges this process does not have
     ├── DeliveryError          a notification channel could not deliver a message
     └── ModemError             ModemManager, a SIM slot or an eSIM profile is not usable
+        ├── ModemWrongState    the modem is disabled, locked or failed for what was asked
+        └── ModemNotAuthorized polkit refused this user a ModemManager action (names the permission)
 """
 
 from __future__ import annotations
@@ -72,3 +74,15 @@ class DeliveryError(DatacapError):
 
 class ModemError(DatacapError):
     pass
+
+
+class ModemWrongState(ModemError):
+    pass
+
+
+class ModemNotAuthorized(ModemError):
+    """``permission`` is the polkit action that was refused (org.freedesktop.ModemManager1.Messaging...)."""
+
+    def __init__(self, message: str, permission: str) -> None:
+        super().__init__(message)
+        self.permission = permission

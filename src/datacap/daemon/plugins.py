@@ -163,15 +163,19 @@ class ModemPlugin(BasePlugin):
     name = "modem"
 
     def __init__(self, cfg: Config, writer: Writer) -> None:
-        from datacap.daemon.modem import carrier_service, sim_card_stamper
+        from datacap.daemon.modem import carrier_service, forwarder, sim_card_stamper
         from datacap.modem.carrier_log import SqliteModemEvents
         from datacap.modem.mm import ModemManagerClient
         from datacap.modem.runtime import ModemRuntime
+        from datacap.modem.texts import TextLedger
 
         self.client = ModemManagerClient()
         self.client.start()
         service = carrier_service(cfg, writer, self.client) if any(c.carrier for c in cfg.cards) else None
-        self.runtime = ModemRuntime(self.client, service, SqliteModemEvents(writer.conn))
+        forward = forwarder(cfg, writer.conn, self.client) if cfg.forward else None
+        self.runtime = ModemRuntime(self.client, service, SqliteModemEvents(writer.conn),
+                                    ledger=TextLedger(writer.conn), delete_handled=cfg.modem.delete_handled,
+                                    storage_warn=cfg.modem.storage_warn, forwarder=forward)
         self.card_for: Callable[[str], str | None] = sim_card_stamper(cfg, self.client)
 
     def poll(self, now: float) -> Iterable[AttribDelta]:
@@ -217,8 +221,8 @@ def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = Tru
     """
     plugins: list[Any] = []
     starters: list[tuple[str, bool, Callable[[], Any]]] = [
-        # Only cards keyed by SIM, or with carrier queries, need ModemManager.
-        ("modem", any(c.iccid or c.carrier for c in cfg.cards), lambda: ModemPlugin(cfg, writer)),
+        # Only cards keyed by SIM, carrier queries or text forwarding need ModemManager.
+        ("modem", any(c.iccid or c.carrier for c in cfg.cards) or bool(cfg.forward), lambda: ModemPlugin(cfg, writer)),
         ("attribution", cfg.attribution.enabled, lambda: AttributionPlugin(cfg, writer, db_path)),
         ("alerts", bool(cfg.alerts), lambda: AlertsPlugin(cfg, writer, _switcher(cfg, plugins))),
         ("reports", cfg.reports.send != "off", lambda: ReportsPlugin(cfg, writer)),
@@ -262,10 +266,10 @@ def _switcher(cfg: Config, plugins: list[Any]) -> Any:
     modem = next((p for p in plugins if isinstance(p, ModemPlugin)), None)
     if modem is None:
         return None
-    from datacap.daemon.modem import card_sims
+    from datacap.daemon.modem import card_sims, switch_options
     from datacap.modem.actions import Switcher
 
-    switcher = Switcher(modem.client, modem.runtime.events)
+    switcher = Switcher(modem.client, modem.runtime.events, options=switch_options(cfg))
     cards = card_sims(cfg)
 
     def switch(card_name: str, action: Any) -> None:

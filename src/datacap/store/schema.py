@@ -83,6 +83,8 @@ CREATE INDEX calibrations_card_at ON calibrations (card, at);
 FEATURE_MIGRATIONS: list[tuple[str, str]] = [
     ("datacap.reports.schedule", "MIGRATION"),
     ("datacap.modem.carrier_log", "CARRIER_MIGRATION"),
+    ("datacap.modem.texts", "TEXTS_MIGRATION"),
+    ("datacap.modem.forward", "FORWARD_MIGRATION"),
     ("datacap.alerts.state", "ALERTS_MIGRATION"),
 ]
 
