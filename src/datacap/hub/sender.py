@@ -32,6 +32,7 @@ log = logging.getLogger("datacap.hub")
 BACKOFF_FIRST = 2.0
 BACKOFF_MAX = 300.0       # a hub away for a week is retried every five minutes
 REQUEST_TIMEOUT = 15.0    # also bounds how long a stop waits for a request in flight
+FINAL_PUSH = 5.0          # seconds a stop spends pushing the last flush, when the hub is reachable
 
 
 class HubUnreachable(DatacapError):
@@ -117,20 +118,43 @@ class Sender:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_problem: str | None = None
+        self._reachable = False  # the last request got an acknowledgement
 
     # -- thread -----------------------------------------------------------------------------------
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="datacap-hub-sender")
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, final_push: float = FINAL_PUSH) -> None:
+        """Stop the thread; then, if the hub answered last time, push what the daemon's last flush
+        left in the outbox (for at most ``final_push`` seconds: a stop never hangs on the hub)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(self.client.timeout + 5)
             if self._thread.is_alive():
                 log.warning("hub sender did not stop in time; its batch is resent at the next start")
             self._thread = None
-        self.store.close()
+        try:
+            if final_push > 0 and self._reachable:
+                self._drain(time.monotonic() + final_push)
+        finally:
+            self.store.close()
+
+    def _drain(self, deadline: float) -> None:
+        timeout = self.client.timeout
+        try:
+            while (remaining := deadline - time.monotonic()) > 0:
+                unacked, usage, attrib = self.store.pending()
+                if not (unacked or usage or attrib):
+                    return
+                self.client.timeout = max(0.5, min(timeout, remaining))
+                self._next_form = 0.0
+                if self.step() > 0 and self.store.next_unacked() is not None:
+                    return  # the hub did not take it: the next start resends it
+        except Exception:
+            log.exception("final push to the hub failed; the next start resends it")
+        finally:
+            self.client.timeout = timeout
 
     def wake(self) -> None:
         """Form and send a batch now (e.g. the first one after start)."""
@@ -158,6 +182,7 @@ class Sender:
         try:
             reply = self.client.post(batch.body)
         except HubUnreachable as exc:
+            self._reachable = False
             self._problem(str(exc))
             self.store.attempt_failed(batch.seq, str(exc))
             return self._fail()
@@ -165,6 +190,7 @@ class Sender:
 
     def _handle(self, batch: StoredBatch, reply: Reply, now: float) -> float:
         doc = reply.doc
+        self._reachable = reply.status in (200, 409)
         if reply.status == 200 and isinstance(doc.get("acked"), int):
             return self._acked(batch, doc["acked"], bool(doc.get("duplicate")), now)
         if reply.status == 409 and isinstance(doc.get("expected"), int):
