@@ -217,7 +217,8 @@ def test_batches_fit_the_size_limit(hub: Receiver, device: Device) -> None:
     # Incompressible names make big rows: the sender halves its batches until each fits 1 MiB.
     now = int(time.time())
     bucket = now - now % 300
-    deltas = [TrafficDelta(bucket - 300 * i, "".join(rng.choices(string.ascii_letters + string.digits, k=500)) + str(i), 1, 1)
+    alphabet = string.ascii_letters + string.digits
+    deltas = [TrafficDelta(bucket - 300 * i, "".join(rng.choices(alphabet, k=500)) + str(i), 1, 1)
               for i in range(4_900)]
     device.writer.commit(deltas)
     drain(device.sender)
@@ -272,7 +273,7 @@ def test_invalid_batches_are_refused_with_a_reason() -> None:
     with pytest.raises(protocol.InvalidBatch, match=r"usage\.0\.start: .*multiple of 300"):
         protocol.decode(protocol.encode(doc))
     doc["usage"] = [{"start": 300, "interface": "wwan0", "card": None, "rx": -1, "tx": 1}]
-    with pytest.raises(protocol.InvalidBatch, match="usage.0.rx"):
+    with pytest.raises(protocol.InvalidBatch, match=r"usage\.0\.rx"):
         protocol.decode(protocol.encode(doc))
     with pytest.raises(protocol.InvalidBatch, match="not gzip"):
         protocol.decode(b"{}")
