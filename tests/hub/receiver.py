@@ -71,6 +71,16 @@ class Receiver:
             self._server = None
         self.release.clear()
 
+    def hold_replies(self) -> None:
+        """From now on, answer no request (the batch is applied, the answer waits) until :meth:`unhold`."""
+        self.release.clear()
+        self.held.clear()
+        self.hold.set()
+
+    def unhold(self) -> None:
+        self.hold.clear()
+        self.release.set()
+
     # -- what the hub holds -----------------------------------------------------------------------
     def lose_after(self, device: str, seq: int) -> None:
         """The hub lost every batch after ``seq`` (restored from an older backup)."""

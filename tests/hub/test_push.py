@@ -11,8 +11,11 @@ import gzip
 import json
 import logging
 import random
+import signal
 import sqlite3
 import string
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +27,7 @@ from datacap.hub import protocol
 from datacap.hub.batches import COMPACT_AT
 from datacap.hub.sender import check_token_file
 from datacap.store import TrafficDelta
+from tests.conftest import ROOT, subprocess_env
 from tests.hub.devicekit import (
     DEVICE,
     Device,
@@ -35,8 +39,13 @@ from tests.hub.devicekit import (
     write_traffic,
 )
 from tests.hub.receiver import Receiver
+from tests.nsutil import wait_for
 
 TOKEN = "tok-bus-17-5b1e"
+
+
+def datacap_python(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
 
 
 @pytest.fixture
@@ -285,3 +294,28 @@ def test_invalid_batches_are_refused_with_a_reason() -> None:
 
 
 logging.getLogger("datacap.hub").setLevel(logging.INFO)
+
+
+def test_kill_9_at_random_instants_loses_and_doubles_nothing(hub: Receiver, tmp_path: Path) -> None:
+    """A device process writing and pushing flat out, killed -9 eight times at random instants
+    (mid-write, mid-forming, mid-request, mid-acknowledgement), then restarted to catch up."""
+    dev = make_device(tmp_path, hub.url, TOKEN)  # creates the store and token file
+    dev.close()
+    rng = random.Random(10)
+    for round_ in range(8):
+        proc = subprocess.Popen(datacap_python("tests.hub.pusher", str(dev.db), hub.url, str(tmp_path / "token"),
+                                               str(round_), "100000"),
+                                stdout=subprocess.PIPE, text=True, env=subprocess_env(), cwd=ROOT)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        target = len(hub.replies) + rng.randrange(1, 7)  # then a random instant of the next request's life
+        wait_for(lambda t=target: len(hub.replies) >= t, 30, "some batches to be sent")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        proc.stdout.close()
+    dev = make_device(tmp_path, hub.url, TOKEN)
+    try:
+        drain(dev.sender)
+        assert_exact(hub, dev)
+        assert len(hub.devices[DEVICE].journal) >= 8
+    finally:
+        dev.close()
