@@ -319,3 +319,33 @@ def test_kill_9_at_random_instants_loses_and_doubles_nothing(hub: Receiver, tmp_
         assert len(hub.devices[DEVICE].journal) >= 8
     finally:
         dev.close()
+
+
+def test_a_device_with_history_owes_the_hub_all_of_it(hub: Receiver, tmp_path: Path) -> None:
+    """[hub] added to a device that metered for weeks: the hub gets every stored byte, at the finest
+    resolution retention kept (5-minute buckets, hourly ones before them), once."""
+    from zoneinfo import ZoneInfo
+
+    from datacap.store import Writer, open_write
+
+    db = tmp_path / "device.db"
+    writer = Writer(open_write(db), ZoneInfo("UTC"))
+    assert not writer.outbox
+    now = int(time.time())
+    rng = random.Random(11)
+    for days_ago in (20, 12, 3, 0):
+        write_traffic(writer, rng, 3, now=now - days_ago * 86400)
+    keep = {"5min": 7 * 86400, "hour": 366 * 86400, "day": None, "week": None, "month": None, "year": None}
+    writer.apply_retention(now, keep)  # the 5-minute rows of 20 and 12 days ago are gone, hours remain
+    writer.conn.close()
+
+    dev = make_device(tmp_path, hub.url, TOKEN)
+    try:
+        write_traffic(dev.writer, rng, 2)  # and it goes on metering
+        drain(dev.sender)
+        assert hub.total(DEVICE) == device_total(dev.db)
+        assert hub.attribution(DEVICE) == device_attribution(dev.db)
+        recent = {k: v for k, v in device_usage(dev.db).items() if k[0] >= now - 7 * 86400 + 3600}
+        assert recent and all(hub.usage(DEVICE)[k] == v for k, v in recent.items())
+    finally:
+        dev.close()

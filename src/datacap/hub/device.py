@@ -52,8 +52,9 @@ class HubPlugin:
         if problem := check_token_file(hub.token_file):
             log.warning("%s", problem)
         if not writer.outbox:
-            writer.enable_outbox(True)
-            log.info("hub: recording usage for %s from now on", hub.url)
+            rows = writer.enable_outbox(True)
+            log.info("hub: usage is recorded for %s from now on; the %d rows of history already stored "
+                     "are sent first", hub.url, rows)
         self.sender = Sender(BatchStore(db_path, hub.device_name), HubClient(hub.url, hub.token_file),
                              self.snapshot, hub.every_seconds)
         self.sender.start()

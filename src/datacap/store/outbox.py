@@ -11,11 +11,14 @@ Retention asks :func:`retention_floor` first: no bucket the hub has not acknowle
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable
+from zoneinfo import ZoneInfo
 
 from datacap.model import AttribDelta
+from datacap.timeutil import UTC, bucket_end, bucket_start
 
 OUTBOX_MIGRATION = ("0360_hub_outbox", """
 -- Usage deltas per 5-minute bucket not yet in a batch (card '' = not stamped).
@@ -78,6 +81,54 @@ def record(conn: sqlite3.Connection, traffic: Iterable[tuple[int, str, str, int,
     conn.executemany("INSERT INTO hub_outbox_attrib (start, iface, card, kind, name, rx, tx) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?)",
                      [(*key, rx, tx) for key, (rx, tx) in sorted(dims.items()) if rx or tx])
+
+
+def backfill(conn: sqlite3.Connection, tz: ZoneInfo) -> int:
+    """Owe the hub everything the store already holds (inside the transaction that enables the
+    outbox, so every byte is owed exactly once: before it by this copy, after it by ``record``).
+
+    Usage at the finest resolution retention kept: 5-minute buckets, then hours before those, then
+    days, then months (each sent as one row at its start). Attribution from the hourly rows.
+    Returns the rows copied.
+    """
+    levels = ("5min", "hour", "day", "month")
+    upper: int | None = None
+    copied = 0
+    for res in levels:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (f"complete_since_{res}",)).fetchone()
+        # This resolution is complete from ``lower`` on; the coarser one covers what is before.
+        lower = None if row is None else _ceil(_COARSER[res], int(row[0]), tz)
+        cur = conn.execute(
+            "INSERT INTO hub_outbox_usage (start, iface, card, rx, tx) SELECT u.start, i.name, u.card, "
+            "u.rx_bytes, u.tx_bytes FROM usage u JOIN interfaces i ON i.id = u.iface_id WHERE u.res = ? "
+            "AND u.start >= ? AND u.start < ? AND (u.rx_bytes OR u.tx_bytes) ORDER BY u.start",
+            (res, lower if lower is not None else 0, upper if upper is not None else 1 << 62))
+        copied += cur.rowcount
+        if lower is None:
+            break
+        upper = lower
+    for kind, join, name in (("app", "apps p ON p.id = a.app_id", "p.name"),
+                             ("client", "clients c ON c.id = a.client_id",
+                              "coalesce(nullif(c.hostname, ''), nullif(c.ip, ''), c.mac)"),
+                             ("service", "services s ON s.id = a.service_id", "s.name")):
+        cur = conn.execute(
+            f"INSERT INTO hub_outbox_attrib (start, iface, card, kind, name, rx, tx) "
+            f"SELECT a.start - a.start % 3600, i.name, a.card, '{kind}', {name}, sum(a.rx_bytes), sum(a.tx_bytes) "
+            f"FROM attrib a JOIN {join} JOIN interfaces i ON i.id = a.iface_id WHERE a.res = 'hour' "
+            f"GROUP BY 1, 2, 3, 5 HAVING sum(a.rx_bytes) OR sum(a.tx_bytes) ORDER BY 1")
+        copied += cur.rowcount
+    return copied
+
+
+_COARSER = {"5min": "hour", "hour": "day", "day": "month", "month": "year"}
+
+
+def _ceil(res: str, instant: int, tz: ZoneInfo) -> int:
+    """The start of the first ``res`` bucket at or after ``instant`` (local to ``tz``)."""
+    start = bucket_start(res, dt.datetime.fromtimestamp(instant, UTC), tz)  # type: ignore[arg-type]
+    if int(start.timestamp()) == instant:
+        return instant
+    return int(bucket_end(res, start, tz).timestamp())  # type: ignore[arg-type]
 
 
 def _client_name(d: AttribDelta) -> str:

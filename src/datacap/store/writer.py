@@ -217,10 +217,18 @@ class Writer:
             else:
                 conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
-    def enable_outbox(self, on: bool) -> None:
-        """Start (or stop) recording every delta for the fleet hub, for this and every later writer."""
-        self.set_meta(outbox.ENABLED_KEY, "1" if on else None)
+    def enable_outbox(self, on: bool) -> int:
+        """Start (or stop) recording every delta for the fleet hub, for this and every later writer.
+        Starting owes the hub the history already stored, in the same transaction (returns the rows)."""
+        copied = 0
+        with self.transaction() as conn:
+            if not on:
+                conn.execute("DELETE FROM meta WHERE key = ?", (outbox.ENABLED_KEY,))
+            elif not outbox.enabled(conn):
+                conn.execute("INSERT INTO meta VALUES (?, '1')", (outbox.ENABLED_KEY,))
+                copied = outbox.backfill(conn, self.rollups.tz)
         self.outbox = on
+        return copied
 
     def apply_retention(self, now: int, keep: dict[str, int | None]) -> int:
         """Delete buckets older than each resolution's retention, but none the hub is still owed.
