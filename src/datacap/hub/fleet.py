@@ -31,7 +31,7 @@ def reasons(row: CardStatusRow, now: int, silent_after: int) -> list[str]:
             out.append("throttled")
         if s.remaining_bytes is not None and s.remaining_bytes <= 0:
             out.append("exhausted")
-        if s.exhausts_at is not None:
+        elif s.exhausts_at is not None:
             out.append("runs_out")
     if row.card.last_seen is None or row.card.last_seen < now - silent_after:
         out.append("silent")

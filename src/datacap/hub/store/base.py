@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from datacap.errors import InputError
-from datacap.hub.protocol import Batch, InvalidBatch
+from datacap.hub.protocol import AttributionRow, Batch, InvalidBatch, UsageRow
 from datacap.plans import Calibration
 from datacap.timeutil import UTC
 
@@ -155,7 +155,9 @@ def epoch(value: dt.datetime) -> int:
 
 def check_rows(batch: Batch, now: int) -> None:
     """Refuse rows no honest device sends (and which would create partitions without end)."""
-    for kind, rows in (("usage", batch.usage), ("attribution", batch.attribution)):
+    parts: list[tuple[str, Sequence[UsageRow | AttributionRow]]] = [("usage", batch.usage),
+                                                                     ("attribution", batch.attribution)]
+    for kind, rows in parts:
         for i, r in enumerate(rows):
             if not OLDEST_START <= r.start <= now + FUTURE_SLACK:
                 raise InvalidBatch(f"{kind}.{i}.start: expected an instant between 2000 and the hub's clock "
@@ -290,8 +292,9 @@ class SqlHubStore:
         if batch.calibrations:
             cur.executemany(
                 "INSERT INTO calibrations (device, card, id, bucket, at, used_bytes, local_used_bytes, source, extra)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device, card, id) DO UPDATE SET bucket = excluded.bucket,"
-                " at = excluded.at, used_bytes = excluded.used_bytes, local_used_bytes = excluded.local_used_bytes,"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device, card, id) DO UPDATE"
+                " SET bucket = excluded.bucket, at = excluded.at, used_bytes = excluded.used_bytes,"
+                " local_used_bytes = excluded.local_used_bytes,"
                 " source = excluded.source, extra = excluded.extra",
                 [(dev, c.card, c.id, c.bucket, epoch(c.at), c.used_bytes, _local(c.model_extra), c.source,
                   json.dumps(c.model_extra or {}, default=str)) for c in batch.calibrations])

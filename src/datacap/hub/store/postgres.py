@@ -97,10 +97,10 @@ class _PgCursor:
         self._cur = cur
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self._cur.execute(_PLACEHOLDER.sub("%s", sql), params)  # type: ignore[arg-type]
+        return self._cur.execute(_PLACEHOLDER.sub("%s", sql), params)
 
     def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any:
-        return self._cur.executemany(_PLACEHOLDER.sub("%s", sql), params)  # type: ignore[arg-type]
+        return self._cur.executemany(_PLACEHOLDER.sub("%s", sql), params)
 
     def fetchone(self) -> Any:
         return self._cur.fetchone()
@@ -200,7 +200,8 @@ class PostgresHubStore(SqlHubStore):
             with conn.transaction():
                 # One migrating process at a time (several hub processes may start together).
                 conn.execute("SELECT pg_advisory_xact_lock(1414)")
-                conn.execute("CREATE TABLE IF NOT EXISTS hub_migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+                conn.execute("CREATE TABLE IF NOT EXISTS hub_migrations"
+                             " (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)")
                 done = {r[0] for r in conn.execute("SELECT name FROM hub_migrations").fetchall()}
             unknown = done - {n for n, _ in MIGRATIONS}
             if unknown:
@@ -215,7 +216,7 @@ class PostgresHubStore(SqlHubStore):
                         again = conn.execute("SELECT 1 FROM hub_migrations WHERE name = %s", (name,)).fetchone()
                         if again:
                             continue
-                        conn.execute(sql)  # type: ignore[arg-type]
+                        conn.execute(sql)
                         conn.execute("INSERT INTO hub_migrations VALUES (%s, %s)", (name, int(time.time())))
                 except psycopg.Error as exc:
                     raise StoreError(f"hub migration {name} failed: {str(exc).strip()}") from None

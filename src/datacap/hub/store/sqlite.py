@@ -131,7 +131,8 @@ class SqliteHubStore(SqlHubStore):
     def migrate(self) -> list[str]:
         with self._lock:
             conn = self._writer_conn()
-            conn.execute("CREATE TABLE IF NOT EXISTS hub_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)")
+            conn.execute("CREATE TABLE IF NOT EXISTS hub_migrations"
+                         " (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)")
             done = {r[0] for r in conn.execute("SELECT name FROM hub_migrations")}
             unknown = done - {n for n, _ in MIGRATIONS}
             if unknown:
