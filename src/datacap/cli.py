@@ -412,6 +412,7 @@ FEATURES: dict[str, str] = {
     "cards": "datacap.commands.modem", "sim": "datacap.commands.modem", "esim": "datacap.commands.modem",
     "carrier": "datacap.commands.modem", "top": "datacap.commands.top",
     "serve": "datacap.web.cli:serve", "report": "datacap.reports.cli:report",
+    "hub": "datacap.commands.hub", "fleet": "datacap.commands.hub",
 }
 _registered: set[str] = set()
 _GROUP_OPTIONS_WITH_VALUES = {"--db", "--config", "--iface", "-i"}
