@@ -118,7 +118,7 @@ class Sender:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_problem: str | None = None
-        self._reachable = False  # the last request got an acknowledgement
+        self._rate_limited = False  # the last answer was 429
 
     # -- thread -----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -126,8 +126,8 @@ class Sender:
         self._thread.start()
 
     def stop(self, final_push: float = FINAL_PUSH) -> None:
-        """Stop the thread; then, if the hub answered last time, push what the daemon's last flush
-        left in the outbox (for at most ``final_push`` seconds: a stop never hangs on the hub)."""
+        """Stop the thread; then push what the daemon's last flush left in the outbox, for at most
+        ``final_push`` seconds (a stop never hangs on the hub; what is left goes at the next start)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(self.client.timeout + 5)
@@ -135,7 +135,7 @@ class Sender:
                 log.warning("hub sender did not stop in time; its batch is resent at the next start")
             self._thread = None
         try:
-            if final_push > 0 and self._reachable:
+            if final_push > 0:
                 self._drain(time.monotonic() + final_push)
         finally:
             self.store.close()
@@ -149,8 +149,11 @@ class Sender:
                     return
                 self.client.timeout = max(0.5, min(timeout, remaining))
                 self._next_form = 0.0
-                if self.step() > 0 and self.store.next_unacked() is not None:
-                    return  # the hub did not take it: the next start resends it
+                wait = self.step()
+                if wait > 0 and self.store.next_unacked() is not None:
+                    if not self._rate_limited or wait >= deadline - time.monotonic():
+                        return  # the hub did not take it: the next start resends it
+                    threading.Event().wait(wait)  # rate-limited (429): its Retry-After fits the deadline
         except Exception:
             log.exception("final push to the hub failed; the next start resends it")
         finally:
@@ -182,7 +185,7 @@ class Sender:
         try:
             reply = self.client.post(batch.body)
         except HubUnreachable as exc:
-            self._reachable = False
+            self._rate_limited = False
             self._problem(str(exc))
             self.store.attempt_failed(batch.seq, str(exc))
             return self._fail()
@@ -190,7 +193,7 @@ class Sender:
 
     def _handle(self, batch: StoredBatch, reply: Reply, now: float) -> float:
         doc = reply.doc
-        self._reachable = reply.status in (200, 409)
+        self._rate_limited = reply.status == 429
         if reply.status == 200 and isinstance(doc.get("acked"), int):
             return self._acked(batch, doc["acked"], bool(doc.get("duplicate")), now)
         if reply.status == 409 and isinstance(doc.get("expected"), int):
