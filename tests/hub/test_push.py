@@ -32,6 +32,7 @@ from tests.hub.devicekit import (
     DEVICE,
     Device,
     device_attribution,
+    device_packets,
     device_total,
     device_usage,
     drain,
@@ -70,6 +71,7 @@ def assert_exact(hub: Receiver, device: Device) -> None:
     assert hub.usage(DEVICE) == device_usage(device.db)
     assert hub.total(DEVICE) == device_total(device.db)
     assert hub.attribution(DEVICE) == device_attribution(device.db)
+    assert hub.packets(DEVICE) == device_packets(device.db)
     assert sum(hub.total(DEVICE)) > 0
 
 
@@ -125,6 +127,8 @@ def test_events_identity_and_health_ride_along(hub: Receiver, device: Device) ->
     assert (card.name, card.label, card.interfaces) == ("unicom", "联通", ["wwan0"])
     assert protocol.plan_config(card).buckets[0].quota == 20 * 1024**3  # the hub validates the same plan
     assert batch.host.timezone == "UTC" and batch.health.pending_batches >= 1
+    assert {i.name for i in batch.host.interfaces} == {"wwan0", "wwan1"}
+    assert all(i.first_seen for i in batch.host.interfaces)
     # Events go once: the next batch carries none of them again.
     write_traffic(device.writer, random.Random(3), 1)
     drain(device.sender)
