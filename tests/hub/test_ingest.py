@@ -96,8 +96,8 @@ def test_invalid_batches_422_with_reason(hub: Hub) -> None:
         "not JSON": (gzip.compress(b"{nope"), True),
         "start: expected a multiple": (body("bus1", 1, [(s + 7, "wwan0", 1, 1)]), True),
         "rx": (gzip.compress(json.dumps(batch("bus1", 1, [(s, "wwan0", -5, 1)])).encode()), True),
-        "plan": (body("bus1", 1, cards=[{"name": "x", "interfaces": [], "plan": {"name": "x", "cycle": {"kind": "?"}}}]),
-                 True),
+        "plan": (body("bus1", 1, cards=[{"name": "x", "interfaces": [],
+                                         "plan": {"name": "x", "cycle": {"kind": "?"}}}]), True),
         "usage": (body("bus1", 1, [(s + 300 * i, "wwan0", 1, 1) for i in range(5001)]), True),
         "between 2000": (body("bus1", 1, [(300, "wwan0", 1, 1)]), True),
     }
