@@ -7,6 +7,7 @@ ingest a batch and read the fleet are the same SQL (``?`` placeholders, rewritte
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Sequence
@@ -127,11 +128,12 @@ class HubStore(Protocol):
     def close(self) -> None: ...
     # devices and tokens
     def add_device(self, name: str, group: str, token_sha256: str, now: int) -> None: ...
+    def add_devices(self, rows: Sequence[tuple[str, str, str]], now: int) -> None: ...
     def devices(self) -> list[DeviceRow]: ...
     def revoke(self, name: str, now: int) -> bool: ...
     def device_by_token(self, token_sha256: str) -> DeviceRow | None: ...
     # ingestion
-    def ingest(self, device: str, batch: Batch, now: int) -> IngestOutcome: ...
+    def ingest(self, device: str, batch: Batch, now: int, token_sha256: str | None = None) -> IngestOutcome: ...
     # reading
     def cards(self, device: str | None = None) -> list[CardRow]: ...
     def card(self, device: str, card: str) -> CardRow | None: ...
@@ -207,6 +209,11 @@ class SqlHubStore:
     lock_suffix = ""                # " FOR UPDATE" where the database locks rows
     least = "min"                   # the scalar minimum function
 
+    def __init__(self) -> None:
+        # What this process committed last, to skip statements that would change nothing.
+        self._known_cards: dict[str, tuple[int, str]] = {}      # device -> (seq, digest of its cards)
+        self._known_firsts: dict[tuple[str, str], int] = {}     # (device, interface) -> first start
+
     # -- provided by the backend
     def _write(self) -> AbstractContextManager[Cursor]:
         raise NotImplementedError
@@ -225,6 +232,12 @@ class SqlHubStore:
                 raise InputError(f"hub device add: a device named {name!r} exists (revoke it, or pick another name)")
             cur.execute("INSERT INTO devices (device, grp, token_sha256, created) VALUES (?, ?, ?, ?)",
                         (name, group, token_sha256, now))
+
+    def add_devices(self, rows: Sequence[tuple[str, str, str]], now: int) -> None:
+        """Register many devices (name, group, token hash) in one transaction (provisioning a fleet)."""
+        with self._write() as cur:
+            cur.executemany("INSERT INTO devices (device, grp, token_sha256, created) VALUES (?, ?, ?, ?)",
+                            [(*r, now) for r in rows])
 
     def devices(self) -> list[DeviceRow]:
         with self._read() as cur:
@@ -251,29 +264,44 @@ class SqlHubStore:
             return None if row is None else _device(row)
 
     # -- ingestion
-    def ingest(self, device: str, batch: Batch, now: int) -> IngestOutcome:
+    def ingest(self, device: str, batch: Batch, now: int, token_sha256: str | None = None) -> IngestOutcome:
+        """Apply the batch if it is the device's next one, with the sequence bump, in one transaction.
+
+        ``token_sha256``: the token the batch came with, checked again under the device's row lock,
+        so a token revoked while the batch was on its way is refused (callers may cache lookups).
+        """
         check_rows(batch, now)
         usage, attrib, firsts = summed(batch)
         self._before_ingest(batch)
+        cards_hash = hashlib.sha256(json.dumps([c.model_dump(mode="json") for c in batch.cards],
+                                               sort_keys=True).encode()).hexdigest()
         with self._write() as cur:
-            cur.execute(f"SELECT last_seq, revoked_at FROM devices WHERE device = ?{self.lock_suffix}", (device,))
+            cur.execute(f"SELECT last_seq, revoked_at, token_sha256 FROM devices WHERE device = ?{self.lock_suffix}",
+                        (device,))
             row = cur.fetchone()
-            if row is None or row[1] is not None:
+            if row is None or row[1] is not None or (token_sha256 is not None and row[2] != token_sha256):
                 return IngestOutcome("revoked", 0)
             last = int(row[0])
             if batch.seq <= last:
                 return IngestOutcome("duplicate", last)
             if batch.seq > last + 1:
                 return IngestOutcome("gap", last, last + 1)
-            self._apply(cur, batch, usage, attrib, firsts, now)
+            firsts = {i: s for i, s in firsts.items() if self._known_firsts.get((device, i), s + 1) > s}
+            same_cards = self._known_cards.get(device) == (last, cards_hash)
+            self._apply(cur, batch, usage, attrib, firsts, now, same_cards)
             cur.execute("UPDATE devices SET last_seq = ?, last_seen = ?, hostname = ?, version = ?, timezone = ?,"
                         " health = ? WHERE device = ?",
                         (batch.seq, now, batch.host.hostname, batch.host.datacap, batch.host.timezone,
                          batch.health.model_dump_json(), device))
-            return IngestOutcome("applied", batch.seq)
+        # Committed: what this process now knows needs no statement next time. The card set is known
+        # only as of this sequence number (another hub process may apply the next batch).
+        self._known_cards[device] = (batch.seq, cards_hash)
+        for i, s in firsts.items():
+            self._known_firsts[(device, i)] = s
+        return IngestOutcome("applied", batch.seq)
 
     def _apply(self, cur: Cursor, batch: Batch, usage: list[tuple[Any, ...]], attrib: list[tuple[Any, ...]],
-               firsts: dict[str, int], now: int) -> None:
+               firsts: dict[str, int], now: int, same_cards: bool) -> None:
         dev = batch.device
         if usage:
             cur.executemany("INSERT INTO usage (device, card, interface, start, rx, tx) VALUES (?, ?, ?, ?, ?, ?)"
@@ -309,7 +337,10 @@ class SqlHubStore:
                             " rule = excluded.rule, level = excluded.level, message = excluded.message",
                             [(dev, a.card or "", a.id, epoch(a.at), a.rule, a.level, a.message)
                              for a in batch.alerts])
-        self._replace_cards(cur, batch, now)
+        if same_cards:  # the cards did not change since this device's previous batch: only mark them dirty
+            cur.execute("UPDATE cards SET dirty_since = ? WHERE device = ? AND dirty_since IS NULL", (now, dev))
+        else:
+            self._replace_cards(cur, batch, now)
 
     def _replace_cards(self, cur: Cursor, batch: Batch, now: int) -> None:
         dev = batch.device

@@ -115,6 +115,7 @@ class PostgresHubStore(SqlHubStore):
     least = "LEAST"
 
     def __init__(self, url: str, pool_size: int = 8) -> None:
+        super().__init__()
         self.url = url
         self._pool: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
         self._size = pool_size

@@ -77,6 +77,7 @@ class SqliteHubStore(SqlHubStore):
     backend = "sqlite"
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = path
         self._lock = threading.Lock()
         self._local = threading.local()
