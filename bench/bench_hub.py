@@ -76,27 +76,40 @@ def body(i: int, seq: int, day0: int) -> bytes:
     return gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), compresslevel=6, mtime=0)
 
 
-def client(port: int, devices: range, day0: int, deadline: float, steps: int, out: Any) -> None:
-    """One load process: its devices, step after step, one keep-alive connection."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    sent = rows = other = 0
-    for seq in range(1, steps + 1):
-        for i in devices:
-            if time.monotonic() > deadline:
-                out.put((sent, rows, other))
-                return
-            payload = body(i, seq, day0)
-            conn.request("POST", "/api/v1/ingest", payload, {
-                "Authorization": f"Bearer {token_of(i)}", "Content-Type": "application/json",
-                "Content-Encoding": "gzip"})
-            resp = conn.getresponse()
-            resp.read()
-            if resp.status == 200:
-                sent += 1
-                rows += 1
-            else:
-                other += 1
-    out.put((sent, rows, other))
+def client(port: int, devices: range, day0: int, deadline: float, steps: int, threads: int, out: Any) -> None:
+    """One load process: ``threads`` keep-alive connections, each pushing for its share of the devices,
+    step after step (as many requests in flight as connections: a fleet pushes concurrently)."""
+    totals = [0, 0]
+    lock = threading.Lock()
+
+    def pusher(mine: range) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        sent = other = 0
+        for seq in range(1, steps + 1):
+            for i in mine:
+                if time.monotonic() > deadline:
+                    break
+                conn.request("POST", "/api/v1/ingest", body(i, seq, day0), {
+                    "Authorization": f"Bearer {token_of(i)}", "Content-Type": "application/json",
+                    "Content-Encoding": "gzip"})
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status == 200:
+                    sent += 1
+                else:
+                    other += 1
+        with lock:
+            totals[0] += sent
+            totals[1] += other
+
+    n = len(devices)
+    parts = [devices[k * n // threads:(k + 1) * n // threads] for k in range(threads)]
+    workers = [threading.Thread(target=pusher, args=(part,)) for part in parts]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    out.put((totals[0], totals[0], totals[1]))
 
 
 def probe(port: int, stop: threading.Event, timings: dict[str, list[float]], devices: int) -> None:
@@ -171,7 +184,8 @@ def run_backend(label: str, database: str, args: argparse.Namespace, workdir: Pa
         start = time.monotonic()
         stop_at = start + args.seconds
         workers = [mp.Process(target=client, args=(port, range(k * share, (k + 1) * share if k < args.clients - 1
-                                                         else args.devices), day0, stop_at, STEPS_PER_DAY, out))
+                                                         else args.devices), day0, stop_at, STEPS_PER_DAY,
+                                                         args.threads, out))
                    for k in range(args.clients)]
         timings: dict[str, list[float]] = {}
         stop = threading.Event()
@@ -192,7 +206,7 @@ def run_backend(label: str, database: str, args: argparse.Namespace, workdir: Pa
         batches = sum(r[0] for r in results)
         refused = sum(r[2] for r in results)
         hub_cpu = cpu_of([hub_proc]) - cpu0
-        pg_cpu = cpu_of(pgs) - pg0 if pgs else 0.0
+        pg_cpu = cpu_of(pg_processes(pg_dir)) - pg0 if pg_dir else 0.0
         rate = batches / wall
         day_s = args.devices * STEPS_PER_DAY / rate if rate else float("inf")
         return {"backend": label, "register_s": register_s, "batches": batches, "refused": refused, "wall_s": wall,
@@ -216,7 +230,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=60.0, help="ingestion time per backend")
-    parser.add_argument("--clients", type=int, default=3, help="load-generator processes")
+    parser.add_argument("--clients", type=int, default=2, help="load-generator processes")
+    parser.add_argument("--threads", type=int, default=8, help="connections per load-generator process")
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
     from tests.pgserver import PgServer, unavailable
@@ -241,7 +256,7 @@ def main() -> None:
             print(json.dumps(results[-1], indent=1), file=sys.stderr, flush=True)
     load = os.getloadavg()
     print(f"\ndatacap hub benchmark: {args.devices} devices x 1 card, 5-minute batches (1 usage row each), "
-          f"{args.seconds:.0f} s of ingestion per backend, {args.clients} client processes, "
+          f"{args.seconds:.0f} s of ingestion per backend, {args.clients}x{args.threads} connections, "
           f"{os.cpu_count()} cores (load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f})")
     header = f"{'':38}" + "".join(f"{r['backend']:>16}" for r in results)
     print(header)

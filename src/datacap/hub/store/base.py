@@ -144,7 +144,7 @@ class HubStore(Protocol):
     def events(self, device: str, kind: Literal["texts", "alerts", "calibrations"],
                limit: int = 50) -> list[dict[str, Any]]: ...
     # the fleet table's cache of statuses
-    def due_cards(self, limit: int, stale_before: int) -> list[tuple[str, str, int | None]]: ...
+    def due_cards(self, limit: int, stale_before: int, fresh_after: int) -> list[tuple[str, str, int | None]]: ...
     def save_status(self, device: str, card: str, computed_at: int, summary: CardSummary,
                     status: dict[str, Any], dirty_seen: int | None) -> None: ...
     def card_status(self, device: str, card: str) -> tuple[int, dict[str, Any]] | None: ...
@@ -417,13 +417,16 @@ class SqlHubStore:
             return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
     # -- the status cache
-    def due_cards(self, limit: int, stale_before: int) -> list[tuple[str, str, int | None]]:
-        """Cards whose status must be computed: new usage since it was, or computed before ``stale_before``."""
+    def due_cards(self, limit: int, stale_before: int, fresh_after: int) -> list[tuple[str, str, int | None]]:
+        """Cards whose status must be computed: never computed; new usage since it was, unless it was
+        computed after ``fresh_after``; or computed before ``stale_before``. Longest waiting first."""
         with self._read() as cur:
             cur.execute("SELECT c.device, c.card, c.dirty_since FROM cards c LEFT JOIN card_status s"
                         " ON s.device = c.device AND s.card = c.card"
-                        " WHERE c.dirty_since IS NOT NULL OR s.computed_at IS NULL OR s.computed_at < ?"
-                        " ORDER BY COALESCE(c.dirty_since, 0), s.computed_at LIMIT ?", (stale_before, limit))
+                        " WHERE s.computed_at IS NULL OR s.computed_at < ?"
+                        " OR (c.dirty_since IS NOT NULL AND s.computed_at < ?)"
+                        " ORDER BY COALESCE(s.computed_at, 0), c.device, c.card LIMIT ?",
+                        (stale_before, fresh_after, limit))
             return [(d, c, None if ds is None else int(ds)) for d, c, ds in cur.fetchall()]
 
     def save_status(self, device: str, card: str, computed_at: int, summary: CardSummary,
