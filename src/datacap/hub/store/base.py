@@ -189,6 +189,20 @@ def summed(batch: Batch) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], 
             [(batch.device, *k, rx, tx) for k, (rx, tx) in attrib.items()], firsts)
 
 
+@dataclass(slots=True)
+class IngestJob:
+    """A batch checked and summed, ready for its transaction."""
+
+    device: str
+    batch: Batch
+    now: int
+    token_sha256: str | None
+    usage: list[tuple[Any, ...]]
+    attrib: list[tuple[Any, ...]]
+    firsts: dict[str, int]
+    cards_digest: str
+
+
 class Cursor(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
     def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
@@ -270,35 +284,50 @@ class SqlHubStore:
         ``token_sha256``: the token the batch came with, checked again under the device's row lock,
         so a token revoked while the batch was on its way is refused (callers may cache lookups).
         """
+        job = self._prepare(device, batch, now, token_sha256)
+        with self._write() as cur:
+            outcome = self._ingest_in(cur, job)
+        self._committed(job, outcome)
+        return outcome
+
+    def _prepare(self, device: str, batch: Batch, now: int, token_sha256: str | None) -> IngestJob:
         check_rows(batch, now)
         usage, attrib, firsts = summed(batch)
         self._before_ingest(batch)
-        cards_hash = hashlib.sha256(json.dumps([c.model_dump(mode="json") for c in batch.cards],
-                                               sort_keys=True).encode()).hexdigest()
-        with self._write() as cur:
-            cur.execute(f"SELECT last_seq, revoked_at, token_sha256 FROM devices WHERE device = ?{self.lock_suffix}",
-                        (device,))
-            row = cur.fetchone()
-            if row is None or row[1] is not None or (token_sha256 is not None and row[2] != token_sha256):
-                return IngestOutcome("revoked", 0)
-            last = int(row[0])
-            if batch.seq <= last:
-                return IngestOutcome("duplicate", last)
-            if batch.seq > last + 1:
-                return IngestOutcome("gap", last, last + 1)
-            firsts = {i: s for i, s in firsts.items() if self._known_firsts.get((device, i), s + 1) > s}
-            same_cards = self._known_cards.get(device) == (last, cards_hash)
-            self._apply(cur, batch, usage, attrib, firsts, now, same_cards)
-            cur.execute("UPDATE devices SET last_seq = ?, last_seen = ?, hostname = ?, version = ?, timezone = ?,"
-                        " health = ? WHERE device = ?",
-                        (batch.seq, now, batch.host.hostname, batch.host.datacap, batch.host.timezone,
-                         batch.health.model_dump_json(), device))
-        # Committed: what this process now knows needs no statement next time. The card set is known
-        # only as of this sequence number (another hub process may apply the next batch).
-        self._known_cards[device] = (batch.seq, cards_hash)
-        for i, s in firsts.items():
-            self._known_firsts[(device, i)] = s
+        digest = hashlib.sha256(json.dumps([c.model_dump(mode="json") for c in batch.cards],
+                                           sort_keys=True).encode()).hexdigest()
+        return IngestJob(device, batch, now, token_sha256, usage, attrib, firsts, digest)
+
+    def _ingest_in(self, cur: Cursor, job: IngestJob) -> IngestOutcome:
+        """The batch's statements inside the caller's transaction."""
+        device, batch = job.device, job.batch
+        cur.execute(f"SELECT last_seq, revoked_at, token_sha256 FROM devices WHERE device = ?{self.lock_suffix}",
+                    (device,))
+        row = cur.fetchone()
+        if row is None or row[1] is not None or (job.token_sha256 is not None and row[2] != job.token_sha256):
+            return IngestOutcome("revoked", 0)
+        last = int(row[0])
+        if batch.seq <= last:
+            return IngestOutcome("duplicate", last)
+        if batch.seq > last + 1:
+            return IngestOutcome("gap", last, last + 1)
+        job.firsts = {i: s for i, s in job.firsts.items() if self._known_firsts.get((device, i), s + 1) > s}
+        same_cards = self._known_cards.get(device) == (last, job.cards_digest)
+        self._apply(cur, batch, job.usage, job.attrib, job.firsts, job.now, same_cards)
+        cur.execute("UPDATE devices SET last_seq = ?, last_seen = ?, hostname = ?, version = ?, timezone = ?,"
+                    " health = ? WHERE device = ?",
+                    (batch.seq, job.now, batch.host.hostname, batch.host.datacap, batch.host.timezone,
+                     batch.health.model_dump_json(), device))
         return IngestOutcome("applied", batch.seq)
+
+    def _committed(self, job: IngestJob, outcome: IngestOutcome) -> None:
+        """After the commit: what this process now knows needs no statement next time. The card set
+        is known only as of this sequence number (another hub process may apply the next batch)."""
+        if outcome.status != "applied":
+            return
+        self._known_cards[job.device] = (job.batch.seq, job.cards_digest)
+        for i, s in job.firsts.items():
+            self._known_firsts[(job.device, i)] = s
 
     def _apply(self, cur: Cursor, batch: Batch, usage: list[tuple[Any, ...]], attrib: list[tuple[Any, ...]],
                firsts: dict[str, int], now: int, same_cards: bool) -> None:
