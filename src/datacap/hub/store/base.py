@@ -501,12 +501,16 @@ class SqlHubStore:
         with self._read() as cur:
             cur.execute(f"SELECT {self._CARD_COLS}, s.computed_at, s.state, s.used_bytes, s.quota_bytes,"
                         f" s.remaining_bytes, s.remaining_fraction, s.exhausts_at, s.cycle_end, s.throttled,"
-                        f" s.overage_bytes, {RISK_SQL} AS risk {base}"
+                        f" s.overage_bytes, {RISK_SQL} AS risk, COUNT(*) OVER () {base}"
                         f" ORDER BY risk, COALESCE(s.exhausts_at, {FAR}), COALESCE(s.remaining_fraction, 2),"
                         f" c.device, c.card{page}", [now - silent_after, *params, *paging])
-            rows = [_status_row(r) for r in cur.fetchall()]
-            cur.execute(f"SELECT COUNT(*) {base}", params)
-            total = int(cur.fetchone()[0])
+            fetched = cur.fetchall()
+            rows = [_status_row(r[:-1]) for r in fetched]
+            if fetched:
+                total = int(fetched[0][-1])
+            else:  # past the last page: count on its own
+                cur.execute(f"SELECT COUNT(*) {base}", params)
+                total = int(cur.fetchone()[0])
             cur.execute(f"SELECT c.carrier, COUNT(*), COALESCE(SUM(s.used_bytes), 0), COALESCE(SUM(s.quota_bytes), 0),"
                         f" COALESCE(SUM(s.remaining_bytes), 0), COALESCE(SUM(s.overage_bytes), 0) {base}"
                         " GROUP BY c.carrier ORDER BY c.carrier", params)
