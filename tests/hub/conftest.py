@@ -57,7 +57,7 @@ class Hub:
         from datacap.hub.app import create_hub_app
 
         self.app = create_hub_app(store, self.cfg)
-        self.client = TestClient(self.app)
+        self.client = TestClient(self.app, base_url="http://127.0.0.1")
         self.tokens: dict[str, str] = {}
 
     def add(self, name: str, group: str = "") -> str:

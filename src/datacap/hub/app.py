@@ -37,6 +37,7 @@ HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
 STATIC = HERE.parent / "web" / "static"
 PAGE_ROWS = 200
+TOKEN_CACHE = 200_000
 
 
 class HubState:
@@ -48,6 +49,20 @@ class HubState:
         self.limiter = RateLimiter(cfg.hub.rate_per_second)
         self.max_rows = cfg.hub.max_rows
         self.silent_after = cfg.hub.silent_seconds
+        # token digest -> device name, for the quick 401 before a body is read. Only a hint: the
+        # ingest transaction checks the digest again under the device's row lock (revocation at once).
+        self.tokens: dict[str, str] = {}
+
+    def device_of(self, digest: str) -> str | None:
+        name = self.tokens.get(digest)
+        if name is None:
+            row = self.store.device_by_token(digest)
+            if row is None:
+                return None
+            if len(self.tokens) >= TOKEN_CACHE:
+                self.tokens.clear()
+            name = self.tokens[digest] = row.device
+        return name
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -108,12 +123,13 @@ def _ingest_router(state: HubState) -> APIRouter:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_COMPRESSED_BYTES:
             return _error(413, f"batch is {declared} bytes, at most {MAX_COMPRESSED_BYTES}")
-        device = await run_in_threadpool(state.store.device_by_token, token_hash(presented.strip()))
+        digest = token_hash(presented.strip())
+        device = state.tokens.get(digest) or await run_in_threadpool(state.device_of, digest)
         if device is None:
             return _error(401, "unknown or revoked device token")
-        wait = state.limiter.take(device.device)
+        wait = state.limiter.take(device)
         if wait > 0:
-            return _error(429, f"device {device.device!r} sends too often (at most {state.cfg.hub.rate})",
+            return _error(429, f"device {device!r} sends too often (at most {state.cfg.hub.rate})",
                           {"Retry-After": str(max(1, math.ceil(wait)))})
         body = bytearray()
         async for chunk in request.stream():
@@ -123,19 +139,22 @@ def _ingest_router(state: HubState) -> APIRouter:
         gzipped = request.headers.get("content-encoding", "identity").lower() == "gzip"
         try:
             batch = decode(bytes(body), gzipped=gzipped)
-            if batch.device != device.device:
-                raise InvalidBatch(f"device: the token is {device.device!r}'s, the batch says {batch.device!r}")
+            if batch.device != device:
+                raise InvalidBatch(f"device: the token is {device!r}'s, the batch says {batch.device!r}")
             if max(len(batch.usage), len(batch.attribution)) > state.max_rows:
                 raise InvalidBatch(f"usage/attribution: at most {state.max_rows} rows per batch on this hub")
             for card in batch.cards:
                 plan_config(card)
             now = int(dt.datetime.now(UTC).timestamp())
-            outcome = await run_in_threadpool(state.store.ingest, device.device, batch, now)
-        except BatchTooLarge as exc:
-            return _error(413, str(exc))
-        except InvalidBatch as exc:
-            return _error(422, str(exc))
+            outcome = await run_in_threadpool(state.store.ingest, device, batch, now, digest)
+        except (BatchTooLarge, InvalidBatch) as exc:
+            # a token revoked since it was cached is refused as such, whatever the body
+            if await run_in_threadpool(state.store.device_by_token, digest) is None:
+                state.tokens.pop(digest, None)
+                return _error(401, "unknown or revoked device token")
+            return _error(413 if isinstance(exc, BatchTooLarge) else 422, str(exc))
         if outcome.status == "revoked":
+            state.tokens.pop(digest, None)
             return _error(401, "unknown or revoked device token")
         if outcome.status == "gap":
             return JSONResponse({"expected": outcome.expected}, status_code=409)

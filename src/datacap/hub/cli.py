@@ -63,6 +63,9 @@ def serve(config: ConfigOpt = None, database: DatabaseOpt = None,
           token: Annotated[str | None, typer.Option(help="access token for the dashboard and API "
                                                           "(default web.token)")] = None,
           no_alerts: Annotated[bool, typer.Option("--no-alerts", help="compute statuses, evaluate no rules")] = False,
+          no_worker: Annotated[bool, typer.Option("--no-worker", help="only ingest and serve: another hub "
+                                                  "process on the same database computes statuses and alerts")
+                               ] = False,
           verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     """Receive batches from devices and serve the fleet dashboard and API (SIGTERM: stop).
 
@@ -81,20 +84,22 @@ def serve(config: ConfigOpt = None, database: DatabaseOpt = None,
     cert, key = tls_cert or cfg.hub.tls_cert, tls_key or cfg.hub.tls_key
     if (cert is None) != (key is None):
         raise ConfigError("hub serve: expected both --tls-cert and --tls-key (or hub.tls_cert and hub.tls_key)")
-    alerts = None if no_alerts else HubAlerts(cfg, alert_state_path(cfg, database))
+    alerts = None if no_alerts or no_worker else HubAlerts(cfg, alert_state_path(cfg, database))
     app = create_hub_app(store, cfg, token=token, host=host, alerts=alerts)
-    worker = StatusWorker(store, alerts)
+    worker = None if no_worker else StatusWorker(store, alerts)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                            proxy_headers=False, server_header=False, timeout_graceful_shutdown=5,
                                            ssl_certfile=str(cert) if cert else None,
                                            ssl_keyfile=str(key) if key else None))
     scheme = "https" if cert else "http"
     typer.echo(f"datacap hub on {scheme}://{host}:{port}/ ({store.backend})", err=True)
-    worker.start()
+    if worker is not None:
+        worker.start()
     try:
         server.run()
     finally:
-        worker.stop()
+        if worker is not None:
+            worker.stop()
         if alerts is not None:
             alerts.close()
         store.close()

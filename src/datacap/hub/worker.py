@@ -24,12 +24,14 @@ log = logging.getLogger("datacap.hub")
 
 
 class StatusWorker:
-    def __init__(self, store: HubStore, alerts: HubAlerts | None = None, *, chunk: int = 200,
-                 stale_after: int = 300, pause: float = 1.0, devices_every: float = 30.0) -> None:
+    def __init__(self, store: HubStore, alerts: HubAlerts | None = None, *, chunk: int = 100,
+                 stale_after: int = 300, min_interval: int = 60, pause: float = 1.0,
+                 devices_every: float = 30.0) -> None:
         self.store = store
         self.alerts = alerts
         self.chunk = chunk
         self.stale_after = stale_after
+        self.min_interval = min_interval
         self.pause = pause
         self.devices_every = devices_every
         self._stop = threading.Event()
@@ -41,7 +43,7 @@ class StatusWorker:
         """Compute the statuses that are due (at most ``chunk``); returns how many."""
         at = at or dt.datetime.now(UTC)
         now = int(at.timestamp())
-        due = self.store.due_cards(self.chunk, now - self.stale_after)
+        due = self.store.due_cards(self.chunk, now - self.stale_after, now - self.min_interval)
         checked = []
         for device, name, dirty in due:
             row = self.store.card(device, name)
@@ -74,12 +76,14 @@ class StatusWorker:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            started = time.monotonic()
             try:
                 busy = self.run_once() >= self.chunk
             except DatacapError as exc:
                 log.warning("hub: status worker: %s", exc)
                 busy = False
-            self._stop.wait(0.05 if busy else self.pause)
+            # At most half of the time (and of the interpreter) goes to statuses: ingestion comes first.
+            self._stop.wait(max(time.monotonic() - started, 0.05) if busy else self.pause)
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()

@@ -7,6 +7,7 @@ ingest a batch and read the fleet are the same SQL (``?`` placeholders, rewritte
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Sequence
@@ -127,11 +128,12 @@ class HubStore(Protocol):
     def close(self) -> None: ...
     # devices and tokens
     def add_device(self, name: str, group: str, token_sha256: str, now: int) -> None: ...
+    def add_devices(self, rows: Sequence[tuple[str, str, str]], now: int) -> None: ...
     def devices(self) -> list[DeviceRow]: ...
     def revoke(self, name: str, now: int) -> bool: ...
     def device_by_token(self, token_sha256: str) -> DeviceRow | None: ...
     # ingestion
-    def ingest(self, device: str, batch: Batch, now: int) -> IngestOutcome: ...
+    def ingest(self, device: str, batch: Batch, now: int, token_sha256: str | None = None) -> IngestOutcome: ...
     # reading
     def cards(self, device: str | None = None) -> list[CardRow]: ...
     def card(self, device: str, card: str) -> CardRow | None: ...
@@ -142,7 +144,7 @@ class HubStore(Protocol):
     def events(self, device: str, kind: Literal["texts", "alerts", "calibrations"],
                limit: int = 50) -> list[dict[str, Any]]: ...
     # the fleet table's cache of statuses
-    def due_cards(self, limit: int, stale_before: int) -> list[tuple[str, str, int | None]]: ...
+    def due_cards(self, limit: int, stale_before: int, fresh_after: int) -> list[tuple[str, str, int | None]]: ...
     def save_status(self, device: str, card: str, computed_at: int, summary: CardSummary,
                     status: dict[str, Any], dirty_seen: int | None) -> None: ...
     def card_status(self, device: str, card: str) -> tuple[int, dict[str, Any]] | None: ...
@@ -187,6 +189,20 @@ def summed(batch: Batch) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], 
             [(batch.device, *k, rx, tx) for k, (rx, tx) in attrib.items()], firsts)
 
 
+@dataclass(slots=True)
+class IngestJob:
+    """A batch checked and summed, ready for its transaction."""
+
+    device: str
+    batch: Batch
+    now: int
+    token_sha256: str | None
+    usage: list[tuple[Any, ...]]
+    attrib: list[tuple[Any, ...]]
+    firsts: dict[str, int]
+    cards_digest: str
+
+
 class Cursor(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
     def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
@@ -207,6 +223,11 @@ class SqlHubStore:
     lock_suffix = ""                # " FOR UPDATE" where the database locks rows
     least = "min"                   # the scalar minimum function
 
+    def __init__(self) -> None:
+        # What this process committed last, to skip statements that would change nothing.
+        self._known_cards: dict[str, tuple[int, str]] = {}      # device -> (seq, digest of its cards)
+        self._known_firsts: dict[tuple[str, str], int] = {}     # (device, interface) -> first start
+
     # -- provided by the backend
     def _write(self) -> AbstractContextManager[Cursor]:
         raise NotImplementedError
@@ -225,6 +246,12 @@ class SqlHubStore:
                 raise InputError(f"hub device add: a device named {name!r} exists (revoke it, or pick another name)")
             cur.execute("INSERT INTO devices (device, grp, token_sha256, created) VALUES (?, ?, ?, ?)",
                         (name, group, token_sha256, now))
+
+    def add_devices(self, rows: Sequence[tuple[str, str, str]], now: int) -> None:
+        """Register many devices (name, group, token hash) in one transaction (provisioning a fleet)."""
+        with self._write() as cur:
+            cur.executemany("INSERT INTO devices (device, grp, token_sha256, created) VALUES (?, ?, ?, ?)",
+                            [(*r, now) for r in rows])
 
     def devices(self) -> list[DeviceRow]:
         with self._read() as cur:
@@ -251,29 +278,59 @@ class SqlHubStore:
             return None if row is None else _device(row)
 
     # -- ingestion
-    def ingest(self, device: str, batch: Batch, now: int) -> IngestOutcome:
+    def ingest(self, device: str, batch: Batch, now: int, token_sha256: str | None = None) -> IngestOutcome:
+        """Apply the batch if it is the device's next one, with the sequence bump, in one transaction.
+
+        ``token_sha256``: the token the batch came with, checked again under the device's row lock,
+        so a token revoked while the batch was on its way is refused (callers may cache lookups).
+        """
+        job = self._prepare(device, batch, now, token_sha256)
+        with self._write() as cur:
+            outcome = self._ingest_in(cur, job)
+        self._committed(job, outcome)
+        return outcome
+
+    def _prepare(self, device: str, batch: Batch, now: int, token_sha256: str | None) -> IngestJob:
         check_rows(batch, now)
         usage, attrib, firsts = summed(batch)
         self._before_ingest(batch)
-        with self._write() as cur:
-            cur.execute(f"SELECT last_seq, revoked_at FROM devices WHERE device = ?{self.lock_suffix}", (device,))
-            row = cur.fetchone()
-            if row is None or row[1] is not None:
-                return IngestOutcome("revoked", 0)
-            last = int(row[0])
-            if batch.seq <= last:
-                return IngestOutcome("duplicate", last)
-            if batch.seq > last + 1:
-                return IngestOutcome("gap", last, last + 1)
-            self._apply(cur, batch, usage, attrib, firsts, now)
-            cur.execute("UPDATE devices SET last_seq = ?, last_seen = ?, hostname = ?, version = ?, timezone = ?,"
-                        " health = ? WHERE device = ?",
-                        (batch.seq, now, batch.host.hostname, batch.host.datacap, batch.host.timezone,
-                         batch.health.model_dump_json(), device))
-            return IngestOutcome("applied", batch.seq)
+        digest = hashlib.sha256(json.dumps([c.model_dump(mode="json") for c in batch.cards],
+                                           sort_keys=True).encode()).hexdigest()
+        return IngestJob(device, batch, now, token_sha256, usage, attrib, firsts, digest)
+
+    def _ingest_in(self, cur: Cursor, job: IngestJob) -> IngestOutcome:
+        """The batch's statements inside the caller's transaction."""
+        device, batch = job.device, job.batch
+        cur.execute(f"SELECT last_seq, revoked_at, token_sha256 FROM devices WHERE device = ?{self.lock_suffix}",
+                    (device,))
+        row = cur.fetchone()
+        if row is None or row[1] is not None or (job.token_sha256 is not None and row[2] != job.token_sha256):
+            return IngestOutcome("revoked", 0)
+        last = int(row[0])
+        if batch.seq <= last:
+            return IngestOutcome("duplicate", last)
+        if batch.seq > last + 1:
+            return IngestOutcome("gap", last, last + 1)
+        job.firsts = {i: s for i, s in job.firsts.items() if self._known_firsts.get((device, i), s + 1) > s}
+        same_cards = self._known_cards.get(device) == (last, job.cards_digest)
+        self._apply(cur, batch, job.usage, job.attrib, job.firsts, job.now, same_cards)
+        cur.execute("UPDATE devices SET last_seq = ?, last_seen = ?, hostname = ?, version = ?, timezone = ?,"
+                    " health = ? WHERE device = ?",
+                    (batch.seq, job.now, batch.host.hostname, batch.host.datacap, batch.host.timezone,
+                     batch.health.model_dump_json(), device))
+        return IngestOutcome("applied", batch.seq)
+
+    def _committed(self, job: IngestJob, outcome: IngestOutcome) -> None:
+        """After the commit: what this process now knows needs no statement next time. The card set
+        is known only as of this sequence number (another hub process may apply the next batch)."""
+        if outcome.status != "applied":
+            return
+        self._known_cards[job.device] = (job.batch.seq, job.cards_digest)
+        for i, s in job.firsts.items():
+            self._known_firsts[(job.device, i)] = s
 
     def _apply(self, cur: Cursor, batch: Batch, usage: list[tuple[Any, ...]], attrib: list[tuple[Any, ...]],
-               firsts: dict[str, int], now: int) -> None:
+               firsts: dict[str, int], now: int, same_cards: bool) -> None:
         dev = batch.device
         if usage:
             cur.executemany("INSERT INTO usage (device, card, interface, start, rx, tx) VALUES (?, ?, ?, ?, ?, ?)"
@@ -309,7 +366,10 @@ class SqlHubStore:
                             " rule = excluded.rule, level = excluded.level, message = excluded.message",
                             [(dev, a.card or "", a.id, epoch(a.at), a.rule, a.level, a.message)
                              for a in batch.alerts])
-        self._replace_cards(cur, batch, now)
+        if same_cards:  # the cards did not change since this device's previous batch: only mark them dirty
+            cur.execute("UPDATE cards SET dirty_since = ? WHERE device = ? AND dirty_since IS NULL", (now, dev))
+        else:
+            self._replace_cards(cur, batch, now)
 
     def _replace_cards(self, cur: Cursor, batch: Batch, now: int) -> None:
         dev = batch.device
@@ -386,13 +446,16 @@ class SqlHubStore:
             return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
     # -- the status cache
-    def due_cards(self, limit: int, stale_before: int) -> list[tuple[str, str, int | None]]:
-        """Cards whose status must be computed: new usage since it was, or computed before ``stale_before``."""
+    def due_cards(self, limit: int, stale_before: int, fresh_after: int) -> list[tuple[str, str, int | None]]:
+        """Cards whose status must be computed: never computed; new usage since it was, unless it was
+        computed after ``fresh_after``; or computed before ``stale_before``. Longest waiting first."""
         with self._read() as cur:
             cur.execute("SELECT c.device, c.card, c.dirty_since FROM cards c LEFT JOIN card_status s"
                         " ON s.device = c.device AND s.card = c.card"
-                        " WHERE c.dirty_since IS NOT NULL OR s.computed_at IS NULL OR s.computed_at < ?"
-                        " ORDER BY COALESCE(c.dirty_since, 0), s.computed_at LIMIT ?", (stale_before, limit))
+                        " WHERE s.computed_at IS NULL OR s.computed_at < ?"
+                        " OR (c.dirty_since IS NOT NULL AND s.computed_at < ?)"
+                        " ORDER BY COALESCE(s.computed_at, 0), c.device, c.card LIMIT ?",
+                        (stale_before, fresh_after, limit))
             return [(d, c, None if ds is None else int(ds)) for d, c, ds in cur.fetchall()]
 
     def save_status(self, device: str, card: str, computed_at: int, summary: CardSummary,
@@ -438,12 +501,16 @@ class SqlHubStore:
         with self._read() as cur:
             cur.execute(f"SELECT {self._CARD_COLS}, s.computed_at, s.state, s.used_bytes, s.quota_bytes,"
                         f" s.remaining_bytes, s.remaining_fraction, s.exhausts_at, s.cycle_end, s.throttled,"
-                        f" s.overage_bytes, {RISK_SQL} AS risk {base}"
+                        f" s.overage_bytes, {RISK_SQL} AS risk, COUNT(*) OVER () {base}"
                         f" ORDER BY risk, COALESCE(s.exhausts_at, {FAR}), COALESCE(s.remaining_fraction, 2),"
                         f" c.device, c.card{page}", [now - silent_after, *params, *paging])
-            rows = [_status_row(r) for r in cur.fetchall()]
-            cur.execute(f"SELECT COUNT(*) {base}", params)
-            total = int(cur.fetchone()[0])
+            fetched = cur.fetchall()
+            rows = [_status_row(r[:-1]) for r in fetched]
+            if fetched:
+                total = int(fetched[0][-1])
+            else:  # past the last page: count on its own
+                cur.execute(f"SELECT COUNT(*) {base}", params)
+                total = int(cur.fetchone()[0])
             cur.execute(f"SELECT c.carrier, COUNT(*), COALESCE(SUM(s.used_bytes), 0), COALESCE(SUM(s.quota_bytes), 0),"
                         f" COALESCE(SUM(s.remaining_bytes), 0), COALESCE(SUM(s.overage_bytes), 0) {base}"
                         " GROUP BY c.carrier ORDER BY c.carrier", params)

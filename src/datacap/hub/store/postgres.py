@@ -114,7 +114,8 @@ class PostgresHubStore(SqlHubStore):
     lock_suffix = " FOR UPDATE"
     least = "LEAST"
 
-    def __init__(self, url: str, pool_size: int = 8) -> None:
+    def __init__(self, url: str, pool_size: int = 16) -> None:
+        super().__init__()
         self.url = url
         self._pool: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
         self._size = pool_size
