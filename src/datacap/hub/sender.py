@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import random
+import ssl
 import stat
 import threading
 import time
@@ -60,10 +61,24 @@ def check_token_file(path: Path) -> str | None:
 class HubClient:
     """POSTs gzip bodies to ``<url>/api/v1/ingest`` with the device's token."""
 
-    def __init__(self, url: str, token_file: Path, timeout: float = REQUEST_TIMEOUT) -> None:
+    def __init__(self, url: str, token_file: Path, timeout: float = REQUEST_TIMEOUT,
+                 ca_file: Path | None = None) -> None:
         self.endpoint = url.rstrip("/") + protocol.INGEST_PATH
         self.token_file = token_file
         self.timeout = timeout
+        self.ca_file = ca_file
+        self._tls: ssl.SSLContext | None = None
+
+    def _context(self) -> ssl.SSLContext | None:
+        """Certificates are always verified: the system's CAs, or ``ca_file`` (read once)."""
+        if not self.endpoint.startswith("https:"):
+            return None
+        if self._tls is None:
+            try:
+                self._tls = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+            except (OSError, ssl.SSLError) as exc:
+                raise HubUnreachable(f"cannot load the hub CA file {self.ca_file}: {exc}") from None
+        return self._tls
 
     def _token(self) -> str:
         try:
@@ -79,7 +94,7 @@ class HubClient:
             "Authorization": f"Bearer {self._token()}", "Content-Type": "application/json",
             "Content-Encoding": "gzip", "User-Agent": f"datacap/{__version__}"})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=self.timeout, context=self._context()) as response:
                 return Reply(response.status, _json(response.read()))
         except urllib.error.HTTPError as exc:
             with exc:
