@@ -37,6 +37,7 @@ COMPACT_AT = 20_000          # outbox rows: merge deltas per key beyond this man
 COARSEN_AT = 200_000         # still this many keys after merging: older 5-minute deltas go hourly
 COARSEN_AFTER = 7 * 86_400   # ... those older than a week (totals stay exact, only detail is lost)
 KEEP_ACKED = 2 * 86_400      # acknowledged batches are kept this long, to resend if the hub lost them
+KEEP_ACKED_MAX = 3_000       # ... and at most this many (a device pushing every few seconds)
 EVENTS_PER_BATCH = 500       # calibrations, texts, alerts: at most this many of each per batch
 
 
@@ -191,8 +192,8 @@ class BatchStore:
                          (int(now), acked))
             if acked > self._cursor(conn, "acked"):
                 self._set_cursor(conn, "acked", acked)
-            conn.execute("DELETE FROM hub_batches WHERE acked_at IS NOT NULL AND acked_at < ?",
-                         (int(now) - KEEP_ACKED,))
+            conn.execute("DELETE FROM hub_batches WHERE acked_at IS NOT NULL AND (acked_at < ? OR seq <= ?)",
+                         (int(now) - KEEP_ACKED, acked - KEEP_ACKED_MAX))
 
     def attempt_failed(self, seq: int, error: str) -> None:
         with self._txn() as conn:
