@@ -26,7 +26,7 @@ from typing import Any
 from datacap import __version__
 from datacap.errors import DatacapError
 from datacap.hub import protocol
-from datacap.hub.batches import BatchStore, Snapshot, StoredBatch
+from datacap.hub.batches import KEEP_ACKED, BatchStore, Snapshot, StoredBatch
 
 log = logging.getLogger("datacap.hub")
 
@@ -218,7 +218,7 @@ class Sender:
             else:
                 log.error("hub expects batch %d but this device no longer holds batches %d-%d (kept %d h): "
                           "their usage is missing on the hub; sending the rest from %d", expected, expected,
-                          batch.seq - 1, 48, expected)
+                          batch.seq - 1, KEEP_ACKED // 3600, expected)
             return 0.0
         error = str(doc.get("error") or doc.get("detail") or doc)[:300]
         self.store.attempt_failed(batch.seq, f"HTTP {reply.status}: {error}")
