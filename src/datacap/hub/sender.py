@@ -146,8 +146,9 @@ class Sender:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(self.client.timeout + 5)
-            if self._thread.is_alive():
+            if self._thread.is_alive():  # its request outlived its timeout: leave the store to it
                 log.warning("hub sender did not stop in time; its batch is resent at the next start")
+                return
             self._thread = None
         try:
             if final_push > 0:
