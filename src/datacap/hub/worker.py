@@ -79,8 +79,8 @@ class StatusWorker:
             started = time.monotonic()
             try:
                 busy = self.run_once() >= self.chunk
-            except DatacapError as exc:
-                log.warning("hub: status worker: %s", exc)
+            except Exception:  # a database restart or a bug must not end the statuses for good
+                log.exception("hub: status worker")
                 busy = False
             # At most half of the time (and of the interpreter) goes to statuses: ingestion comes first.
             self._stop.wait(max(time.monotonic() - started, 0.05) if busy else self.pause)

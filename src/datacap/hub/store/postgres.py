@@ -151,9 +151,9 @@ class PostgresHubStore(SqlHubStore):
         healthy = True
         try:
             yield conn
-        except (psycopg.OperationalError, psycopg.InterfaceError):
-            healthy = False
-            raise
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            healthy = False  # the server went away or restarted: this connection is done
+            raise StoreError(f"hub database: {str(exc).strip()}") from None
         finally:
             if healthy and not conn.closed:
                 self._pool.put(conn)
