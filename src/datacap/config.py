@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from datacap.alerts.config import AlertingOptions, AlertRule, AlertsConfig
 from datacap.errors import ConfigError, InputError
+from datacap.hub.config import HubConfig
 from datacap.modem.forward import ForwardRule
 from datacap.plans.config import Cards
 from datacap.reports.schedule import ReportsConfig
@@ -122,6 +123,7 @@ class Config(Strict):
     alerts: list[AlertRule] = Field(default_factory=list)
     alerting: AlertingOptions = Field(default_factory=lambda: AlertingOptions())
     reports: ReportsConfig = Field(default_factory=lambda: ReportsConfig())
+    hub: HubConfig = Field(default_factory=lambda: HubConfig())  # issue 14: the fleet hub
     # Attribution (datacap.meter): validated by their own loaders in parse_config, kept as tables.
     services: dict[str, Any] = Field(default_factory=dict)
     names: dict[str, Any] = Field(default_factory=dict)

@@ -124,8 +124,8 @@ def run(db: DbOpt = None, config: ConfigOpt = None,
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     options = DaemonOptions(db or default_db_path(), config, interval, flush, max_runtime, web=not no_web)
-    daemon = Daemon(options, plugin_factory=lambda cfg, writer, opts: build_plugins(cfg, writer, opts.db_path,
-                                                                                      web=opts.web))
+    daemon = Daemon(options, plugin_factory=lambda cfg, writer, opts: build_plugins(
+        cfg, writer, opts.db_path, web=opts.web, config_path=opts.config_path))
     raise typer.Exit(daemon.run())
 
 
@@ -421,6 +421,7 @@ FEATURES: dict[str, str] = {
     "carrier": "datacap.cli.modem_wiring", "top": "datacap.cli.top", "sms": "datacap.cli.sms_texts",
     "serve": "datacap.web.server:serve", "report": "datacap.cli.reports:report",
     "doctor": "datacap.cli.doctor",
+    "hub": "datacap.cli.hub", "fleet": "datacap.cli.hub",
 }
 _registered: set[str] = set()
 _GROUP_OPTIONS_WITH_VALUES = {"--db", "--config", "--iface", "-i"}

@@ -214,7 +214,8 @@ class ReportsPlugin(BasePlugin):
         log.info("%s report %s sent%s", kind, period.label, f" (failed: {'; '.join(failures)})" if failures else "")
 
 
-def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = True) -> list[Any]:
+def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = True,
+                  config_path: Path | None = None) -> list[Any]:
     """Every plugin this config asks for that can start here; each failure is logged, not fatal.
 
     Each plugin's modules are imported only when it starts: a metering-only daemon stays small.
@@ -227,12 +228,15 @@ def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = Tru
         ("alerts", bool(cfg.alerts), lambda: AlertsPlugin(cfg, writer, _switcher(cfg, plugins))),
         ("reports", cfg.reports.send != "off", lambda: ReportsPlugin(cfg, writer)),
         ("web", web and cfg.web.enabled, lambda: _web(cfg, db_path)),
+        ("hub", True, lambda: _hub(cfg, writer, db_path, config_path)),
     ]
     for name, wanted, start in starters:
         if not wanted:
             continue
         try:
-            plugins.append(start())
+            plugin = start()
+            if plugin is not None:
+                plugins.append(plugin)
         except DatacapError as exc:
             log.warning("%s: not started: %s", name, exc)
             if name == "attribution":  # the views say why they are empty
@@ -244,6 +248,9 @@ def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = Tru
     attribution = next((p for p in plugins if isinstance(p, AttributionPlugin)), None)
     if modem is not None and attribution is not None:
         attribution.stamp = modem.card_for  # attributed bytes carry the same card as the interface's
+    hub = next((p for p in plugins if p.name == "hub"), None)
+    if modem is not None and hub is not None:
+        hub.modems = modem.client.snapshot  # the cards' ICCID and operator, for the fleet view
     return plugins
 
 
@@ -253,6 +260,12 @@ def _note(writer: Writer, key: str, value: str | None) -> None:
         writer.set_meta(key, value)
     except DatacapError as exc:
         log.warning("could not record %s yet: %s", key, exc)
+
+
+def _hub(cfg: Config, writer: Writer, db_path: Path, config_path: Path | None) -> Any:
+    from datacap.hub.device import start_hub
+
+    return start_hub(cfg, writer, db_path, config_path)
 
 
 def _web(cfg: Config, db_path: Path) -> Any:

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from datacap.errors import StoreWriteFailed
 from datacap.model import AppIdentity, AttribDelta, ClientIdentity, Reading
+from datacap.store import outbox
 from datacap.timeutil import RESOLUTIONS, UTC, bucket_end, bucket_start
 
 _USAGE_UPSERT = """
@@ -97,6 +98,8 @@ class Writer:
         self.rollups = Rollups(tz, week_start)
         self._lock = threading.Lock()
         self._ids: dict[tuple[str, object], int] = {}
+        self.outbox = outbox.enabled(conn)  # a hub is owed every delta written (datacap.store.outbox)
+        self.failures = 0  # transactions that failed since this writer was made (the hub's health)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -111,6 +114,7 @@ class Writer:
                 self.conn.execute("COMMIT")
             except BaseException as exc:
                 self._rollback()
+                self.failures += 1
                 if isinstance(exc, sqlite3.Error):
                     raise StoreWriteFailed(f"write failed, nothing was written: {exc}", exc) from exc
                 raise
@@ -128,9 +132,13 @@ class Writer:
                events: Iterable[MeterEvent] = (), link_types: dict[str, str] | None = None,
                seen_at: int | None = None, imported: tuple[str, str, int] | None = None) -> None:
         """Write one batch atomically: deltas, rollups, the counters they came from, events."""
+        traffic, attrib = list(traffic), list(attrib)
         with self.transaction() as conn:
             self._add_traffic(conn, traffic, seen_at)
             self._add_attrib(conn, attrib)
+            if self.outbox:
+                outbox.record(conn, [(d.bucket, d.interface, d.card or "", d.rx_bytes, d.tx_bytes, d.rx_packets,
+                                      d.tx_packets) for d in traffic], attrib)
             for name, reading in (counters or {}).items():
                 conn.execute("INSERT OR REPLACE INTO counters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              (name, reading.ifindex, reading.boot_id, reading.boottime, reading.wall,
@@ -225,19 +233,35 @@ class Writer:
             else:
                 conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    def enable_outbox(self, on: bool) -> int:
+        """Start (or stop) recording every delta for the fleet hub, for this and every later writer.
+        Starting owes the hub the history already stored, in the same transaction (returns the rows)."""
+        copied = 0
+        with self.transaction() as conn:
+            if not on:
+                conn.execute("DELETE FROM meta WHERE key = ?", (outbox.ENABLED_KEY,))
+            elif not outbox.enabled(conn):
+                conn.execute("INSERT INTO meta VALUES (?, '1')", (outbox.ENABLED_KEY,))
+                copied = outbox.backfill(conn, self.rollups.tz)
+        self.outbox = on
+        return copied
+
     def apply_retention(self, now: int, keep: dict[str, int | None]) -> int:
-        """Delete buckets older than each resolution's retention. Returns the rows deleted."""
+        """Delete buckets older than each resolution's retention, but none the hub is still owed.
+        Returns the rows deleted."""
         deleted = 0
         with self.transaction() as conn:
+            floor = outbox.retention_floor(conn)
             for res in RESOLUTIONS:
                 seconds = keep.get(res)
                 if seconds is None:
                     continue
+                cut = outbox.retention_cut(res, now - seconds, floor)
                 for table in ("usage", "attrib"):
-                    cur = conn.execute(f"DELETE FROM {table} WHERE res = ? AND start < ?", (res, now - seconds))
+                    cur = conn.execute(f"DELETE FROM {table} WHERE res = ? AND start < ?", (res, cut))
                     deleted += cur.rowcount
                 # Readers use the fine buckets from here on and the coarser ones before.
                 conn.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
                              "max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
-                             (f"complete_since_{res}", str(now - seconds)))
+                             (f"complete_since_{res}", str(cut)))
         return deleted

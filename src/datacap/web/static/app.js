@@ -114,8 +114,8 @@ async function overview() {
   }
 }
 
-async function drawCards(container) {
-  const res = await api("status");
+async function drawCards(container, path = "status") {
+  const res = await api(path);
   if (!res.ok) { container.append(el("p", { class: "warn", text: res.data.error })); return; }
   for (const card of res.data.cards) {
     const state = card.throttled ? "throttled" : card.state || "active";
@@ -383,6 +383,9 @@ document.querySelectorAll(".preset").forEach((b) => b.addEventListener("click", 
   b.form.requestSubmit();
 }));
 
-const PAGES = { overview, usage, who, when, alerts, plan, calibrate };
+/* the fleet hub's card page: the same card panel, from the hub's status of that card */
+const hubcard = () => drawCards(document.getElementById("cards"), document.body.dataset.statusApi);
+
+const PAGES = { overview, usage, who, when, alerts, plan, calibrate, hubcard };
 const page = PAGES[document.body.dataset.page];
 if (page) page().then(() => { document.body.dataset.ready = "1"; });
