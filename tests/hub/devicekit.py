@@ -60,7 +60,8 @@ def write_traffic(writer: Writer, rng: random.Random, flushes: int, now: int | N
     now = int(time.time()) if now is None else now
     for _ in range(flushes):
         bucket = now - now % 300 - 300 * rng.randrange(0, 3)
-        traffic = [TrafficDelta(bucket, "wwan0", rng.randrange(0, 5_000_000), rng.randrange(0, 500_000)),
+        rx, tx = rng.randrange(0, 5_000_000), rng.randrange(0, 500_000)
+        traffic = [TrafficDelta(bucket, "wwan0", rx, tx, rx // 1400, tx // 1400),
                    TrafficDelta(bucket, "wwan1", rng.randrange(0, 90_000), rng.randrange(0, 9_000), card="unicom")]
         deltas = []
         if attrib:
@@ -77,6 +78,13 @@ def device_usage(db: Path) -> dict[tuple[int, str, str | None], tuple[int, int]]
         rows = conn.execute("SELECT u.start, i.name, u.card, u.rx_bytes, u.tx_bytes FROM usage u "
                             "JOIN interfaces i ON i.id = u.iface_id WHERE u.res = '5min'").fetchall()
     return {(s, i, c or None): (rx, tx) for s, i, c, rx, tx in rows if rx or tx}
+
+
+def device_packets(db: Path) -> tuple[int, int]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        row = conn.execute("SELECT coalesce(sum(rx_packets), 0), coalesce(sum(tx_packets), 0) FROM usage "
+                           "WHERE res = 'year'").fetchone()
+    return row[0], row[1]
 
 
 def device_total(db: Path) -> tuple[int, int]:

@@ -102,6 +102,10 @@ class Receiver:
         sums = self.usage(device).values()
         return sum(v[0] for v in sums), sum(v[1] for v in sums)
 
+    def packets(self, device: str) -> tuple[int, int]:
+        rows = [r for b in self.devices[device].journal for r in b.usage]
+        return sum(r.rx_packets for r in rows), sum(r.tx_packets for r in rows)
+
     def attribution(self, device: str) -> dict[tuple[str, str], tuple[int, int]]:
         sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
         for batch in self.devices[device].journal:

@@ -200,9 +200,11 @@ def test_three_daemons_one_hub_on_postgresql(pg_server: PgServer, hub_ns: Netns,
         hub.start()
 
         # Device 2's link to the hub is cut for a while; it keeps metering.
+        before = devices[2].daemon.log.read_text().count("unreachable")
         devices[2].pair.a.run("ip", "link", "set", devices[2].hub_if, "down")
         devices[2].send("10M")
-        wait_for(lambda: "unreachable" in devices[2].daemon.log.read_text(), 60, "device 2 to notice the cut")
+        wait_for(lambda: devices[2].daemon.log.read_text().count("unreachable") > before, 60,
+                 "device 2 to notice the cut")
         devices[2].pair.a.run("ip", "link", "set", devices[2].hub_if, "up")
 
         # One batch is replayed (the very bytes device 0 stored as batch 1).

@@ -32,6 +32,7 @@ from tests.hub.devicekit import (
     DEVICE,
     Device,
     device_attribution,
+    device_packets,
     device_total,
     device_usage,
     drain,
@@ -70,6 +71,7 @@ def assert_exact(hub: Receiver, device: Device) -> None:
     assert hub.usage(DEVICE) == device_usage(device.db)
     assert hub.total(DEVICE) == device_total(device.db)
     assert hub.attribution(DEVICE) == device_attribution(device.db)
+    assert hub.packets(DEVICE) == device_packets(device.db)
     assert sum(hub.total(DEVICE)) > 0
 
 
@@ -125,6 +127,8 @@ def test_events_identity_and_health_ride_along(hub: Receiver, device: Device) ->
     assert (card.name, card.label, card.interfaces) == ("unicom", "联通", ["wwan0"])
     assert protocol.plan_config(card).buckets[0].quota == 20 * 1024**3  # the hub validates the same plan
     assert batch.host.timezone == "UTC" and batch.health.pending_batches >= 1
+    assert {i.name for i in batch.host.interfaces} == {"wwan0", "wwan1"}
+    assert all(i.first_seen for i in batch.host.interfaces)
     # Events go once: the next batch carries none of them again.
     write_traffic(device.writer, random.Random(3), 1)
     drain(device.sender)
@@ -349,3 +353,50 @@ def test_a_device_with_history_owes_the_hub_all_of_it(hub: Receiver, tmp_path: P
         assert recent and all(hub.usage(DEVICE)[k] == v for k, v in recent.items())
     finally:
         dev.close()
+
+
+def test_a_replaced_store_numbers_its_batches_after_the_hub(hub: Receiver, device: Device,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """The hub already holds batches 1-10 of this device name (its store was replaced): the new
+    store's batch 1 would be taken for a duplicate and dropped; it is renumbered 11 instead."""
+    hub.devices[DEVICE].last = 10
+    write_traffic(device.writer, random.Random(13), 3)
+    with caplog.at_level(logging.ERROR, logger="datacap.hub"):
+        drain(device.sender)
+    assert [b.seq for b in hub.devices[DEVICE].journal] == [11]
+    assert "renumbering the unsent batches from 11" in caplog.text
+    assert_exact(hub, device)
+
+
+def test_409_beyond_what_the_device_keeps_is_said_and_sending_goes_on(hub: Receiver, device: Device,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    rng = random.Random(14)
+    for _ in range(4):
+        write_traffic(device.writer, rng, 1)
+        device.sender.wake()
+        device.sender.step()
+    lost = hub.total(DEVICE)
+    device.sender.store.conn.execute("DELETE FROM hub_batches")  # acknowledged long ago: pruned
+    hub.lose_after(DEVICE, 0)  # and the hub lost everything
+    lost = (lost[0] - hub.total(DEVICE)[0], lost[1] - hub.total(DEVICE)[1])
+    write_traffic(device.writer, rng, 2)
+    with caplog.at_level(logging.ERROR, logger="datacap.hub"):
+        drain(device.sender)
+    assert "no longer holds batches 1-4" in caplog.text  # said, not hidden
+    assert [b.seq for b in hub.devices[DEVICE].journal] == [1]  # and the rest flows again, in order
+    own = device_total(device.db)
+    assert hub.total(DEVICE) == (own[0] - lost[0], own[1] - lost[1])
+
+
+def test_hub_config_is_checked() -> None:
+    from datacap.config import parse_config
+    from datacap.errors import ConfigError
+
+    cfg = parse_config({"hub": {"url": "https://hub.example.com/", "token_file": "/etc/datacap/hub.token"}})
+    assert cfg.hub.url == "https://hub.example.com" and cfg.hub.every_seconds == 60
+    with pytest.raises(ConfigError, match="token_file"):
+        parse_config({"hub": {"url": "https://hub.example.com"}})
+    with pytest.raises(ConfigError, match="http:// or https://"):
+        parse_config({"hub": {"url": "ftp://hub", "token_file": "/t"}})
+    with pytest.raises(ConfigError, match="between '1s' and '1d'"):
+        parse_config({"hub": {"url": "https://hub", "token_file": "/t", "every": "2d"}})

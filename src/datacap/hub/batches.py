@@ -37,6 +37,7 @@ COMPACT_AT = 20_000          # outbox rows: merge deltas per key beyond this man
 COARSEN_AT = 200_000         # still this many keys after merging: older 5-minute deltas go hourly
 COARSEN_AFTER = 7 * 86_400   # ... those older than a week (totals stay exact, only detail is lost)
 KEEP_ACKED = 2 * 86_400      # acknowledged batches are kept this long, to resend if the hub lost them
+KEEP_ACKED_MAX = 3_000       # ... and at most this many (a device pushing every few seconds)
 EVENTS_PER_BATCH = 500       # calibrations, texts, alerts: at most this many of each per batch
 
 
@@ -110,7 +111,7 @@ class BatchStore:
         self.compact(now)
         limit = protocol.MAX_USAGE_ROWS
         while True:
-            usage = self.conn.execute("SELECT id, start, iface, card, rx, tx FROM hub_outbox_usage "
+            usage = self.conn.execute("SELECT id, start, iface, card, rx, tx, rxp, txp FROM hub_outbox_usage "
                                       "ORDER BY id LIMIT ?", (limit,)).fetchall()
             attrib = self.conn.execute("SELECT id, start, iface, card, kind, name, rx, tx FROM hub_outbox_attrib "
                                        "ORDER BY id LIMIT ?", (limit,)).fetchall()
@@ -121,10 +122,11 @@ class BatchStore:
             state = snapshot(unacked + 1 + -(-rest // protocol.MAX_USAGE_ROWS))
             doc = {
                 "v": protocol.VERSION, "device": self.device, "seq": seq, "created": protocol.iso(now),
-                "host": state.host.model_dump(mode="json"), "health": state.health.model_dump(mode="json"),
+                "host": {**state.host.model_dump(mode="json"), "interfaces": self._interfaces({r[2] for r in usage})},
+                "health": state.health.model_dump(mode="json"),
                 "cards": [c.model_dump(mode="json") for c in state.cards],
-                "usage": [{"start": r[1], "interface": r[2], "card": r[3] or None, "rx": r[4], "tx": r[5]}
-                          for r in usage],
+                "usage": [{"start": r[1], "interface": r[2], "card": r[3] or None, "rx": r[4], "tx": r[5],
+                           "rx_packets": r[6], "tx_packets": r[7]} for r in usage],
                 "attribution": [{"start": r[1], "interface": r[2], "kind": r[4], "name": r[5], "rx": r[6],
                                  "tx": r[7], "card": r[3] or None} for r in attrib],
                 **{kind: docs for kind, (docs, _) in events.items()},
@@ -147,6 +149,11 @@ class BatchStore:
                          (seq, self.device, int(now), body, len(usage), len(attrib), first))
             self._set_cursor(conn, "seq", seq)
         return StoredBatch(seq, body, len(usage), len(attrib))
+
+    def _interfaces(self, names: set[str]) -> list[dict[str, Any]]:
+        """The state of the interfaces this batch's rows name (the hub upserts it)."""
+        rows = self.conn.execute("SELECT name, link_type, first_seen FROM interfaces ORDER BY name")
+        return [{"name": n, "link_type": t, "first_seen": max(0, f)} for n, t, f in rows if n in names]
 
     def _events(self, limit: int) -> dict[str, tuple[list[dict[str, Any]], int]]:
         """New calibrations, carrier texts read and alert events since the last batch, with the
@@ -185,8 +192,8 @@ class BatchStore:
                          (int(now), acked))
             if acked > self._cursor(conn, "acked"):
                 self._set_cursor(conn, "acked", acked)
-            conn.execute("DELETE FROM hub_batches WHERE acked_at IS NOT NULL AND acked_at < ?",
-                         (int(now) - KEEP_ACKED,))
+            conn.execute("DELETE FROM hub_batches WHERE acked_at IS NOT NULL AND (acked_at < ? OR seq <= ?)",
+                         (int(now) - KEEP_ACKED, acked - KEEP_ACKED_MAX))
 
     def attempt_failed(self, seq: int, error: str) -> None:
         with self._txn() as conn:
@@ -235,18 +242,19 @@ class BatchStore:
         unchanged, so the hub's totals stay exact; rows keep their time order."""
         _, usage, attrib = self.pending()
         if usage > COMPACT_AT:
-            self._merge("hub_outbox_usage", "iface, card", now, usage)
+            self._merge("hub_outbox_usage", "iface, card", ("rx", "tx", "rxp", "txp"), now, usage)
         if attrib > COMPACT_AT:
-            self._merge("hub_outbox_attrib", "iface, card, kind, name", now, attrib)
+            self._merge("hub_outbox_attrib", "iface, card, kind, name", ("rx", "tx"), now, attrib)
 
-    def _merge(self, table: str, key: str, now: float, rows: int) -> None:
+    def _merge(self, table: str, key: str, counts: tuple[str, ...], now: float, rows: int) -> None:
         keys = self.conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} GROUP BY start, {key})").fetchone()[0]
         old = int(now) - COARSEN_AFTER if keys > COARSEN_AT else 0
         start = "CASE WHEN start < :old THEN start - start % 3600 ELSE start END"
         with self._txn() as conn:
             top = conn.execute(f"SELECT max(id) FROM {table}").fetchone()[0]
-            conn.execute(f"INSERT INTO {table} (start, {key}, rx, tx) SELECT {start} AS s, {key}, sum(rx), sum(tx) "
-                         f"FROM {table} WHERE id <= :top GROUP BY s, {key} ORDER BY s, {key}",
+            sums = ", ".join(f"sum({c})" for c in counts)
+            conn.execute(f"INSERT INTO {table} (start, {key}, {', '.join(counts)}) SELECT {start} AS s, {key}, "
+                         f"{sums} FROM {table} WHERE id <= :top GROUP BY s, {key} ORDER BY s, {key}",
                          {"old": old, "top": top})
             conn.execute(f"DELETE FROM {table} WHERE id <= ?", (top,))
         after = self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]

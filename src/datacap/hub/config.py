@@ -22,6 +22,8 @@ class HubConfig(BaseModel):
     token_file: Path | None = Field(None, description="file holding this device's token (mode 0600)")
     device: str | None = Field(None, description="this device's name as registered on the hub (default: hostname)")
     every: str = Field("60s", description="how often the device pushes")
+    ca_file: Path | None = Field(None, description="PEM certificate(s) the device trusts for the hub's TLS "
+                                 "(a hub serving its own --tls-cert); default: the system's CAs")
     # The hub server (`datacap hub serve`, `datacap fleet`, `datacap hub device ...`).
     database: str | None = Field(None, description="the hub's database: a SQLite path (default "
                                  "/var/lib/datacap/hub.db) or postgresql://user@host/db")

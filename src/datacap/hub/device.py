@@ -55,8 +55,8 @@ class HubPlugin:
             rows = writer.enable_outbox(True)
             log.info("hub: usage is recorded for %s from now on; the %d rows of history already stored "
                      "are sent first", hub.url, rows)
-        self.sender = Sender(BatchStore(db_path, hub.device_name), HubClient(hub.url, hub.token_file),
-                             self.snapshot, hub.every_seconds)
+        client = HubClient(hub.url, hub.token_file, ca_file=hub.ca_file)
+        self.sender = Sender(BatchStore(db_path, hub.device_name), client, self.snapshot, hub.every_seconds)
         self.sender.start()
         log.info("pushing to %s as %r every %s", hub.url, hub.device_name, hub.every)
 

@@ -14,7 +14,11 @@ A device POSTs one gzip-compressed JSON :class:`Batch` to ``<hub url>/api/v1/ing
 the hub adds them up. ``calibrations``, ``texts`` and ``alerts`` are events the hub upserts by
 (device, id). ``cards`` is the device's current state and replaces the hub's copy.
 
-Changes to this module are additive only (new optional fields), so older peers keep working.
+Changes to this module are additive only (new optional fields), so older peers keep working: a
+hub ignores fields it does not know. Added since the first draft: ``UsageRow.rx_packets/tx_packets``
+and ``Host.interfaces`` (link type and first-seen instant), so the hub's plan engine counts framing
+overhead (``l2_overhead = "auto"``) and knows when metering began exactly as the device does;
+``AttributionRow.card``.
 """
 
 from __future__ import annotations
@@ -50,13 +54,21 @@ class InvalidBatch(InputError):
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Unknown fields are ignored, not refused: a newer device's additive fields never break an older hub.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class InterfaceState(_Wire):
+    name: str
+    link_type: str | None = None        # 'ether', 'rawip', 'ppp', ... (the device's l2_overhead = "auto")
+    first_seen: NonNegative | None = None  # unix seconds the device first metered it
 
 
 class Host(_Wire):
     hostname: str
     datacap: str                        # the device's datacap version
     timezone: str                       # IANA name: the zone the device sums its days in
+    interfaces: list[InterfaceState] = []  # those this batch's usage rows name: state to upsert
 
 
 class Health(_Wire):
@@ -86,6 +98,8 @@ class UsageRow(_Wire):
     card: str | None = None
     rx: NonNegative
     tx: NonNegative
+    rx_packets: NonNegative = 0
+    tx_packets: NonNegative = 0
 
     @field_validator("start")
     @classmethod

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import random
+import ssl
 import stat
 import threading
 import time
@@ -25,7 +26,7 @@ from typing import Any
 from datacap import __version__
 from datacap.errors import DatacapError
 from datacap.hub import protocol
-from datacap.hub.batches import BatchStore, Snapshot, StoredBatch
+from datacap.hub.batches import KEEP_ACKED, BatchStore, Snapshot, StoredBatch
 
 log = logging.getLogger("datacap.hub")
 
@@ -60,10 +61,24 @@ def check_token_file(path: Path) -> str | None:
 class HubClient:
     """POSTs gzip bodies to ``<url>/api/v1/ingest`` with the device's token."""
 
-    def __init__(self, url: str, token_file: Path, timeout: float = REQUEST_TIMEOUT) -> None:
+    def __init__(self, url: str, token_file: Path, timeout: float = REQUEST_TIMEOUT,
+                 ca_file: Path | None = None) -> None:
         self.endpoint = url.rstrip("/") + protocol.INGEST_PATH
         self.token_file = token_file
         self.timeout = timeout
+        self.ca_file = ca_file
+        self._tls: ssl.SSLContext | None = None
+
+    def _context(self) -> ssl.SSLContext | None:
+        """Certificates are always verified: the system's CAs, or ``ca_file`` (read once)."""
+        if not self.endpoint.startswith("https:"):
+            return None
+        if self._tls is None:
+            try:
+                self._tls = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+            except (OSError, ssl.SSLError) as exc:
+                raise HubUnreachable(f"cannot load the hub CA file {self.ca_file}: {exc}") from None
+        return self._tls
 
     def _token(self) -> str:
         try:
@@ -79,7 +94,7 @@ class HubClient:
             "Authorization": f"Bearer {self._token()}", "Content-Type": "application/json",
             "Content-Encoding": "gzip", "User-Agent": f"datacap/{__version__}"})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=self.timeout, context=self._context()) as response:
                 return Reply(response.status, _json(response.read()))
         except urllib.error.HTTPError as exc:
             with exc:
@@ -131,8 +146,9 @@ class Sender:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(self.client.timeout + 5)
-            if self._thread.is_alive():
+            if self._thread.is_alive():  # its request outlived its timeout: leave the store to it
                 log.warning("hub sender did not stop in time; its batch is resent at the next start")
+                return
             self._thread = None
         try:
             if final_push > 0:
@@ -203,7 +219,7 @@ class Sender:
             else:
                 log.error("hub expects batch %d but this device no longer holds batches %d-%d (kept %d h): "
                           "their usage is missing on the hub; sending the rest from %d", expected, expected,
-                          batch.seq - 1, 48, expected)
+                          batch.seq - 1, KEEP_ACKED // 3600, expected)
             return 0.0
         error = str(doc.get("error") or doc.get("detail") or doc)[:300]
         self.store.attempt_failed(batch.seq, f"HTTP {reply.status}: {error}")

@@ -24,7 +24,8 @@ OUTBOX_MIGRATION = ("0360_hub_outbox", """
 -- Usage deltas per 5-minute bucket not yet in a batch (card '' = not stamped).
 CREATE TABLE hub_outbox_usage (
     id INTEGER PRIMARY KEY, start INTEGER NOT NULL, iface TEXT NOT NULL, card TEXT NOT NULL DEFAULT '',
-    rx INTEGER NOT NULL, tx INTEGER NOT NULL
+    rx INTEGER NOT NULL, tx INTEGER NOT NULL,
+    rxp INTEGER NOT NULL DEFAULT 0, txp INTEGER NOT NULL DEFAULT 0     -- packets
 );
 -- Attribution deltas per UTC hour and dimension (kind app/client/service) not yet in a batch.
 CREATE TABLE hub_outbox_attrib (
@@ -56,17 +57,17 @@ def enabled(conn: sqlite3.Connection) -> bool:
     return row is not None
 
 
-def record(conn: sqlite3.Connection, traffic: Iterable[tuple[int, str, str, int, int]],
+def record(conn: sqlite3.Connection, traffic: Iterable[tuple[int, str, str, int, int, int, int]],
            attrib: Iterable[AttribDelta]) -> None:
     """Append one write's deltas (inside the writer's transaction). ``traffic``: (bucket, iface,
-    card, rx, tx). Attribution is summed per UTC hour and dimension before it is stored."""
-    usage: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for bucket, iface, card, rx, tx in traffic:
+    card, rx, tx, rx packets, tx packets). Attribution is summed per UTC hour and dimension."""
+    usage: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for bucket, iface, card, *counts in traffic:
         acc = usage[(bucket, iface, card)]
-        acc[0] += rx
-        acc[1] += tx
-    conn.executemany("INSERT INTO hub_outbox_usage (start, iface, card, rx, tx) VALUES (?, ?, ?, ?, ?)",
-                     [(*key, rx, tx) for key, (rx, tx) in sorted(usage.items()) if rx or tx])
+        for i, n in enumerate(counts):
+            acc[i] += n
+    conn.executemany("INSERT INTO hub_outbox_usage (start, iface, card, rx, tx, rxp, txp) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     [(*key, *n) for key, n in sorted(usage.items()) if any(n)])
     dims: dict[tuple[int, str, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
     for d in attrib:
         hour = d.bucket - d.bucket % 3600
@@ -99,8 +100,9 @@ def backfill(conn: sqlite3.Connection, tz: ZoneInfo) -> int:
         # This resolution is complete from ``lower`` on; the coarser one covers what is before.
         lower = None if row is None else _ceil(_COARSER[res], int(row[0]), tz)
         cur = conn.execute(
-            "INSERT INTO hub_outbox_usage (start, iface, card, rx, tx) SELECT u.start, i.name, u.card, "
-            "u.rx_bytes, u.tx_bytes FROM usage u JOIN interfaces i ON i.id = u.iface_id WHERE u.res = ? "
+            "INSERT INTO hub_outbox_usage (start, iface, card, rx, tx, rxp, txp) SELECT u.start, i.name, u.card, "
+            "u.rx_bytes, u.tx_bytes, u.rx_packets, u.tx_packets FROM usage u JOIN interfaces i ON i.id = u.iface_id "
+            "WHERE u.res = ? "
             "AND u.start >= ? AND u.start < ? AND (u.rx_bytes OR u.tx_bytes) ORDER BY u.start",
             (res, lower if lower is not None else 0, upper if upper is not None else 1 << 62))
         copied += cur.rowcount

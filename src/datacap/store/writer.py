@@ -130,8 +130,8 @@ class Writer:
             self._add_traffic(conn, traffic, seen_at)
             self._add_attrib(conn, attrib)
             if self.outbox:
-                outbox.record(conn, [(d.bucket, d.interface, d.card or "", d.rx_bytes, d.tx_bytes)
-                                     for d in traffic], attrib)
+                outbox.record(conn, [(d.bucket, d.interface, d.card or "", d.rx_bytes, d.tx_bytes, d.rx_packets,
+                                      d.tx_packets) for d in traffic], attrib)
             for name, reading in (counters or {}).items():
                 conn.execute("INSERT OR REPLACE INTO counters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              (name, reading.ifindex, reading.boot_id, reading.boottime, reading.wall,
