@@ -162,33 +162,38 @@ def run_backend(label: str, database: str, args: argparse.Namespace, workdir: Pa
                       now)
     store.close()
     register_s = time.perf_counter() - t0
-    port = free_port()
+    ports = [free_port() for _ in range(args.hubs)]
     config = workdir / f"hub-{label}.toml"
-    config.write_text(f'timezone = "Asia/Shanghai"\n[hub]\ndatabase = "{database}"\nlisten = "127.0.0.1:{port}"\n'
+    config.write_text(f'timezone = "Asia/Shanghai"\n[hub]\ndatabase = "{database}"\n'
                       f'rate = "100/s"\nalert_state = "{workdir / f"alerts-{label}.db"}"\n')
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    hub = subprocess.Popen([sys.executable, "-m", "datacap", "--config", str(config), "hub", "serve"], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # The first process computes statuses and alerts; any others only ingest and serve (--no-worker).
+    hubs = [subprocess.Popen([sys.executable, "-m", "datacap", "--config", str(config), "hub", "serve", "--listen",
+                              f"127.0.0.1:{p}", *(["--no-worker"] if k else [])], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for k, p in enumerate(ports)]
+    port = ports[0]
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        hub_proc = psutil.Process(hub.pid)
+        for p in ports:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", p), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+        hub_procs = [psutil.Process(h.pid) for h in hubs]
         pgs = pg_processes(pg_dir)
         day0 = (now - 86400) // 86400 * 86400
         out: Any = mp.Queue()
         share = args.devices // args.clients
-        cpu0, pg0 = cpu_of([hub_proc]), cpu_of(pgs)
+        cpu0, pg0 = cpu_of(hub_procs), cpu_of(pgs)
         start = time.monotonic()
         stop_at = start + args.seconds
-        workers = [mp.Process(target=client, args=(port, range(k * share, (k + 1) * share if k < args.clients - 1
-                                                         else args.devices), day0, stop_at,
-                                                         STEPS_PER_DAY // args.rows, args.threads, args.rows, out))
-                   for k in range(args.clients)]
+        slices = [range(k * share, (k + 1) * share if k < args.clients - 1 else args.devices)
+                  for k in range(args.clients)]
+        workers = [mp.Process(target=client, args=(ports[k % len(ports)], mine, day0, stop_at,
+                                                   STEPS_PER_DAY // args.rows, args.threads, args.rows, out))
+                   for k, mine in enumerate(slices)]
         timings: dict[str, list[float]] = {}
         stop = threading.Event()
         prober = threading.Thread(target=probe, args=(port, stop, timings, args.devices))
@@ -197,7 +202,7 @@ def run_backend(label: str, database: str, args: argparse.Namespace, workdir: Pa
         prober.start()
         rss_max = 0
         while any(w.is_alive() for w in workers):
-            rss_max = max(rss_max, hub_proc.memory_info().rss)
+            rss_max = max(rss_max, sum(h.memory_info().rss for h in hub_procs))
             time.sleep(0.5)
         wall = time.monotonic() - start
         stop.set()
@@ -208,7 +213,7 @@ def run_backend(label: str, database: str, args: argparse.Namespace, workdir: Pa
         batches = sum(r[0] for r in results)
         rows = sum(r[1] for r in results)
         refused = sum(r[2] for r in results)
-        hub_cpu = cpu_of([hub_proc]) - cpu0
+        hub_cpu = cpu_of(hub_procs) - cpu0
         pg_cpu = cpu_of(pg_processes(pg_dir)) - pg0 if pg_dir else 0.0
         rate = rows / wall
         day_s = args.devices * STEPS_PER_DAY / rate if rate else float("inf")
@@ -219,11 +224,13 @@ def run_backend(label: str, database: str, args: argparse.Namespace, workdir: Pa
                 "hub_rss_mib": rss_max / 2**20,
                 "latency": {k: (statistics.median(v) * 1000, _p95(v) * 1000, len(v)) for k, v in timings.items()}}
     finally:
-        hub.terminate()
-        try:
-            hub.wait(30)
-        except subprocess.TimeoutExpired:
-            hub.kill()
+        for h in hubs:
+            h.terminate()
+        for h in hubs:
+            try:
+                h.wait(30)
+            except subprocess.TimeoutExpired:
+                h.kill()
 
 
 def _p95(values: list[float]) -> float:
@@ -237,6 +244,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2, help="load-generator processes")
     parser.add_argument("--threads", type=int, default=8, help="connections per load-generator process")
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--hubs", type=int, default=1, help="hub processes on the same database (the load "
+                        "generators are spread over them; all but the first run with --no-worker)")
     parser.add_argument("--rows", type=int, default=1, choices=(1, 2, 3, 4, 6, 12, 24, 48),
                         help="5-minute rows per batch (1: every device pushes every 5 minutes)")
     args = parser.parse_args()
@@ -262,30 +271,31 @@ def main() -> None:
             print(json.dumps(results[-1], indent=1), file=sys.stderr, flush=True)
     load = os.getloadavg()
     print(f"\ndatacap hub benchmark: {args.devices} devices x 1 card, batches of {args.rows} 5-minute usage row(s), "
-          f"{args.seconds:.0f} s of ingestion per backend, {args.clients}x{args.threads} connections, "
+          f"{args.seconds:.0f} s of ingestion per backend, {args.hubs} hub process(es), "
+          f"{args.clients}x{args.threads} connections, "
           f"{os.cpu_count()} cores (load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f})")
-    header = f"{'':38}" + "".join(f"{r['backend']:>16}" for r in results)
+    header = f"{'':40}" + "".join(f"{r['backend']:>16}" for r in results)
     print(header)
     rows = [("devices registered (s)", "register_s", "{:.1f}"), ("batches ingested", "batches", "{:d}"),
             ("refused (non-200)", "refused", "{:d}"), ("ingest rate (batches/s)", "batches_per_s", "{:.0f}"),
             ("ingest rate (usage rows/s)", "rows_per_s", "{:.0f}"),
-            ("a day of the fleet takes (min)", "day_s", "{:.1f}"), ("faster than real time (x)", "x_real_time",
-                                                                      "{:.1f}"),
-            ("hub CPU (% of one core)", "hub_cpu_pct", "{:.0f}"), ("PostgreSQL CPU (% of one core)", "db_cpu_pct",
-                                                                   "{:.0f}"),
-            ("hub RSS max (MiB)", "hub_rss_mib", "{:.0f}")]
+            ("a day of the fleet takes (min)", "day_s", "{:.1f}"),
+            ("faster than real time (x)", "x_real_time", "{:.1f}"),
+            ("hub CPU, all processes (% of one core)", "hub_cpu_pct", "{:.0f}"),
+            ("PostgreSQL CPU (% of one core)", "db_cpu_pct", "{:.0f}"),
+            ("hub RSS max, all processes (MiB)", "hub_rss_mib", "{:.0f}")]
     for title, key, fmt in rows:
         cells = []
         for r in results:
             value = r[key] / 60 if key == "day_s" else r[key]
             cells.append(f"{fmt.format(value):>16}")
-        print(f"{title:38}" + "".join(cells))
+        print(f"{title:40}" + "".join(cells))
     for name in ("fleet table (200 rows)", "one card's status"):
         cells = []
         for r in results:
             p50, p95, n = r["latency"].get(name, (float("nan"), float("nan"), 0))
             cells.append(f"{f'{p50:.0f}/{p95:.0f} ms (n={n})':>16}")
-        print(f"{name + ' p50/p95':38}" + "".join(cells))
+        print(f"{name + ' p50/p95':40}" + "".join(cells))
 
 
 if __name__ == "__main__":

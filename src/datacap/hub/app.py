@@ -278,9 +278,7 @@ def _pages_router(state: HubState) -> APIRouter:
                    offset: Annotated[int, Query(ge=0)] = 0) -> HTMLResponse:
         flt = _filter(carrier, device, group, PAGE_ROWS, offset)
         doc = fleet.fleet_doc(store, flt, silent_after=state.silent_after, tz=state.cfg.tz)
-        cards = store.cards()
-        options = {"carrier": sorted({c.carrier for c in cards if c.carrier}),
-                   "device": sorted({c.device for c in cards}), "group": sorted({c.group for c in cards})}
+        options = store.filter_options()
         keep = {k: v for k, v in (("carrier", carrier), ("device", device), ("group", group)) if v}
         pages = {"prev": None if offset == 0 else "/?" + urlencode({**keep, "offset": max(0, offset - PAGE_ROWS)}),
                  "next": None if offset + PAGE_ROWS >= doc["total"] else

@@ -27,9 +27,11 @@ from datacap.hub.tokens import new_token, token_hash
 from datacap.units import format_bytes
 from datacap.web.auth import parse_listen
 
-hub_app = typer.Typer(help="The fleet hub: receive batches from devices, show every card in one place.",
+hub_app = typer.Typer(help="The fleet hub: receive batches from devices, show every card in one place.\n\n"
+                           "Example: datacap hub device add bus-12; datacap hub serve",
                       no_args_is_help=True)
-device_app = typer.Typer(help="Devices allowed to push to this hub, and their tokens.", no_args_is_help=True)
+device_app = typer.Typer(help="Devices allowed to push to this hub, and their tokens.\n\n"
+                              "Example: datacap hub device list", no_args_is_help=True)
 hub_app.add_typer(device_app, name="device")
 out = Console()
 log = logging.getLogger("datacap.hub")
@@ -66,7 +68,8 @@ def serve(config: ConfigOpt = None, database: DatabaseOpt = None,
           no_worker: Annotated[bool, typer.Option("--no-worker", help="only ingest and serve: another hub "
                                                   "process on the same database computes statuses and alerts")
                                ] = False,
-          verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+          verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log at INFO: alerts fired, statuses")
+                             ] = False) -> None:
     """Receive batches from devices and serve the fleet dashboard and API (SIGTERM: stop).
 
     Example: datacap hub serve --listen 127.0.0.1:8770
@@ -131,7 +134,10 @@ def device_add(name: Annotated[str, typer.Argument(help="the device's name (its 
 
 @device_app.command("list")
 def device_list(config: ConfigOpt = None, database: DatabaseOpt = None, as_json: JsonOpt = False) -> None:
-    """Every registered device: group, last batch, whether it is silent or revoked."""
+    """Every registered device: group, last batch, whether it is silent or revoked.
+
+    Example: datacap hub device list --json
+    """
     cfg, store = _open(config, database)
     doc = fleet_view.devices_doc(store, silent_after=cfg.hub.silent_seconds, tz=cfg.tz)
     if as_json:
@@ -150,7 +156,10 @@ def device_list(config: ConfigOpt = None, database: DatabaseOpt = None, as_json:
 
 @device_app.command("revoke")
 def device_revoke(name: str, config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
-    """Refuse the device's token from now on (its data stays)."""
+    """Refuse the device's token from now on (its data stays).
+
+    Example: datacap hub device revoke bus-12
+    """
     _, store = _open(config, database)
     if not store.revoke(name, int(time.time())):
         raise InputError(f"hub device revoke: no device named {name!r}")

@@ -149,6 +149,7 @@ class HubStore(Protocol):
                     status: dict[str, Any], dirty_seen: int | None) -> None: ...
     def card_status(self, device: str, card: str) -> tuple[int, dict[str, Any]] | None: ...
     def fleet(self, flt: FleetFilter, now: int, silent_after: int) -> FleetPage: ...
+    def filter_options(self) -> dict[str, list[str]]: ...
 
 
 def epoch(value: dt.datetime) -> int:
@@ -516,6 +517,18 @@ class SqlHubStore:
                         " GROUP BY c.carrier ORDER BY c.carrier", params)
             carriers = [CarrierTotal(c, int(n), int(u), int(q), int(r), int(o)) for c, n, u, q, r, o in cur.fetchall()]
         return FleetPage(rows, total, carriers)
+
+
+    def filter_options(self) -> dict[str, list[str]]:
+        """The values the fleet page's filters offer: carriers, devices and groups that have cards."""
+        with self._read() as cur:
+            out = {}
+            for key, sql in (("carrier", "SELECT DISTINCT carrier FROM cards WHERE carrier IS NOT NULL"),
+                             ("device", "SELECT DISTINCT device FROM cards"),
+                             ("group", "SELECT DISTINCT d.grp FROM devices d JOIN cards c ON c.device = d.device")):
+                cur.execute(sql + " ORDER BY 1")
+                out[key] = [r[0] for r in cur.fetchall()]
+            return out
 
 
 def _local(extra: dict[str, Any] | None) -> int | None:
