@@ -129,10 +129,10 @@ def build_status(card: CardConfig, walker: Walker, current: Cycle, at: dt.dateti
         "overage_bytes": state.overage,
         "overage_cost": cycle_cost(state.overage_by_day.values(), card.overage) if card.overage else 0.0,
         "currency": card.overage.currency if card.overage else None,
-        "throttled": bool(throttle and state.used >= throttle.after),
+        "throttled": bool(throttle and state.throttle_count >= throttle.after),
         "throttle": None if throttle is None else {
             "after_bytes": throttle.after, "rate_bps": throttle.rate,
-            "since": None if state.throttled_since is None or state.used < throttle.after
+            "since": None if state.throttled_since is None or state.throttle_count < throttle.after
             else iso(dt.datetime.fromtimestamp(state.throttled_since, tz))},
         "pace": _pace(state, at),
         "forecast": _forecast(card, walker, state, at, tz, known_since),
