@@ -100,6 +100,7 @@ _CARRIERS: tuple[tuple[Carrier, str, tuple[str, ...]], ...] = (
     ("telecom", "10001", ("中国电信", "10001")),
     ("broadnet", "10099", ("中国广电", "10099", "广电")),
 )
+_PERCENT = re.compile(r"\d\s*%")
 _WARNING_WORDS = ("提醒", "预警", "提示", "已达", "已超", "不足", "即将", "用尽", "用完")
 _JSON_KEYS: dict[str, tuple[Measure, ...]] = {
     "general": ("total", "used", "remaining"), "scoped": ("total", "used", "remaining"),
@@ -202,7 +203,9 @@ def _size(match: re.Match[str]) -> Size:
     scale = _UNIT[unit]
     value = (int(whole) * 10**len(frac) + int(frac or "0")) * scale
     amount = (2 * value + 10**len(frac)) // (2 * 10**len(frac))  # exact decimal arithmetic, rounded
-    return Size(amount, scale // (2 * 10**len(frac)) or 1)
+    # A figure's rounding: half its last printed digit; a whole number of GB is taken as (nearly) exact.
+    slack = scale // (2 * 10**len(frac)) if frac else min(scale // 2, 8 * 1024**2)
+    return Size(amount, slack or 1)
 
 
 def _sizes(clause: str) -> Iterator[tuple[int, int, Size]]:
@@ -555,7 +558,9 @@ def parse_sms(text: str, now: dt.datetime, tz: ZoneInfo = CHINA, sender: str | N
         if number == default_sender or any(m in norm for m in marks):
             carrier, number = code, number or default_sender
             break
-    kind: Kind = "reply" if "查询" in norm or not any(w in norm for w in _WARNING_WORDS) else "warning"
+    # A reply answers a query; a pushed warning reminds, warns, or tells a share of the quota reached.
+    pushed = any(w in norm for w in _WARNING_WORDS) or _PERCENT.search(norm) is not None
+    kind: Kind = "warning" if pushed and "查询" not in norm else "reply"
     if at is None:
         notes.append("the text states no instant")
     return SmsReading(at, carrier, number, kind, tuple(parts), tuple(notes))
