@@ -121,7 +121,8 @@ def test_a_1900_date_never_gets_local_mean_time() -> None:
     "(" * 1900 + "国内通用流量剩余1GB" + ")" * 1900,
     "，".join(["国内通用流量剩余1GB"] * 300),
     "9" * 3000 + "GB",
-])
+], ids=["60k-nested-parens", "1mb-of-digits", "1mb-of-words", "nested-parens-within-bound", "300-clauses",
+        "3000-digit-figure"])
 def test_hostile_input_is_a_clear_error_or_a_reading(hostile: str) -> None:
     try:
         reading = parse_sms(hostile, NOW, SH)
