@@ -61,7 +61,8 @@ def test_parts_of_the_issue_text() -> None:
 
 
 def test_money_is_never_a_figure() -> None:
-    reading = parse_sms("【中国移动】话费余额12.00元，套餐外流量按0.29元/MB收费，10元1GB；国内通用流量剩余2GB。", NOW, SH)
+    text = "【中国移动】话费余额12.00元，套餐外流量按0.29元/MB收费，10元1GB；国内通用流量剩余2GB。"
+    reading = parse_sms(text, NOW, SH)
     assert reading.figures == {"general_remaining": G(2)}
 
 
@@ -70,7 +71,8 @@ def test_money_is_never_a_figure() -> None:
     ("截至28日，国内通用流量剩余1G。", NOW, "2026-10-29T00:00:00+08:00"),  # later this month: last month
     ("截至11月25日，国内通用流量剩余1G。", NOW, "2026-11-25T12:00:00+08:00"),  # today without a time: now
     ("截止1月31日24点，国内通用流量剩余1G。", dt.datetime(2027, 2, 3, tzinfo=SH), "2027-02-01T00:00:00+08:00"),
-    ("截止29日24时，国内通用流量剩余1G。", dt.datetime(2027, 3, 2, tzinfo=SH), "2027-01-30T00:00:00+08:00"),  # no 29 Feb
+    # no 29 February in 2027: January
+    ("截止29日24时，国内通用流量剩余1G。", dt.datetime(2027, 3, 2, tzinfo=SH), "2027-01-30T00:00:00+08:00"),
     ("截至99年12月31日10时，国内通用流量剩余1G。", dt.datetime(2100, 1, 2, tzinfo=SH), "2099-12-31T10:00:00+08:00"),
     ("截至2026/11/25 10:30，国内通用流量剩余1G。", NOW, "2026-11-25T10:30:00+08:00"),
 ])

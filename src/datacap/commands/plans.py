@@ -154,16 +154,13 @@ def calibrate_list(card: CardOpt = None, db: DbOpt = None, config: ConfigOpt = N
     if not doc["calibrations"]:
         out.print("no calibrations stored")
         return
-    table = Table(header_style="bold")
-    for col in ("id", "card", "target", "part", "at", "carrier used", "datacap had", "source", "disagreement"):
-        table.add_column(col)
     for k in doc["calibrations"]:
-        mismatch = k["mismatch"]["text"] if k["mismatch"] else ""
-        table.add_row(str(k["id"]), k["card"], k["target"], k["part"] or "", k["at"],
-                      format_bytes(k["carrier_used_bytes"]),
-                      "" if k["local_used_bytes"] is None else format_bytes(k["local_used_bytes"]),
-                      k["source"], mismatch)
-    out.print(table)
+        part = f" ({k['part']})" if k["part"] else ""
+        had = "" if k["local_used_bytes"] is None else f"; datacap had {format_bytes(k['local_used_bytes'])}"
+        out.print(f"#{k['id']} {k['card']} {k['target']}{part} at {k['at']}: carrier "
+                  f"{format_bytes(k['carrier_used_bytes'])} used{had}; from {k['source']}", markup=False)
+        if k["mismatch"]:
+            out.print(f"    disagrees: {k['mismatch']['text']}", markup=False)
 
 
 @calibrate_app.command("undo")

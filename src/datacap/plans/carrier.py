@@ -94,9 +94,10 @@ def mismatch_of(cal: Calibration, quota: int | None = None) -> Mismatch | None:
     return Mismatch(cal.part or target_label(cal.bucket), target_label(cal.bucket), cal.carrier_total, shown)
 
 
-def _mentions(item: BucketConfig | PackConfig, part: Part) -> bool:
+def _mentions(item: BucketConfig | PackConfig, part: Part, *, by_name: bool = True) -> bool:
+    """Whether the part's words name the bucket: one of its ``carrier_names`` (or its own name)."""
     words = f"{part.name} {part.text}"
-    return any(name in words for name in item.carrier_names or ()) or item.name in words
+    return any(name in words for name in item.carrier_names or ()) or (by_name and item.name in words)
 
 
 def _pick(candidates: Sequence[BucketConfig | PackConfig], part: Part) -> str | None:
@@ -109,7 +110,7 @@ def _pick(candidates: Sequence[BucketConfig | PackConfig], part: Part) -> str | 
 def _target(part: Part, card: CardConfig, reading: SmsReading, at: dt.datetime, tz: ZoneInfo) -> str | None:
     """Where the part belongs in ``card``, or None when nothing fits (see the module's table)."""
     items: list[BucketConfig | PackConfig] = [*card.buckets, *card.packs]
-    named = [c for c in items if c.carrier_names and _mentions(c, part)]
+    named = [c for c in items if _mentions(c, part, by_name=False)]
     if len(named) == 1:
         item = named[0]
         to_rollover = isinstance(item, BucketConfig) and item.rollover and part.category == "rollover"
