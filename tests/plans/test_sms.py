@@ -1,4 +1,4 @@
-"""Reading carrier texts: 33 texts of the four carriers, 7 that are no data report, hostile input."""
+"""Reading carrier texts: 34 texts of the four carriers, 7 that are no data report, hostile input."""
 
 from __future__ import annotations
 
