@@ -217,3 +217,19 @@ def test_rollover_unknown_without_history_then_known_from_a_calibration() -> Non
 def test_unpacks_like_before() -> None:
     cals, notes = apply("【中国联通】截至11月25日10时，您的国内通用流量已使用12.00GB。")
     assert len(cals) == 1 and notes == []
+
+
+def test_a_rollover_figure_when_the_rollover_is_unknown() -> None:
+    # History from Oct 20 only: the 结转 part of a November text says what is left of it from then on.
+    known = t("2026-10-20 00:00")
+    records = [rec("2026-10-21 10:00", 2 * GB), rec("2026-11-02 10:00", 3 * GB), rec("2026-11-25 11:00", GB // 2)]
+    applied = sms_calibrations(parse_sms("截至11月25日10时，您的上月结转流量剩余1.50GB。", NOW, SH), card(PLAN),
+                               records, [], SH, NOW, known_since=known)
+    [cal] = applied.calibrations
+    assert (cal.bucket, cal.used_bytes, cal.carrier_total) == ("rollover:通用", 0, G("1.5"))
+    st = status(card(PLAN), records, "2026-11-25 12:00", applied.calibrations, known_since=known)
+    assert st["rollover_unknown"] == []
+    rolled = bucket(st, "通用", "rollover")
+    # the half GB used after the text came out of the rolled-over quota first
+    assert (rolled["quota_bytes"], rolled["used_bytes"], rolled["remaining_bytes"]) == (G("1.5"), GB // 2, GB)
+    assert bucket(st, "通用", "bucket")["used_bytes"] == 3 * GB

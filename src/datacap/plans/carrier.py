@@ -231,7 +231,11 @@ def _calibrate(part: Part, target: str, card: CardConfig, records: Sequence[Usag
     if total is not None and quota is not None and differs(total, quota) and base is not None \
             and not differs(total, base):
         quota = base  # the carrier's total leaves out the rolled-over quota: no disagreement
-    cal = replace(cal, part=part.name, carrier_total=total, config_quota=quota)
+    cal = replace(cal, part=part.name, carrier_total=cal.carrier_total if total is None else total,
+                  config_quota=quota)
+    if cal.bucket and cal.bucket.startswith(ROLLOVER_PREFIX) and cal.config_quota is None:
+        notes.append(f"{part.name}: what rolled over into this cycle was unknown; from {instant.isoformat()} on it is "
+                     f"what the carrier says is left ({format_bytes(cal.carrier_total or 0)})")
     if part.used is not None and use_remaining and quota is not None and total is None and part.used > quota:
         notes.append(f"{part.name}: the carrier counts {format_bytes(part.used)} used of a "
                      f"{format_bytes(quota)} quota")

@@ -179,6 +179,11 @@ def make_calibration(card: CardConfig, records: Sequence[UsageRecord], calibrati
     if current.state != "active":
         state = current.state.replace("_", " ")
         raise InputError(f"calibrate: card {card.name!r} is {state} at {at.isoformat()}")
+    assert walker.state is not None
+    if bucket is not None and bucket.startswith(ROLLOVER_PREFIX) and remaining is not None \
+            and bucket[len(ROLLOVER_PREFIX):] in walker.state.rollover_unknown:
+        # What rolled over is unknown, what is left of it now is not: it counts from this instant on.
+        return Calibration(card.name, bucket, at, 0, source, 0, carrier_total=remaining)
     local, quota = walker.calibration_target(bucket, int(at.timestamp()))
     if remaining is not None:
         if quota is None:

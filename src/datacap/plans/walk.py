@@ -249,6 +249,9 @@ class Walker:
             return
         if cal.bucket is not None:
             target = self._find(state, cal.bucket)
+            if target is None and cal.bucket.startswith(ROLLOVER_PREFIX):
+                self._late_rollover(state, cal, at)
+                return
             if target is None:
                 return  # the bucket is no longer configured: nothing to correct
             before = target.used
@@ -268,6 +271,21 @@ class Walker:
         # A pack that already ended keeps its count, so the figure cannot take the total below it.
         state.used += max(cal.used_bytes, fixed) - before
         state.calibration = (cal, before)
+
+    def _late_rollover(self, state: CycleState, cal: Calibration, at: int) -> None:
+        """The carrier's 结转 figure for a rolled-over quota datacap could not derive (its history began
+        inside the cycle before): from ``at`` on, what the carrier says is left (``carrier_total``)."""
+        name = cal.bucket[len(ROLLOVER_PREFIX):] if cal.bucket else ""
+        index = next((i for i, b in enumerate(self.card.buckets) if b.name == name), None)
+        if index is None or name not in state.rollover_unknown or cal.carrier_total is None:
+            return
+        bucket = self.card.buckets[index]
+        late = Allowance(name, "rollover", cal.carrier_total, at, state.cycle.end_epoch, 1 << index, bucket, index,
+                         self.windows[index])
+        state.allowances.append(late)
+        state.allowances.sort(key=lambda a: a.key)  # in place: the charging loop holds this list
+        state.rollover_unknown = tuple(n for n in state.rollover_unknown if n != name)
+        state.calibration = (cal, 0)
 
     def _cycle_buckets(self, state: CycleState, at: int) -> list[Allowance]:
         """The unscoped cycle buckets and their rolled-over quota active at ``at``, in consumption order."""
