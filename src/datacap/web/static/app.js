@@ -129,6 +129,10 @@ async function drawCards(container) {
     if (card.cycle) fact(t("cycle_ends"), fmtTime(card.cycle.end));
     if (card.overage_bytes) fact(t("overage"), `${fmtBytes(card.overage_bytes)} (${card.overage_cost} ${card.currency || ""})`);
     fact(t("calibration"), card.calibration ? fmtTime(card.calibration.at || "") : t("never"));
+    for (const m of card.carrier_mismatch || []) {  // the carrier's total for a part is not the config's quota
+      fact(t("carrier_disagrees"), `${m.part}: ${fmtBytes(m.carrier_total)} · ${t("config_says")} ${fmtBytes(m.config_quota)}`);
+    }
+    for (const r of card.rollover_unknown || []) fact(t("rollover_unknown"), r.bucket);
     panel.append(facts);
     container.append(panel);
     card.buckets.forEach((b, i) => {
