@@ -28,7 +28,7 @@ from datacap.plans import (
     status_document,
 )
 from datacap.plans.carrier import Applied, carrier_mismatches, mismatch_of, target_label
-from datacap.plans.sms import FUTURE_SLACK, Part, SmsReading, parse_sms
+from datacap.plans.sms import FIRST_YEAR, FUTURE_SLACK, Part, SmsReading, parse_sms
 from datacap.store import Reader, Writer
 from datacap.store import calibrations as stored_calibrations
 from datacap.timeutil import UTC
@@ -106,6 +106,8 @@ def mismatch_json(card: CardConfig, cals: list[Calibration], at: dt.datetime, tz
 
 
 def _refuse_future(at: dt.datetime) -> None:
+    if at.year < FIRST_YEAR:
+        raise InputError(f"calibrate: expected an instant after {FIRST_YEAR}, found {at.isoformat()}")
     if at > dt.datetime.now(UTC) + FUTURE_SLACK:
         raise InputError(f"calibrate: expected an instant in the past, found {at.isoformat()}, which is in the "
                          "future: the carrier cannot have counted it yet")

@@ -134,6 +134,23 @@ def test_hostile_input_is_a_clear_error_or_a_reading(hostile: str) -> None:
         assert reading.parts
 
 
+_TOKENS = ["截至", "截止", "年", "月", "日", "时", "点", "分", "24", "2026", "26", "1900", "12", "31",
+           "通用", "定向", "闲时", "结转", "加油包", "套餐外", "达量限速", "超过", "剩余", "已使用", "已用尽",
+           "共", "GB", "MB", "G", "TB", ".", "，", "：", "；", "。", "（", "）", "(", ")", "【", "】", "-",
+           "元", "/", "流量", "套餐内", "含", "%", "ＧＢ", "办理", "话费", "9" * 20, "1.5", "\ud800", "\x00"]
+
+
+@given(text=st.lists(st.sampled_from(_TOKENS), max_size=60).map("".join) | st.text(max_size=200),
+       now=st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 1, 1)))
+def test_any_text_is_a_reading_or_a_clear_error(text: str, now: dt.datetime) -> None:
+    try:
+        doc = parse_sms(text, now.replace(tzinfo=SH), SH).to_json()
+    except InputError as err:
+        assert "\n" not in str(err)
+    else:
+        assert doc["parts"] and all(v >= 0 for v in doc["figures"].values())
+
+
 @pytest.mark.parametrize(("text", "bytes_"), [
     ("9GB1023.98MB", 9 * 1024**3 + size("1023.98M")), ("20G", 20 * 1024**3), ("96.4MB", size("96.4M")),
     ("512KB", 512 * 1024), ("1.5 GB 10 MB", size("1.5G") + 10 * 1024**2), ("0MB", 0), ("２０ＧＢ", 20 * 1024**3),

@@ -545,6 +545,9 @@ def parse_sms(text: str, now: dt.datetime, tz: ZoneInfo = CHINA, sender: str | N
                          f"found {len(text)}")
     if now.tzinfo is None:
         now = now.replace(tzinfo=tz)
+    if not FIRST_YEAR <= now.year <= LAST_YEAR:
+        raise InputError(f"SMS: expected a time of receipt between {FIRST_YEAR} and {LAST_YEAR}, "
+                         f"found {now.isoformat()}")
     norm = _normalise(text)
     reader = _Reader()
     for sentence in _sentences(norm):
