@@ -20,13 +20,13 @@ from datacap.model import UsageRecord
 from datacap.plans import (
     Calibration,
     CardConfig,
-    compute_status,
     make_calibration,
     records_needed,
     sms_calibrations,
-    status_document,
 )
+from datacap.plans.engine import card_status as engine_card_status
 from datacap.plans.sms import SmsReading, parse_sms
+from datacap.plans.status_model import CardStatus, StatusDocument
 from datacap.store import Reader, Writer
 from datacap.timeutil import UTC
 
@@ -90,16 +90,22 @@ def _engine_inputs(reader: Reader, card: CardConfig, at: dt.datetime) -> dict[st
             "known_since": dt.datetime.fromtimestamp(min(first), UTC) if first else None}
 
 
-def card_status(reader: Reader, card: CardConfig, at: dt.datetime) -> dict[str, Any]:
+def card_status(reader: Reader, card: CardConfig, at: dt.datetime) -> CardStatus:
     inputs = _engine_inputs(reader, card, at)
-    return compute_status(card, inputs["records"], inputs["calibrations"], at, reader.tz,
-                          ethernet_ifaces=inputs["ethernet_ifaces"], known_since=inputs["known_since"])
+    return engine_card_status(card, inputs["records"], inputs["calibrations"], at, reader.tz,
+                              ethernet_ifaces=inputs["ethernet_ifaces"], known_since=inputs["known_since"])
+
+
+def status_model(reader: Reader, cfg: Config, card: str | None = None,
+                 at: dt.datetime | None = None) -> StatusDocument:
+    """The typed status of every card (or one) at an instant (default now): what every face reads."""
+    at = (at or dt.datetime.now(UTC)).astimezone(cfg.tz)
+    return StatusDocument(at, tuple(card_status(reader, c, at) for c in find_card(cfg, card)))
 
 
 def status_json(reader: Reader, cfg: Config, card: str | None = None, at: dt.datetime | None = None) -> dict[str, Any]:
     """``datacap status --json``: every card (or one) at an instant (default now)."""
-    at = (at or dt.datetime.now(UTC)).astimezone(cfg.tz)
-    return status_document(at, [card_status(reader, c, at) for c in find_card(cfg, card)])
+    return status_model(reader, cfg, card, at).to_json()
 
 
 def calibrate(writer: Writer, reader: Reader, card: CardConfig, at: dt.datetime, *, used: int | None = None,

@@ -33,11 +33,11 @@ def status(card: CardOpt = None, at: AtOpt = None, db: DbOpt = None, config: Con
     c = Context(db, config)
     if not c.cfg.cards:
         raise InputError(f"no cards configured: add a [[cards]] table to {c.config_path} (see README, Plans)")
-    doc = plan_status.status_json(c.reader(), c.cfg, card, c.instant(at, "--at"))
+    doc = plan_status.status_model(c.reader(), c.cfg, card, c.instant(at, "--at"))
     if as_json:
-        print_json(doc)
+        print_json(doc.to_json())
         return
-    for entry in doc["cards"]:
+    for entry in doc.cards:
         out.print(render_status(entry))
 
 
