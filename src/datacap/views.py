@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from datacap.config import Config
 from datacap.errors import InputError
 from datacap.store.reader import Bytes, DimKind, Reader
 from datacap.timeutil import UTC, Resolution, bucket_end, bucket_start, from_epoch, iso
+
+if TYPE_CHECKING:
+    from datacap.plans.status_model import StatusDocument
 
 By = Literal["5min", "hour", "day", "week", "month", "year", "top"]
 DEFAULT_SPAN: dict[str, dt.timedelta | None] = {
@@ -180,5 +183,13 @@ def history_json(reader: Reader, cfg: Config, kind: DimKind, name: str, by: Reso
 def status_json(reader: Reader, cfg: Config, card: str | None = None, at: dt.datetime | None = None) -> dict[str, Any]:
     """``datacap status --json`` (see :mod:`datacap.status`)."""
     from datacap.status import status_json as build
+
+    return build(reader, cfg, card, at)
+
+
+def status_model(reader: Reader, cfg: Config, card: str | None = None,
+                 at: dt.datetime | None = None) -> StatusDocument:
+    """The typed status every face reads (``status_json`` is its JSON)."""
+    from datacap.status import status_model as build
 
     return build(reader, cfg, card, at)

@@ -17,32 +17,33 @@ from typing import Any, Protocol
 
 from datacap.config import Config
 from datacap.errors import DatacapError, DeliveryError, InputError
+from datacap.plans.status_model import CardStatus, StatusDocument
 from datacap.store.reader import Reader
 
 
 @dataclass(frozen=True, slots=True)
 class PlanStatus:
-    """The plan section of a report: the status document's card, or why there is none."""
+    """The plan section of a report: the card's typed status, or why there is none."""
 
-    card: dict[str, Any] | None
+    card: CardStatus | None
     note: str | None = None  # a key of i18n.LABELS ("plan_unavailable", ...)
     detail: str = ""  # the error text behind "plan_error"
 
 
 def plan_status(reader: Reader, cfg: Config, card: str | None, at: dt.datetime) -> PlanStatus:
-    """The card's status at ``at`` (issue #4 contract), or a note saying why it is not shown."""
-    status_json: Callable[..., dict[str, Any]] | None = getattr(_module("datacap.views"), "status_json", None)
-    if status_json is None:
+    """The card's status at ``at`` (the status model), or a note saying why it is not shown."""
+    build: Callable[..., StatusDocument] | None = getattr(_module("datacap.views"), "status_model", None)
+    if build is None:
         return PlanStatus(None, "plan_unavailable")
     if not cfg.cards:
         return PlanStatus(None, "plan_no_cards")
+    if card is not None and not any(c.name == card for c in cfg.cards):
+        return PlanStatus(None, "plan_no_card", card)
     try:
-        doc = status_json(reader, cfg, card=card, at=at)
+        doc = build(reader, cfg, card=card, at=at)
     except DatacapError as exc:
         return PlanStatus(None, "plan_error", str(exc))
-    cards = doc.get("cards") or []
-    if card is not None:
-        cards = [c for c in cards if c.get("name") == card]
+    cards = [c for c in doc.cards if card is None or c.name == card]
     if not cards:
         return PlanStatus(None, "plan_no_card", card or "")
     return PlanStatus(cards[0])

@@ -14,6 +14,7 @@ from typing import Any
 
 from datacap import views
 from datacap.config import Config
+from datacap.plans.status_model import CardStatus
 from datacap.store.reader import Bytes, Reader
 from datacap.timeutil import bucket_start, from_epoch, iso, iter_buckets
 
@@ -51,7 +52,7 @@ class Report:
     # kind -> {name: total bytes} in the previous period; empty when the store does not cover it.
     previous: Mapping[str, Mapping[str, int]]
     baseline: Baseline | None
-    plan: dict[str, Any] | None = None  # the card's status document (issue #4 contract)
+    plan: CardStatus | None = None  # the card's status at the period's end (or now)
     plan_note: str | None = None  # why there is no plan: a key of i18n.LABELS
     plan_detail: str = ""
     categories: Mapping[str, str] = field(default_factory=dict)
@@ -110,7 +111,7 @@ class Report:
 
 def build_report(reader: Reader, cfg: Config, period: Period, *, ifaces: Sequence[str] | None = None,
                  card: str | None = None, now: dt.datetime | None = None,
-                 categories: Mapping[str, str] | None = None, plan: dict[str, Any] | None = None,
+                 categories: Mapping[str, str] | None = None, plan: CardStatus | None = None,
                  plan_note: str | None = None, plan_detail: str = "") -> Report:
     """Figures for ``period`` over ``ifaces`` (all when None); ``categories`` maps service -> category."""
     tz = cfg.tz
@@ -199,5 +200,5 @@ def report_json(report: Report) -> dict[str, Any]:
         "busiest_hours": [{"hour": h, "total_bytes": b} for h, b in report.busiest_hours()],
         "apps": report.rankings["app"], "clients": report.rankings["client"],
         "services": report.rankings["service"],
-        "plan": report.plan, "plan_note": report.plan_note,
+        "plan": None if report.plan is None else report.plan.to_json(), "plan_note": report.plan_note,
     }
