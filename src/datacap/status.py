@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 
 from datacap.config import Config
@@ -58,6 +59,20 @@ def belongs(card: CardConfig, interface: str, stamp: str | None) -> bool:
     if stamp:
         return stamp == card.name
     return not card.iccid and card.matches(interface)
+
+
+def usage_rule(cfg: Config, name: str, *, configured: bool = True) -> Callable[[str, str], bool]:
+    """The one rule for which usage is card ``name``'s, as ``(interface, stamp) -> bool`` for the
+    readers' ``belongs``: status, reports, rankings, alerts and the API all use it. A name that is no
+    configured card is an error, unless ``configured`` is False: then only usage stamped with it counts
+    (an imported history of a card no longer configured)."""
+    chosen = next((c for c in cfg.cards if c.name == name), None)
+    if chosen is None:
+        if configured:
+            find_card(cfg, name)  # raises, naming the known cards
+        chosen = CardConfig(name=name)
+    card = chosen
+    return lambda interface, stamp: belongs(card, interface, stamp or None)
 
 
 def _end_at_now(records: list[UsageRecord], at: dt.datetime) -> list[UsageRecord]:

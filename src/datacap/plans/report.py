@@ -162,7 +162,8 @@ def _headline(card: CardConfig, state: CycleState, general: GeneralQuota, foreca
     empty = general.quota is not None and general.left is not None and general.left <= 0
     runs_out = _when(state.general_out_at, tz) if empty else forecast.exhausted_at
     throttle_from = throttle.since if throttled and throttle else forecast.throttle_at
-    state_word = headline_state(general, throttled, state.overage, forecast.exhausted_at, forecast.throttle_at)
+    state_word = headline_state(general, throttled, state.overage, forecast.exhausted_at, forecast.throttle_at,
+                                state.cycle.state)
     overage = None
     if card.overage is not None:
         overage = Overage(state.overage, cost, card.overage.currency)

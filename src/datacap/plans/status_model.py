@@ -201,9 +201,14 @@ class Headline:
 
 
 def headline_state(general: GeneralQuota, throttled: bool, overage_bytes: int, runs_out: dt.datetime | None,
-                   throttle_at: dt.datetime | None) -> HeadlineState:
+                   throttle_at: dt.datetime | None, cycle_state: str = "active") -> HeadlineState:
     """Throttled, then in overage, then used up, then low (under a fifth left, or the forecast runs
-    out or throttles before the cycle ends), else ok."""
+    out or throttles before the cycle ends), else ok. Before its first cycle a card is ok; after
+    its only one, used up."""
+    if cycle_state == "not_started":
+        return "ok"
+    if cycle_state == "expired":
+        return "exhausted"
     if throttled:
         return "throttled"
     if overage_bytes > 0:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from datacap.config import Config
 from datacap.errors import DatacapError, DeliveryError, InputError
 from datacap.plans.status_model import CardStatus, StatusDocument
-from datacap.store.reader import Reader
+from datacap.store.reader import Belongs, Reader
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +49,17 @@ def plan_status(reader: Reader, cfg: Config, card: str | None, at: dt.datetime) 
     return PlanStatus(cards[0])
 
 
-def card_interfaces(reader: Reader, card: str) -> list[str]:
-    """Interfaces that carried ``card``'s traffic (from the store); InputError naming known cards."""
-    rows = reader.conn.execute(
-        "SELECT DISTINCT i.name FROM usage u JOIN interfaces i ON i.id = u.iface_id "
-        "WHERE u.res = 'year' AND u.card = ? ORDER BY i.name", (card,)).fetchall()
-    if rows:
-        return [r[0] for r in rows]
-    known = [r[0] for r in reader.conn.execute(
-        "SELECT DISTINCT card FROM usage WHERE res = 'year' AND card != '' ORDER BY card")]
+def card_usage(reader: Reader, cfg: Config, card: str) -> tuple[list[str], Belongs]:
+    """The interfaces that carried ``card``'s usage and the rule that picks it, the same rule as its
+    plan status (:func:`datacap.status.usage_rule`); InputError naming the known cards when none."""
+    from datacap.status import usage_rule
+
+    rule = usage_rule(cfg, card, configured=False)
+    pairs = reader.stamped_interfaces()
+    names = sorted({iface for iface, stamp in pairs if rule(iface, stamp)})
+    if names:
+        return names, rule
+    known = sorted({c.name for c in cfg.cards} | {stamp for _, stamp in pairs if stamp})
     raise InputError(f"--card {card}: no traffic for this card in the store "
                      f"(known cards: {', '.join(known) or 'none yet'})")
 
