@@ -432,7 +432,7 @@ FEATURES: dict[str, str] = {
     "status": "datacap.commands.plans", "plan": "datacap.commands.plans", "calibrate": "datacap.commands.plans",
     "alerts": "datacap.commands.alerts", "enforce": "datacap.commands.alerts",
     "cards": "datacap.commands.modem", "sim": "datacap.commands.modem", "esim": "datacap.commands.modem",
-    "carrier": "datacap.commands.modem", "top": "datacap.commands.top",
+    "carrier": "datacap.commands.modem", "top": "datacap.commands.top", "sms": "datacap.commands.sms",
     "serve": "datacap.web.cli:serve", "report": "datacap.reports.cli:report",
 }
 _registered: set[str] = set()

@@ -122,7 +122,8 @@ def test_before_and_after_a_once_card() -> None:
 def test_json_keeps_the_documented_keys() -> None:
     doc = model(card(plan()), daily(1, 3, MB), "2026-11-11 00:00").to_json()
     assert {"name", "label", "state", "cycle", "used_bytes", "buckets", "overage_bytes", "overage_cost", "currency",
-            "throttled", "throttle", "pace", "forecast", "calibration", "headline", "carrier_mismatch"} == set(doc)
+            "throttled", "throttle", "pace", "forecast", "calibration", "headline", "carrier_mismatch",
+            "rollover_unknown"} == set(doc)
     assert set(doc["headline"]) == {"state", "general", "pace", "runs_out", "throttle_from", "lasts_cycle",
                                     "daily_budget", "overage"}
     assert set(doc["headline"]["general"]) == {"quota", "used", "left", "used_pct"}

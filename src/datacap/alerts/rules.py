@@ -17,6 +17,7 @@ from datacap.alerts.config import (
     Action,
     AlertRule,
     CalibrationOlder,
+    CarrierDisagrees,
     CycleReset,
     DaySpike,
     Exhausted,
@@ -218,6 +219,8 @@ def _evaluate_rule(rule: AlertRule, card: Mapping[str, Any], hist: CardHistory, 
                 out.append(("", "cycle_reset", cycle_period, figs, raw))
         case CalibrationOlder(seconds):
             out.extend(_calibration(card, hist, at, seconds, lang, cycle_period))
+        case CarrierDisagrees():
+            out.extend(_disagreements(card, lang, cycle_period))
 
     firings = []
     for subject, kind, period, figs, raw in out:
@@ -363,6 +366,19 @@ def _calibration(card: Mapping[str, Any], hist: CardHistory, at: dt.datetime, se
             "calibrated_at": _day(calib.get("at"), at) if cal_at else word(lang, "never"),
             "threshold": format_age(seconds, lang)}
     return [("", "calibration", period, figs, {"age_seconds": age})]
+
+
+def _disagreements(card: Mapping[str, Any], lang: Language,
+                   period: str) -> list[tuple[str, str, str, dict[str, str], dict[str, Any]]]:
+    """One firing per bucket whose carrier total disagrees with the config (once per cycle)."""
+    out = []
+    for m in card.get("carrier_mismatch") or []:
+        figs = {"part": str(m["part"]), "target": str(m["bucket"]),
+                "carrier_total": format_bytes(int(m["carrier_total"])),
+                "config_quota": format_bytes(int(m["config_quota"]))}
+        raw = {"part": m["part"], "carrier_total": m["carrier_total"], "config_quota": m["config_quota"]}
+        out.append((f"carrier:{m['bucket']}", "carrier_disagrees", period, figs, raw))
+    return out
 
 
 def _top(items: Sequence[tuple[str, int]], lang: Language, n: int = 3) -> str:

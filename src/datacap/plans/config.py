@@ -203,8 +203,9 @@ class _Scoped(_Model):
     apps: list[Label] | None = None
     hours: Hours | None = None
     priority: int | None = None
+    carrier_names: list[Label] | None = None  # the carrier's names for it in its texts ("限量流量")
 
-    @field_validator("services", "apps")
+    @field_validator("services", "apps", "carrier_names")
     @classmethod
     def _nonempty(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and not value:

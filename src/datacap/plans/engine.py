@@ -62,6 +62,12 @@ class Calibration:
     used_bytes: int
     source: str = "cli"
     local_used_bytes: int | None = None
+    # From a carrier text (datacap.plans.carrier): the carrier's name for the part, the total it
+    # states or implies, and the config's quota of the target then; ``id`` once stored.
+    part: str | None = None
+    carrier_total: int | None = None
+    config_quota: int | None = None
+    id: int | None = None
 
 
 def _aware(value: dt.datetime, tz: ZoneInfo) -> dt.datetime:
@@ -160,29 +166,38 @@ def make_calibration(card: CardConfig, records: Sequence[UsageRecord], calibrati
                      at: dt.datetime, tz: ZoneInfo, *, used: int | None = None, remaining: int | None = None,
                      bucket: str | None = None, source: str = "cli",
                      ethernet_ifaces: frozenset[str] | set[str] = frozenset(),
-                     known_since: dt.datetime | None = None) -> Calibration:
-    """A calibration from the carrier's used or remaining figure, with datacap's count at ``at`` filled
-    in. Raises InputError when the bucket is unknown or a remaining figure cannot be converted."""
+                     known_since: dt.datetime | None = None, clamp: bool = False) -> Calibration:
+    """A calibration from the carrier's used or remaining figure, with datacap's count at ``at`` and the
+    target's quota filled in. Raises InputError when the bucket is unknown or a remaining figure cannot
+    be converted; with ``clamp``, a remaining figure above the quota means nothing used (the caller
+    reports the disagreement). An instant at a cycle's first second is the end of the cycle before."""
     if (used is None) == (remaining is None):
         raise InputError("calibrate: expected exactly one of --used or --remaining")
     at = _aware(at, tz)
+    if at == cycle_at(card.cycle, at, tz).start:
+        at -= dt.timedelta(seconds=1)
     earlier = [c for c in calibrations if _aware(c.at, tz) <= at]
     walker, current, _, _ = _run(card, records, earlier, at, tz, ethernet_ifaces, known_since)
     if current.state != "active":
         state = current.state.replace("_", " ")
         raise InputError(f"calibrate: card {card.name!r} is {state} at {at.isoformat()}")
+    assert walker.state is not None
+    if bucket is not None and bucket.startswith(ROLLOVER_PREFIX) and remaining is not None \
+            and bucket[len(ROLLOVER_PREFIX):] in walker.state.rollover_unknown:
+        # What rolled over is unknown, what is left of it now is not: it counts from this instant on.
+        return Calibration(card.name, bucket, at, 0, source, 0, carrier_total=remaining)
     local, quota = walker.calibration_target(bucket, int(at.timestamp()))
     if remaining is not None:
         if quota is None:
             raise InputError(f"calibrate: {bucket or 'the unscoped buckets'} of card {card.name!r} "
                              "include an unlimited quota, so a remaining figure cannot be converted; "
                              "use --used")
-        if remaining > quota:
+        if remaining > quota and not clamp:
             raise InputError(f"calibrate: expected a remaining figure up to the quota of {quota} bytes, "
                              f"found {remaining}")
-        used = quota - remaining
+        used = max(0, quota - remaining)
     assert used is not None
-    return Calibration(card.name, bucket, at, used, source, local)
+    return Calibration(card.name, bucket, at, used, source, local, config_quota=quota)
 
 
 def with_local(cal: Calibration, local: int) -> Calibration:

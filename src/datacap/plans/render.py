@@ -131,8 +131,6 @@ def _extra_lines(st: CardStatus) -> list[Text]:
         out.append(Text(f"calibrated {_when(cal.at)} from {cal.source}: carrier {carrier}, "
                         f"datacap {local} (drift {'+' if drift >= 0 else '-'}{format_bytes(abs(drift))})",
                         style="dim"))
-    for note in st.carrier_mismatch:
-        out.append(Text(note.text, style="yellow"))
     return out
 
 

@@ -21,6 +21,7 @@ from datacap.plans.status_model import (
     Headline,
     Overage,
     Pace,
+    RolloverUnknown,
     ThrottleStatus,
     headline_state,
 )
@@ -124,8 +125,8 @@ def _forecast(card: CardConfig, state: CycleState, general: GeneralQuota, projec
     throttle = card.throttle
     throttle_at = None
     to_throttle = None
-    if throttle is not None and state.used < throttle.after:
-        to_throttle = throttle.after - state.used
+    if throttle is not None and state.throttle_count < throttle.after:
+        to_throttle = throttle.after - state.throttle_count
         throttle_at = fc.crossing(projection.total, to_throttle)
     days_left = max(1.0, (end - now) / fc.DAY)
     limits = [(left, kind) for left, kind in ((general.left, "general"), (to_throttle, "throttle"))
@@ -186,7 +187,7 @@ def build_status(card: CardConfig, walker: Walker, current: Cycle, at: dt.dateti
     projection = _Projection(walker, state, at, tz, known_since) if current.state == "active" else None
     forecast = _forecast(card, state, general, projection, tz)
     cfg = card.throttle
-    throttled = bool(cfg and state.used >= cfg.after)
+    throttled = bool(cfg and state.throttle_count >= cfg.after)
     throttle = None if cfg is None else ThrottleStatus(
         cfg.after, cfg.rate,
         since=_when(state.throttled_since, tz) if throttled else None, starts_at=forecast.throttle_at)
@@ -201,7 +202,8 @@ def build_status(card: CardConfig, walker: Walker, current: Cycle, at: dt.dateti
         currency=card.overage.currency if card.overage else None,
         throttled=throttled, throttle=throttle, pace=_pace(general, elapsed), forecast=forecast,
         calibration=_calibration(state, tz),
-        headline=_headline(card, state, general, forecast, throttle, throttled, cost, tz, elapsed))
+        headline=_headline(card, state, general, forecast, throttle, throttled, cost, tz, elapsed),
+        rollover_unknown=tuple(RolloverUnknown(name) for name in state.rollover_unknown))
 
 
 def _plan_entry(cfg: BucketConfig | PackConfig, kind: str, start: dt.datetime, end: dt.datetime,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from datacap.timeutil import iso
 
@@ -31,19 +31,27 @@ def _pct(part: int, whole: int | None) -> float | None:
     return round(100 * part / whole, 1) if whole else None
 
 
-@dataclass(frozen=True, slots=True)
-class MismatchNote:
-    """Where the carrier's figures and the config disagree (filled by calibration by part)."""
+class MismatchNote(Protocol):
+    """Where the carrier's figures and the config disagree (:class:`datacap.plans.carrier.Mismatch`)."""
 
-    part: str
-    bucket: str | None
-    carrier_total_bytes: int | None
-    config_quota_bytes: int | None
-    text: str
+    def sentence(self) -> str: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RolloverUnknown:
+    """A rollover bucket whose previous cycle the store does not know (history began inside it)."""
+
+    bucket: str
+
+    @property
+    def note(self) -> str:
+        return (f"what {self.bucket} rolls over from the last cycle is unknown: the store's history begins "
+                "inside that cycle; calibrate with a carrier text from then (or one stating 结转) to know it")
 
     def to_json(self) -> dict[str, Any]:
-        return {"part": self.part, "bucket": self.bucket, "carrier_total_bytes": self.carrier_total_bytes,
-                "config_quota_bytes": self.config_quota_bytes, "text": self.text}
+        return {"bucket": self.bucket, "note": self.note}
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +250,7 @@ class CardStatus:
     calibration: CalibrationInfo | None
     headline: Headline
     carrier_mismatch: tuple[MismatchNote, ...] = field(default=())
+    rollover_unknown: tuple[RolloverUnknown, ...] = field(default=())
 
     def bucket(self, name: str, kind: str = "bucket") -> BucketStatus | None:
         return next((b for b in self.buckets if b.name == name and b.kind == kind), None)
@@ -256,6 +265,7 @@ class CardStatus:
             "calibration": None if self.calibration is None else self.calibration.to_json(),
             "headline": self.headline.to_json(),
             "carrier_mismatch": [m.to_json() for m in self.carrier_mismatch],
+            "rollover_unknown": [r.to_json() for r in self.rollover_unknown],
         }
 
 

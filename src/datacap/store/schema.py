@@ -84,6 +84,7 @@ FEATURE_MIGRATIONS: list[tuple[str, str]] = [
     ("datacap.reports.schedule", "MIGRATION"),
     ("datacap.modem.carrier_log", "CARRIER_MIGRATION"),
     ("datacap.alerts.state", "ALERTS_MIGRATION"),
+    ("datacap.store.calibrations", "MIGRATION"),
 ]
 
 

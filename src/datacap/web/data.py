@@ -114,11 +114,11 @@ def calibrate_sms(db_path: Path, cfg: Config, sms: SmsMessage) -> dict[str, Any]
     try:
         reader = Reader(writer.conn, cfg.tz, cfg.week_start_index)
         source = f"sms:{sms.sender}" if sms.sender else "sms"
-        cals, notes = plan_status.calibrate_sms(writer, reader, card, sms.text, sender=sms.sender or None,
-                                                now=sms.received, source=source)
+        applied = plan_status.calibrate_sms(writer, reader, card, sms.text, sender=sms.sender or None,
+                                            now=sms.received, source=source)
     finally:
         writer.conn.close()
-    return plan_status.calibration_doc(card.name, cals, notes, cfg.tz)
+    return plan_status.calibration_doc(card.name, applied.calibrations, applied.notes, cfg.tz, applied.unmatched)
 
 
 def _writer(db_path: Path, cfg: Config) -> Writer:

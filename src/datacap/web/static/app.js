@@ -132,6 +132,10 @@ async function drawCards(container) {
     if (card.cycle) fact(t("cycle_ends"), fmtTime(card.cycle.end));
     if (h.overage && h.overage.bytes) fact(t("overage"), `${fmtBytes(h.overage.bytes)} (${h.overage.cost} ${h.overage.currency})`);
     fact(t("calibration"), card.calibration ? fmtTime(card.calibration.at || "") : t("never"));
+    for (const m of card.carrier_mismatch || []) {  // the carrier's total for a part is not the config's quota
+      fact(t("carrier_disagrees"), `${m.part}: ${fmtBytes(m.carrier_total)} · ${t("config_says")} ${fmtBytes(m.config_quota)}`);
+    }
+    for (const r of card.rollover_unknown || []) fact(t("rollover_unknown"), r.bucket);
     panel.append(facts);
     container.append(panel);
     card.buckets.forEach((b, i) => {
