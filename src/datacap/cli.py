@@ -223,6 +223,9 @@ def import_csv(file: Annotated[Path, typer.Argument(help="CSV with the header ti
                force: Annotated[bool, typer.Option("--force", help="import a file already imported")] = False) -> None:
     """Import usage from CSV, all or nothing (a bad row rejects the file with FILE:LINE reasons).
 
+    Rows must be plausible: not in the future, for a configured card, and no more bytes per 5 minutes
+    on an interface than [meter] max_rate moves.
+
     Example: datacap import usage-2026-11.csv
     """
     c = Context(db, config)
@@ -230,14 +233,33 @@ def import_csv(file: Annotated[Path, typer.Argument(help="CSV with the header ti
     with Progress(TextColumn("importing"), BarColumn(), TimeRemainingColumn(), console=err,
                   transient=True, disable=size < 4 << 20 or not err.is_terminal) as progress:
         task = progress.add_task("parse", total=max(size, 1))
-        parsed = csvio.read_usage_csv(file, lambda _: progress.update(task, completed=size // 2))
-        writer = c.writer()
+        writers: list[Writer] = []  # opened once the file parsed: a rejected file creates no store
+
+        def open_writer() -> Writer:
+            if not writers:
+                writers.append(c.writer())
+            return writers[0]
+
+        plausible = csvio.Plausibility(
+            now=dt.datetime.now(dt.UTC), max_rate_bps=c.cfg.meter.max_rate_bps,
+            cards=frozenset(k.name for k in c.cfg.cards) if c.cfg.cards else None,
+            stored=lambda lo, hi: _stored_5min(open_writer().conn, lo, hi))
+        parsed = csvio.read_usage_csv(file, lambda _: progress.update(task, completed=size // 2), plausible)
+        writer = open_writer()
         previous = Reader(writer.conn, c.cfg.tz).imported(parsed.sha256)
         if previous and not force:
             raise InputError(f"{file}: this file was already imported (as {previous[0]}, {previous[1]} rows); "
                              "use --force to import it again")
         writer.commit(parsed.traffic, parsed.attrib, imported=(parsed.sha256, str(file), parsed.rows))
     out.print(f"imported {parsed.rows} rows ({format_bytes(parsed.total_bytes)}) from {file}")
+
+
+def _stored_5min(conn: Any, lo: int, hi: int) -> dict[tuple[int, str], tuple[int, int]]:
+    """The store's 5-minute bytes per (bucket, interface) in [lo, hi], for the import's rate check."""
+    rows = conn.execute("SELECT u.start, i.name, sum(u.rx_bytes), sum(u.tx_bytes) FROM usage u "
+                        "JOIN interfaces i ON i.id = u.iface_id WHERE u.res = '5min' AND u.start BETWEEN ? AND ? "
+                        "GROUP BY u.start, i.name", (lo, hi))
+    return {(start, name): (rx, tx) for start, name, rx, tx in rows}
 
 
 @app.command()

@@ -2,7 +2,9 @@
 
 ``time`` is the instant the bytes were used (ISO 8601 with an offset or Z); the bytes go into the
 5-minute bucket holding it. A row with an app, client or service is also attribution of those bytes.
-An import is all or nothing: every row is checked first, and any bad row rejects the file.
+An import is all or nothing: every row is checked first, and any bad row rejects the file. Besides
+its syntax a row must be plausible (:class:`Plausibility`): not in the future, for a configured card,
+and within ``max_rate`` for its 5 minutes.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import hashlib
 import io
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -30,6 +32,35 @@ _CARD = re.compile(r"^[a-z0-9_-]+$")
 _MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 
 
+MAX_DIGITS = 16  # 10^16 bytes is ~9 PB: beyond any 5 minutes of any link, and far from 2^63
+
+
+@dataclass(frozen=True, slots=True)
+class Plausibility:
+    """What an imported row must respect besides its syntax (issue #10 item 8).
+
+    ``now``: no row may lie after it (plus a minute of clock slack). ``max_rate_bps``: the meter's
+    ``max_rate``; the bytes of one interface in one 5-minute bucket (each direction, this file's rows
+    plus what the store already holds there) may not exceed what that rate moves in 300 s.
+    ``cards``: the configured card names a ``card`` column may name (None: any, when no card is
+    configured). ``stored``: the store's bytes per (bucket, interface) for buckets in [lo, hi].
+    """
+
+    now: dt.datetime
+    max_rate_bps: int | None = None
+    cards: frozenset[str] | None = None
+    stored: Callable[[int, int], Mapping[tuple[int, str], tuple[int, int]]] | None = None
+
+    @property
+    def bucket_limit(self) -> int | None:
+        return None if self.max_rate_bps is None else self.max_rate_bps * BUCKET // 8
+
+
+BUCKET = 300
+FUTURE_SLACK = dt.timedelta(minutes=1)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedFile:
     traffic: list[TrafficDelta]
@@ -39,8 +70,10 @@ class ParsedFile:
     total_bytes: int
 
 
-def read_usage_csv(path: Path, progress: Callable[[int], None] | None = None) -> ParsedFile:
-    """Parse and check every row; raise ImportRejected listing up to 20 bad rows as ``FILE:LINE: reason``."""
+def read_usage_csv(path: Path, progress: Callable[[int], None] | None = None,
+                   plausible: Plausibility | None = None) -> ParsedFile:
+    """Parse and check every row (and, with ``plausible``, that it could be true); raise ImportRejected
+    listing up to 20 bad rows as ``FILE:LINE: reason``: then nothing is imported."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -58,12 +91,17 @@ def read_usage_csv(path: Path, progress: Callable[[int], None] | None = None) ->
     columns = _check_header(path, header)
     rows = 0
     total = 0
+    rate = _RateCheck(plausible.bucket_limit) if plausible and plausible.bucket_limit else None
     for line, fields in enumerate(reader, start=2):
         if not fields or all(not f.strip() for f in fields):
             continue
         rows += 1
         try:
-            delta, extra = _parse_row(dict(zip(columns, fields, strict=False)), len(fields), len(columns))
+            delta, extra, epoch = _parse_row(dict(zip(columns, fields, strict=False)), len(fields), len(columns))
+            if plausible is not None:
+                _plausible(delta, epoch, plausible)
+            if rate is not None:
+                rate.add(delta, line)
         except InputError as exc:
             bad += 1
             if len(problems) < MAX_SHOWN:
@@ -75,6 +113,12 @@ def read_usage_csv(path: Path, progress: Callable[[int], None] | None = None) ->
             attrib.append(extra)
         if progress and rows % 5000 == 0:
             progress(reader.line_num)
+    if rate is not None and not bad and plausible is not None and plausible.stored is not None and traffic:
+        stored = plausible.stored(min(d.bucket for d in traffic), max(d.bucket for d in traffic))
+        for line, reason in rate.against(stored):
+            bad += 1
+            if len(problems) < MAX_SHOWN:
+                problems.append(f"{path}:{line}: {reason}")
     if bad:
         raise ImportRejected(problems, bad)
     if rows == 0:
@@ -102,7 +146,9 @@ def _check_header(path: Path, header: list[str] | None) -> list[str]:
     return columns
 
 
-def _parse_row(row: dict[str, str], width: int, expected: int) -> tuple[TrafficDelta, AttribDelta | None]:
+def _parse_row(row: dict[str, str], width: int,
+               expected: int) -> tuple[TrafficDelta, AttribDelta | None, int]:
+    """The row's traffic, its attribution (if any) and its instant (epoch seconds)."""
     if width != expected:
         raise InputError(f"expected {expected} fields, found {width}")
     instant = parse_time(row["time"])
@@ -120,10 +166,10 @@ def _parse_row(row: dict[str, str], width: int, expected: int) -> tuple[TrafficD
     client = (row.get("client") or "").strip()
     service = (row.get("service") or "").strip()
     if not (app or client or service):
-        return delta, None
+        return delta, None, epoch
     return delta, AttribDelta(bucket, iface, rx, tx, flows=0, card=card,
                               app=AppIdentity(app) if app else None,
-                              client=client_identity(client) if client else None, service=service or None)
+                              client=client_identity(client) if client else None, service=service or None), epoch
 
 
 def parse_time(text: str) -> dt.datetime:
@@ -134,14 +180,75 @@ def parse_time(text: str) -> dt.datetime:
         raise InputError(f"time: expected ISO 8601 like 2026-11-29T08:00:00+08:00, found {text!r}") from None
     if parsed.tzinfo is None:
         raise InputError(f"time: expected an offset or Z (the instant must be unambiguous), found {text!r}")
+    if not 1970 <= parsed.year <= 2100:
+        raise InputError(f"time: expected a year from 1970 to 2100, found {text!r}")
     return parsed
 
 
 def _bytes(row: dict[str, str], key: str) -> int:
     value = row[key].strip()
-    if not value.isdigit():
-        raise InputError(f"{key}: expected a non-negative integer, found {row[key]!r}")
+    if not value.isascii() or not value.isdigit():
+        shown = row[key] if len(row[key]) <= 40 else row[key][:40] + "…"
+        raise InputError(f"{key}: expected a non-negative integer, found {shown!r}")
+    digits = value.lstrip("0")
+    if len(digits) > MAX_DIGITS:
+        raise InputError(f"{key}: expected at most {MAX_DIGITS} digits (about 9 PB), found a {len(digits)}-digit "
+                         "number")
     return int(value)
+
+
+def _plausible(delta: TrafficDelta, epoch: int, check: Plausibility) -> None:
+    """A row that could not be true: in the future, before 1970, or for a card the config does not know."""
+    instant = dt.datetime.fromtimestamp(epoch, dt.UTC)
+    if epoch < 0:
+        raise InputError(f"time: expected an instant after {EPOCH.date()}, found one before it")
+    if instant > check.now + FUTURE_SLACK:
+        now = check.now.astimezone(dt.UTC).isoformat(timespec="seconds")
+        raise InputError(f"time: {instant.isoformat()} is in the future (now {now})")
+    if delta.card is not None and check.cards is not None and delta.card not in check.cards:
+        known = ", ".join(sorted(check.cards)) or "none"
+        raise InputError(f"card: no card {delta.card!r} in the config (known: {known})")
+
+
+class _RateCheck:
+    """Bytes per (5-minute bucket, interface), each direction, against what ``max_rate`` moves in 300 s."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.sums: dict[tuple[int, str], list[int]] = {}  # [rx, tx, first line]
+
+    def add(self, delta: TrafficDelta, line: int) -> None:
+        key = (delta.bucket, delta.interface)
+        acc = self.sums.get(key)
+        rx = delta.rx_bytes + (acc[0] if acc else 0)
+        tx = delta.tx_bytes + (acc[1] if acc else 0)
+        over = self._over(rx, tx, key)
+        if over:
+            raise InputError(over)
+        if acc is None:
+            self.sums[key] = [rx, tx, line]
+        else:
+            acc[0], acc[1] = rx, tx
+
+    def against(self, stored: Mapping[tuple[int, str], tuple[int, int]]) -> list[tuple[int, str]]:
+        """(first line, reason) of each bucket this file would push beyond the limit with the store's bytes."""
+        out = []
+        for key, (srx, stx) in stored.items():
+            acc = self.sums.get(key)
+            if acc is not None:
+                over = self._over(acc[0] + srx, acc[1] + stx, key, stored=True)
+                if over:
+                    out.append((acc[2], over))
+        return sorted(out)
+
+    def _over(self, rx: int, tx: int, key: tuple[int, str], stored: bool = False) -> str | None:
+        if max(rx, tx) <= self.limit:
+            return None
+        direction, amount = ("rx_bytes", rx) if rx >= tx else ("tx_bytes", tx)
+        start = dt.datetime.fromtimestamp(key[0], dt.UTC).isoformat()
+        with_store = " with what the store already holds there" if stored else ""
+        return (f"{direction}: {amount} bytes on {key[1]} in the 5 minutes from {start}{with_store} is more than "
+                f"max_rate allows ({self.limit} bytes in 300 s); refused as implausible")
 
 
 def client_identity(value: str) -> ClientIdentity:

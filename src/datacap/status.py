@@ -12,8 +12,8 @@ import dataclasses
 import datetime as dt
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from datacap.config import Config
 from datacap.errors import InputError
@@ -21,14 +21,14 @@ from datacap.model import UsageRecord
 from datacap.plans import (
     Calibration,
     CardConfig,
-    compute_status,
     make_calibration,
     records_needed,
     sms_calibrations,
-    status_document,
 )
 from datacap.plans.carrier import Applied, carrier_mismatches, mismatch_of, target_label
+from datacap.plans.engine import card_status as engine_card_status
 from datacap.plans.sms import FIRST_YEAR, FUTURE_SLACK, Part, SmsReading, parse_sms
+from datacap.plans.status_model import CardStatus, StatusDocument
 from datacap.store import Reader, Writer
 from datacap.store import calibrations as stored_calibrations
 from datacap.timeutil import UTC
@@ -63,6 +63,20 @@ def belongs(card: CardConfig, interface: str, stamp: str | None) -> bool:
     return not card.iccid and card.matches(interface)
 
 
+def usage_rule(cfg: Config, name: str, *, configured: bool = True) -> Callable[[str, str], bool]:
+    """The one rule for which usage is card ``name``'s, as ``(interface, stamp) -> bool`` for the
+    readers' ``belongs``: status, reports, rankings, alerts and the API all use it. A name that is no
+    configured card is an error, unless ``configured`` is False: then only usage stamped with it counts
+    (an imported history of a card no longer configured)."""
+    chosen = next((c for c in cfg.cards if c.name == name), None)
+    if chosen is None:
+        if configured:
+            find_card(cfg, name)  # raises, naming the known cards
+        chosen = CardConfig(name=name)
+    card = chosen
+    return lambda interface, stamp: belongs(card, interface, stamp or None)
+
+
 def _end_at_now(records: list[UsageRecord], at: dt.datetime) -> list[UsageRecord]:
     """For a status "now", the bucket holding now was used entirely before now.
 
@@ -92,17 +106,19 @@ def _engine_inputs(reader: Reader, card: CardConfig, at: dt.datetime) -> dict[st
             "known_since": dt.datetime.fromtimestamp(min(first), UTC) if first else None}
 
 
-def card_status(reader: Reader, card: CardConfig, at: dt.datetime) -> dict[str, Any]:
+def card_status(reader: Reader, card: CardConfig, at: dt.datetime) -> CardStatus:
     inputs = _engine_inputs(reader, card, at)
-    doc = compute_status(card, inputs["records"], inputs["calibrations"], at, reader.tz,
-                         ethernet_ifaces=inputs["ethernet_ifaces"], known_since=inputs["known_since"])
-    doc["carrier_mismatch"] = mismatch_json(card, inputs["calibrations"], at, reader.tz)
-    return doc
+    st = engine_card_status(card, inputs["records"], inputs["calibrations"], at, reader.tz,
+                            ethernet_ifaces=inputs["ethernet_ifaces"], known_since=inputs["known_since"])
+    mismatches = tuple(carrier_mismatches(card, inputs["calibrations"], at, reader.tz))
+    return dataclasses.replace(st, carrier_mismatch=mismatches) if mismatches else st
 
 
-def mismatch_json(card: CardConfig, cals: list[Calibration], at: dt.datetime, tz: ZoneInfo) -> list[dict[str, Any]]:
-    """Per card in ``status --json``: where the carrier's totals disagree with the config this cycle."""
-    return [m.to_json() for m in carrier_mismatches(card, cals, at, tz)]
+def status_model(reader: Reader, cfg: Config, card: str | None = None,
+                 at: dt.datetime | None = None) -> StatusDocument:
+    """The typed status of every card (or one) at an instant (default now): what every face reads."""
+    at = (at or dt.datetime.now(UTC)).astimezone(cfg.tz)
+    return StatusDocument(at, tuple(card_status(reader, c, at) for c in find_card(cfg, card)))
 
 
 def _refuse_future(at: dt.datetime) -> None:
@@ -115,8 +131,7 @@ def _refuse_future(at: dt.datetime) -> None:
 
 def status_json(reader: Reader, cfg: Config, card: str | None = None, at: dt.datetime | None = None) -> dict[str, Any]:
     """``datacap status --json``: every card (or one) at an instant (default now)."""
-    at = (at or dt.datetime.now(UTC)).astimezone(cfg.tz)
-    return status_document(at, [card_status(reader, c, at) for c in find_card(cfg, card)])
+    return status_model(reader, cfg, card, at).to_json()
 
 
 def calibrate(writer: Writer, reader: Reader, card: CardConfig, at: dt.datetime, *, used: int | None = None,

@@ -179,6 +179,10 @@ STATUS = {"at": "2026-11-25T12:00:00+08:00", "cards": [{
     "overage_bytes": 0, "overage_cost": 0.0, "currency": "CNY", "throttled": False,
     "forecast": {"cycle_end_used_bytes": 31 * 2**30, "exhausted_at": "2026-11-29T20:00:00+08:00",
                  "daily_budget_bytes": 2 * 2**30},
+    "headline": {"state": "low", "general": {"quota": 30 * 2**30, "used": 20 * 2**30, "left": 10 * 2**30,
+                                             "used_pct": 66.7},
+                 "pace": {"used_pct": 66.7, "elapsed_pct": 80.0}, "runs_out": "2026-11-29T20:00:00+08:00",
+                 "throttle_from": None, "lasts_cycle": False, "daily_budget": 2 * 2**30, "overage": None},
     "calibration": {"at": "2026-11-20T09:00:00+08:00", "source": "sms"}}]}
 
 

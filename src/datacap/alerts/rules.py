@@ -239,7 +239,13 @@ def select_targets(card: Mapping[str, Any], bucket: str | None, lang: Language) 
         return [_target(b["name"], b["name"], [b]) for b in buckets]
     if bucket is not None:
         return [_target(b["name"], b["name"], [b]) for b in buckets if b.get("name") == bucket]
-    # The plan engine writes every scope key, None when unset: a bucket is scoped when any value is set.
+    general = (card.get("headline") or {}).get("general")
+    if general is not None:
+        # The status model's general quota: unscoped buckets, their rollover and the packs in force,
+        # never a scoped or idle-hours bucket (the same figure status, dashboard and reports show).
+        return [Target("", word(lang, "together"), general["quota"], int(general["used"]),
+                       general["left"] if general["quota"] is not None else None)]
+    # A document without a headline (hand-built): every scope key is None when unset.
     unscoped = [b for b in buckets if not any((b.get("scope") or {}).values())]
     if not unscoped:
         return [Target("", word(lang, "together"), None, int(card.get("used_bytes", 0)), None)]

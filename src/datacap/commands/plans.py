@@ -15,6 +15,7 @@ from datacap.cli import Context, app, out, print_json
 from datacap.cliopts import ConfigOpt, DbOpt, JsonOpt
 from datacap.errors import InputError
 from datacap.plans import plan_summary, render_status
+from datacap.plans.status_model import CardStatus
 from datacap.units import format_bytes, parse_size
 
 CardOpt = Annotated[str | None, typer.Option("--card", help="one card (default: every card)")]
@@ -33,21 +34,20 @@ def status(card: CardOpt = None, at: AtOpt = None, db: DbOpt = None, config: Con
     c = Context(db, config)
     if not c.cfg.cards:
         raise InputError(f"no cards configured: add a [[cards]] table to {c.config_path} (see README, Plans)")
-    doc = plan_status.status_json(c.reader(), c.cfg, card, c.instant(at, "--at"))
+    doc = plan_status.status_model(c.reader(), c.cfg, card, c.instant(at, "--at"))
     if as_json:
-        print_json(doc)
+        print_json(doc.to_json())
         return
-    for entry in doc["cards"]:
+    for entry in doc.cards:
         out.print(render_status(entry))
         for line in carrier_lines(entry):
             out.print(line, markup=False)
 
 
-def carrier_lines(entry: dict[str, object]) -> list[str]:
+def carrier_lines(entry: CardStatus) -> list[str]:
     """Where the carrier and the config disagree, and rolled-over quota nobody knows, under a card."""
-    lines = [f"  ! {m['text']}" for m in entry.get("carrier_mismatch") or []]  # type: ignore[attr-defined]
-    lines += [f"  ? rolled over ({r['bucket']}): unknown: {r['note']}"
-              for r in entry.get("rollover_unknown") or []]  # type: ignore[attr-defined]
+    lines = [f"  ! {m.sentence()}" for m in entry.carrier_mismatch]
+    lines += [f"  ? rolled over ({r.bucket}): unknown: {r.note}" for r in entry.rollover_unknown]
     return lines
 
 

@@ -67,7 +67,9 @@ def _quota(value: Any) -> int | None:
         return None
     try:
         return _size(value)
-    except PydanticCustomError:
+    except PydanticCustomError as err:
+        if "up to" in err.message():  # a size, but beyond any plan: say so rather than "expected a size"
+            raise
         raise _fail("expected a size like '5 GB' or \"unlimited\", found {found}",
                     found=repr(value)) from None
 

@@ -38,6 +38,7 @@ from datacap.plans.charging import prepare, split
 from datacap.plans.config import CardConfig
 from datacap.plans.cycles import Cycle, cycle_at, next_cycle, previous_cycle
 from datacap.plans.report import build_status
+from datacap.plans.status_model import CardStatus
 from datacap.plans.walk import ROLLOVER_PREFIX, Walker, pack_span
 from datacap.timeutil import local_midnight
 
@@ -142,7 +143,15 @@ def _run(card: CardConfig, records: Sequence[UsageRecord], calibrations: Sequenc
 def compute_status(card: CardConfig, records: Sequence[UsageRecord], calibrations: Sequence[Calibration],
                    at: dt.datetime, tz: ZoneInfo, *, ethernet_ifaces: frozenset[str] | set[str] = frozenset(),
                    known_since: dt.datetime | None = None) -> dict[str, Any]:
-    """The card object of ``datacap status --json`` at ``at``.
+    """The card object of ``datacap status --json`` at ``at`` (the JSON of :func:`card_status`)."""
+    return card_status(card, records, calibrations, at, tz, ethernet_ifaces=ethernet_ifaces,
+                       known_since=known_since).to_json()
+
+
+def card_status(card: CardConfig, records: Sequence[UsageRecord], calibrations: Sequence[Calibration],
+                at: dt.datetime, tz: ZoneInfo, *, ethernet_ifaces: frozenset[str] | set[str] = frozenset(),
+                known_since: dt.datetime | None = None) -> CardStatus:
+    """The typed status of a card at ``at`` (see :mod:`datacap.plans.status_model`).
 
     ``records``: this card's interfaces' usage, at least for :func:`records_needed`; any resolution.
     ``ethernet_ifaces``: interfaces with Ethernet framing, for ``l2_overhead = "auto"``.
@@ -150,14 +159,7 @@ def compute_status(card: CardConfig, records: Sequence[UsageRecord], calibration
     zero usage by the forecast, and no rollover is derived from a cycle that began before it.
     """
     walker, current, _, until = _run(card, records, calibrations, at, tz, ethernet_ifaces, known_since)
-    doc = build_status(card, walker, current, _aware(at, tz), until, tz, known_since)
-    assert walker.state is not None
-    doc["rollover_unknown"] = [
-        {"bucket": name, "note": f"what {name} rolls over from the last cycle is unknown: the store's history "
-                                 "begins inside that cycle; calibrate with a carrier text from then (or one "
-                                 "stating 结转) to know it"}
-        for name in walker.state.rollover_unknown]
-    return doc
+    return build_status(card, walker, current, _aware(at, tz), until, tz, known_since)
 
 
 def make_calibration(card: CardConfig, records: Sequence[UsageRecord], calibrations: Sequence[Calibration],
@@ -203,5 +205,5 @@ def with_local(cal: Calibration, local: int) -> Calibration:
     return replace(cal, local_used_bytes=local)
 
 
-__all__ = ["ROLLOVER_PREFIX", "Calibration", "compute_status", "make_calibration", "records_needed",
+__all__ = ["ROLLOVER_PREFIX", "Calibration", "card_status", "compute_status", "make_calibration", "records_needed",
            "with_local"]

@@ -92,6 +92,7 @@ class CycleState:
     overage_by_day: dict[int, int] = field(default_factory=dict)
     throttled_since: int | None = None
     calibration: tuple[Calibration, int] | None = None  # latest applied, with datacap's count then
+    general_out_at: int | None = None  # when the general (unscoped) allowances last ran dry
     throttle_offset: int = 0  # the carrier's throttle counter minus datacap's count, once calibrated
     rollover_unknown: tuple[str, ...] = ()  # rollover buckets whose last cycle datacap does not know
 
@@ -140,6 +141,9 @@ class Walker:
         self.breaks = sorted(breaks)
         self.total_by_day: dict[int, int] = {}
         self.general_by_day: dict[int, int] = {}
+        # Bytes each configured bucket or pack (its index; a rolled-over quota shares its bucket's) took
+        # per local day: the history the forecast of that allowance is fitted on.
+        self.taken_by_day: dict[int, dict[int, int]] = {}
         self.rollover_in: dict[int, int] = {}
         self.rollover_unknown: tuple[str, ...] = ()
         self.state: CycleState | None = None
@@ -172,6 +176,7 @@ class Walker:
         # A calibration at a cycle's first instant ("截至30日24时") is the end of the cycle before.
         cal_at, ci, nc = self._cal_at, bisect_right(self._cal_at, cs), len(self._cal_at)
         total, general, overage = self.total_by_day, self.general_by_day, state.overage_by_day
+        taken = self.taken_by_day
         for k in range(bisect_left(self._starts, cs), bisect_left(self._starts, ce)):
             t0, t1, sig, amount, day = pieces[k]
             while ci < nc and cal_at[ci] <= t0:
@@ -179,6 +184,7 @@ class Walker:
                 ci += 1
             left = amount
             scoped_taken = 0
+            filled = False
             for a in order:
                 if not (sig & a.mask) or not (a.start <= t0 < a.end):
                     continue
@@ -192,12 +198,20 @@ class Walker:
                         continue
                 a.used += take
                 left -= take
+                series = taken.setdefault(a.index, {})
+                series[day] = series.get(day, 0) + take
                 if a.scoped:
                     scoped_taken += take
+                elif a.quota is not None and a.used >= a.quota:
+                    filled = True
                 if not left:
                     break
             if left:
                 overage[day] = overage.get(day, 0) + left
+                if state.general_out_at is None:
+                    state.general_out_at = t0 + (t1 - t0) * (amount - left) // amount
+            elif filled and self._general_empty(state, t0):
+                state.general_out_at = t0 + (t1 - t0) * (amount - left) // amount
             count = state.throttle_count
             if count < after <= count + amount:
                 state.throttled_since = t0 + (t1 - t0) * (after - count) // amount
@@ -235,8 +249,18 @@ class Walker:
         unscoped = [a for a in state.allowances if not a.scoped and a.start <= at]
         return [a for a in unscoped if at < a.end], sum(a.used - a.base for a in unscoped if a.end <= at)
 
+    @staticmethod
+    def _general_empty(state: CycleState, at: int) -> bool:
+        """Whether every unscoped allowance active at ``at`` is finite and used up."""
+        active = [a for a in state.allowances if not a.scoped and a.start <= at < a.end]
+        return all(a.quota is not None and a.used >= a.quota for a in active)
+
     def _apply(self, state: CycleState, cal: Calibration, at: int) -> None:
         self._recount(state, cal, at)
+        if not self._general_empty(state, at):
+            state.general_out_at = None
+        elif state.general_out_at is None:
+            state.general_out_at = at
         after = self.card.throttle.after if self.card.throttle else _FAR
         if state.throttle_count < after:
             state.throttled_since = None

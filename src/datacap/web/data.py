@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from datacap import views
 from datacap.config import Config
 from datacap.errors import DatacapError, InputError
+from datacap.plans.status_model import StatusDocument
 from datacap.store import Writer, open_write
 from datacap.store.reader import Reader
 
@@ -50,6 +51,16 @@ def status(reader: Reader, cfg: Config, card: str | None = None, at: dt.datetime
     if not cfg.cards:
         raise Unavailable("no cards configured: add a [[cards]] section to the config to see plan status")
     return views.status_json(reader, cfg, card=card, at=at)
+
+
+def status_model(reader: Reader, cfg: Config, card: str | None = None,
+                 at: dt.datetime | None = None) -> StatusDocument:
+    """The typed status (what :func:`status` returns as JSON), for /metrics and the pages."""
+    if not cfg.cards:
+        raise Unavailable("no cards configured: add a [[cards]] section to the config to see plan status")
+    from datacap.status import status_model as build
+
+    return build(reader, cfg, card, at)
 
 
 def _engine(reader: Reader, cfg: Config) -> Any:
