@@ -17,7 +17,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from datacap.csvio import Plausibility, read_usage_csv
+from datacap.store.csvio import Plausibility, read_usage_csv
 
 
 def write(path: Path, rows: int) -> None:

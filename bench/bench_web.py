@@ -27,7 +27,7 @@ import httpx
 from datacap.config import Config, RetentionConfig
 from datacap.model import AppIdentity, AttribDelta
 from datacap.store import TrafficDelta, Writer, open_write
-from datacap.web.cli import start_in_thread
+from datacap.web.server import start_in_thread
 
 OUT = Path(__file__).resolve().parent / "out"
 IFACES = ("wwan0", "wwan1", "usb0")

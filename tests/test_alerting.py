@@ -6,9 +6,9 @@ import datetime as dt
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from datacap.alerting import card_history
 from datacap.config import parse_config
 from datacap.model import AppIdentity, AttribDelta
+from datacap.query.alerts import card_history
 from datacap.store import Reader, TrafficDelta, Writer, open_write
 
 TZ = ZoneInfo("Asia/Shanghai")

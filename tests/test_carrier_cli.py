@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from datacap.alerting import alert_inputs
+from datacap.query.alerts import alert_inputs
 from datacap.alerts.engine import AlertEngine
 from datacap.config import load_config
 from datacap.store import Reader, open_write

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import typer.main
 
-from datacap.cli import app, register_features
+from datacap.cli.entry import app, register_features
 
 HEADER = "time,interface,rx_bytes,tx_bytes,card,app,client,service\n"
 

@@ -67,3 +67,20 @@ class AttribDelta:
     app: AppIdentity | None = None
     client: ClientIdentity | None = None
     service: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One sample of an interface's counters, with the clocks it was taken at."""
+
+    ifindex: int
+    boot_id: str
+    boottime: float  # seconds since boot (CLOCK_BOOTTIME)
+    wall: float  # epoch seconds (CLOCK_REALTIME)
+    rx_bytes: int
+    tx_bytes: int
+    rx_packets: int
+    tx_packets: int
+
+    def counters(self) -> tuple[int, int, int, int]:
+        return (self.rx_bytes, self.tx_bytes, self.rx_packets, self.tx_packets)

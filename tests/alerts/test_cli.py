@@ -13,12 +13,12 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from datacap.alerts.cli import CONTEXT_FACTORY, AlertsContext, alerts_app, enforce_app
 from datacap.alerts.config import BlockAction, load_alerts_config
 from datacap.alerts.enforce import Enforcer
 from datacap.alerts.engine import AlertEngine
 from datacap.alerts.rules import AlertInputs
 from datacap.alerts.state import AlertStore
+from datacap.cli.alerts import CONTEXT_FACTORY, AlertsContext, alerts_app, enforce_app
 
 from .helpers import GiB, Receiver, bucket, card, open_store, require_root, status
 from .netns import veth_pair

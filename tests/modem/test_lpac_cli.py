@@ -17,12 +17,12 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from datacap.cli.modem import ModemCliContext, standalone_app
 from datacap.errors import ModemError
 from datacap.modem import lpac
 from datacap.modem.cards import CardSims
 from datacap.modem.carrier import load_carrier_config, parse_with_regex
 from datacap.modem.carrier_log import CARRIER_MIGRATION, SqliteCarrierLog, SqliteModemEvents
-from datacap.modem.cli import ModemCliContext, standalone_app
 from datacap.modem.lpac import Lpac
 from datacap.modem.mm import ModemManagerClient
 from datacap.modem.service import CarrierService

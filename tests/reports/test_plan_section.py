@@ -1,4 +1,4 @@
-"""The plan section through the status adapter: shown when ``datacap.views.status_json`` exists and a
+"""The plan section through the status adapter: shown when ``datacap.query.views.status_json`` exists and a
 card is configured, explained when not. The store is the real imported one; only the status builder
 (owned by the plans feature, landing separately) is stood in for, with the issue #4 contract."""
 
@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from datacap import views
 from datacap.config import Config
 from datacap.errors import ConfigError, DeliveryError
+from datacap.query import views
+from datacap.query.reports import channel_sender, plan_status, service_categories
 from datacap.reports import build_report, render_report
-from datacap.reports.data import channel_sender, plan_status, service_categories
 from datacap.store import Reader, open_read
 from datacap.units import format_bytes
 

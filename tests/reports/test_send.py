@@ -14,8 +14,8 @@ import pytest
 
 from datacap.config import Config
 from datacap.errors import DeliveryError
+from datacap.query.reports import channel_sender
 from datacap.reports import render_report
-from datacap.reports.data import channel_sender
 from datacap.reports.schedule import ReportsConfig
 from datacap.reports.service import send_report, send_scheduled
 from datacap.store import Reader, open_read
@@ -120,7 +120,7 @@ def test_daemon_plugin_sends_once_and_records_it(store: Store, receiver: Receive
     import shutil
 
     from datacap.config import parse_config
-    from datacap.plugins import ReportsPlugin
+    from datacap.daemon.plugins import ReportsPlugin
     from datacap.store import Writer, open_write
 
     db = tmp_path / "copy.db"

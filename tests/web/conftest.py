@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from datacap.config import Config, load_config
-from datacap.web.cli import WebThread, start_in_thread
+from datacap.web.server import WebThread, start_in_thread
 
 from .helpers import datacap, write_csv
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from datacap.config import Config
 from datacap.errors import ConfigError
 from datacap.web.app import create_app
-from datacap.web.cli import WebThread, build_server, serve
+from datacap.web.server import WebThread, build_server, serve
 
 from .conftest import TOKEN, Store
 from .helpers import datacap_json
@@ -283,7 +283,7 @@ def test_real_server_starts_and_stops(server: WebThread) -> None:
 
 
 def test_web_plugin_serves_until_the_daemon_closes_it(store: Store) -> None:
-    from datacap.web.cli import WebPlugin
+    from datacap.web.server import WebPlugin
 
     cfg = store.cfg.model_copy(update={"web": store.cfg.web.model_copy(update={"listen": "127.0.0.1:0"})})
     plugin = WebPlugin(store.db, cfg)

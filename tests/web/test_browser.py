@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from datacap.web.cli import WebThread
+from datacap.web.server import WebThread
 
 from .helpers import CHROMIUM, require_chromium
 
@@ -169,7 +169,7 @@ def test_chinese_on_a_phone(browser: Any, server: WebThread, tmp_path: Path) -> 
 
 
 def test_plan_page_lists_each_cards_resolved_config(browser: Any, store: Any, tmp_path: Path) -> None:
-    from datacap.web.cli import start_in_thread
+    from datacap.web.server import start_in_thread
 
     cards = [{"name": "unicom", "interfaces": ["wwan0"], "cycle": {"start_day": 1},
               "buckets": [{"name": "通用", "quota": "30 GB"}, {"name": "闲时", "quota": "20 GB", "hours": "23-07"}]}]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from datacap.config import load_config
-from datacap.web.cli import start_in_thread
+from datacap.web.server import start_in_thread
 
 from .helpers import datacap
 from .test_browser import Page, browser

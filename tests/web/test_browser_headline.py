@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from datacap.config import load_config
-from datacap.web.cli import start_in_thread
+from datacap.web.server import start_in_thread
 
 from .helpers import datacap, datacap_json
 from .test_browser import Page, browser

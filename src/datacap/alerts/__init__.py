@@ -21,7 +21,7 @@ Wiring (the integrator's side)::
 The connection must not be inside a transaction when the engine is called (each write is its own
 ``BEGIN IMMEDIATE``); Python's default (legacy) transaction control or ``isolation_level=None`` both do.
 
-The CLI apps are in :mod:`datacap.alerts.cli` (``alerts_app``, ``enforce_app``, ``AlertsContext``).
+The CLI apps are in :mod:`datacap.cli.alerts` (``alerts_app``, ``enforce_app``, ``AlertsContext``).
 Only :mod:`~datacap.alerts.rules`, :mod:`~datacap.alerts.messages` and :mod:`~datacap.alerts.schedule`
 decide anything; they are pure and take ``at``/``now`` as arguments.
 """

@@ -29,26 +29,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from datacap.model import Reading
+
 WRAP32 = 1 << 32
 WRAP64 = 1 << 64
 MIN_ELAPSED = 1.0  # seconds: counters update in batches; never judge a rate over less than this
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One sample of an interface's counters, with the clocks it was taken at."""
-
-    ifindex: int
-    boot_id: str
-    boottime: float  # seconds since boot (CLOCK_BOOTTIME)
-    wall: float  # epoch seconds (CLOCK_REALTIME)
-    rx_bytes: int
-    tx_bytes: int
-    rx_packets: int
-    tx_packets: int
-
-    def counters(self) -> tuple[int, int, int, int]:
-        return (self.rx_bytes, self.tx_bytes, self.rx_packets, self.tx_packets)
 
 
 class Kind(Enum):

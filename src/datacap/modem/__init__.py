@@ -11,7 +11,7 @@ Modules, from the edge in:
 * :mod:`~datacap.modem.actions` - ``switch-slot N`` / ``switch-profile ICCID`` alert actions.
 * :mod:`~datacap.modem.lpac` - eSIM profiles through lpac.
 * :mod:`~datacap.modem.runtime` - :class:`ModemRuntime`, the daemon's one call per loop.
-* :mod:`~datacap.modem.cli` - ``cards``, ``sim slot``, ``esim``, ``carrier`` commands.
+* :mod:`~datacap.cli.modem` - ``cards``, ``sim slot``, ``esim``, ``carrier`` commands.
 
 Everything but the CLI works without ModemManager: the daemon catches the ModemError that
 ``ModemManagerClient.start()`` raises and meters plain interfaces as before.

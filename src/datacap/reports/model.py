@@ -1,6 +1,6 @@
 """The report's figures for one period, computed from the store: pure over a Reader, no rendering.
 
-Rankings come from :func:`datacap.views.ranking_json` with the period's bounds, so every app, client
+Rankings come from :func:`datacap.query.views.ranking_json` with the period's bounds, so every app, client
 and service figure in a report equals ``datacap apps|clients|services --since A --until B --json``;
 totals come from ``Reader.totals``, the same sums ``datacap usage`` shows.
 """
@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from datacap import views
 from datacap.config import Config
 from datacap.plans.status_model import CardStatus
+from datacap.query import views
 from datacap.store.reader import Belongs, Bytes, Reader
 from datacap.timeutil import bucket_start, from_epoch, iso, iter_buckets
 
@@ -114,7 +114,7 @@ def build_report(reader: Reader, cfg: Config, period: Period, *, ifaces: Sequenc
                  categories: Mapping[str, str] | None = None, plan: CardStatus | None = None,
                  plan_note: str | None = None, plan_detail: str = "") -> Report:
     """Figures for ``period`` over ``ifaces`` (all when None); ``rule`` keeps one card's usage (see
-    :func:`datacap.reports.data.card_usage`); ``categories`` maps service -> category."""
+    :func:`datacap.query.reports.card_usage`); ``categories`` maps service -> category."""
     tz = cfg.tz
     now = now or views.now_utc()
     since, until = period.bounds(tz)

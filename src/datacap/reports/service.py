@@ -10,9 +10,9 @@ from pathlib import Path
 
 from datacap.config import Config
 from datacap.errors import InputError
+from datacap.query.reports import Sender, card_usage, plan_status, service_categories
 from datacap.store.reader import Reader
 
-from .data import Sender, card_usage, plan_status, service_categories
 from .i18n import Lang
 from .model import Report, build_report
 from .output import render_report

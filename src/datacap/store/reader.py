@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from datacap.meter.delta import Reading
-from datacap.model import UsageRecord
+from datacap.model import Reading, UsageRecord
 from datacap.timeutil import UTC, Resolution, bucket_end, bucket_start
 
 DimKind = Literal["app", "client", "service"]

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from datacap.errors import StoreError
-from datacap.meter.delta import Reading
-from datacap.model import AppIdentity, AttribDelta, ClientIdentity
+from datacap.model import AppIdentity, AttribDelta, ClientIdentity, Reading
 from datacap.timeutil import RESOLUTIONS, UTC, bucket_end, bucket_start
 
 _USAGE_UPSERT = """

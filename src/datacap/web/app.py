@@ -24,9 +24,9 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from datacap import views
 from datacap.config import Config
 from datacap.errors import DatacapError, InputError, StoreError
+from datacap.query import views
 from datacap.store import Reader, open_read
 from datacap.timeutil import Resolution, bucket_start, parse_instant
 from datacap.units import parse_size

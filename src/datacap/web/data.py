@@ -13,10 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from datacap import views
 from datacap.config import Config
 from datacap.errors import DatacapError, InputError
 from datacap.plans.status_model import StatusDocument
+from datacap.query import views
 from datacap.store import Writer, open_write
 from datacap.store.reader import Reader
 
@@ -58,7 +58,7 @@ def status_model(reader: Reader, cfg: Config, card: str | None = None,
     """The typed status (what :func:`status` returns as JSON), for /metrics and the pages."""
     if not cfg.cards:
         raise Unavailable("no cards configured: add a [[cards]] section to the config to see plan status")
-    from datacap.status import status_model as build
+    from datacap.query.status import status_model as build
 
     return build(reader, cfg, card, at)
 
@@ -89,7 +89,7 @@ def plan(cfg: Config) -> dict[str, Any]:
 
 def calibrate(db_path: Path, cfg: Config, request: CalibrationRequest) -> dict[str, Any]:
     """Record a carrier figure for a card; answers what ``datacap calibrate --json`` prints."""
-    from datacap import status as plan_status
+    from datacap.query import status as plan_status
 
     [card] = plan_status.find_card(cfg, request.card)
     writer = _writer(db_path, cfg)
@@ -104,7 +104,7 @@ def calibrate(db_path: Path, cfg: Config, request: CalibrationRequest) -> dict[s
 
 def calibrate_sms(db_path: Path, cfg: Config, sms: SmsMessage) -> dict[str, Any]:
     """Read a carrier SMS and calibrate its card (named, or the only one); unreadable text is a 400."""
-    from datacap import status as plan_status
+    from datacap.query import status as plan_status
 
     if sms.card is None and len(cfg.cards) != 1:
         known = ", ".join(c.name for c in cfg.cards) or "none configured"

@@ -21,7 +21,7 @@ from datacap.model import AttribDelta
 from datacap.store import Reader, Writer
 from datacap.timeutil import UTC
 
-log = logging.getLogger("datacap.plugins")
+log = logging.getLogger("datacap.daemon.plugins")
 DELIVERY_EVERY = 30.0  # seconds between retries / quiet-hours releases of pending alert deliveries
 
 
@@ -126,7 +126,7 @@ class AlertsPlugin(BasePlugin):
     name = "alerts"
 
     def __init__(self, cfg: Config, writer: Writer, switcher: Any = None) -> None:
-        from datacap.alerting import build_engine
+        from datacap.query.alerts import build_engine
 
         self.cfg = cfg
         self.writer = writer
@@ -139,7 +139,7 @@ class AlertsPlugin(BasePlugin):
         return Reader(self.writer.conn, self.cfg.tz, self.cfg.week_start_index)
 
     def after_flush(self, now: float) -> None:
-        from datacap.alerting import alert_inputs
+        from datacap.query.alerts import alert_inputs
 
         at = dt.datetime.fromtimestamp(now, UTC)
         result = self.engine.check(alert_inputs(self._reader(), self.cfg, at), at)
@@ -163,10 +163,10 @@ class ModemPlugin(BasePlugin):
     name = "modem"
 
     def __init__(self, cfg: Config, writer: Writer) -> None:
+        from datacap.daemon.modem import carrier_service, sim_card_stamper
         from datacap.modem.carrier_log import SqliteModemEvents
         from datacap.modem.mm import ModemManagerClient
         from datacap.modem.runtime import ModemRuntime
-        from datacap.modem.wiring import carrier_service, sim_card_stamper
 
         self.client = ModemManagerClient()
         self.client.start()
@@ -192,7 +192,7 @@ class ReportsPlugin(BasePlugin):
         self.writer = writer
 
     def after_flush(self, now: float) -> None:
-        from datacap.reports.data import channel_sender
+        from datacap.query.reports import channel_sender
         from datacap.reports.service import send_scheduled
 
         rcfg = self.cfg.reports
@@ -244,7 +244,7 @@ def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = Tru
 
 
 def _web(cfg: Config, db_path: Path) -> Any:
-    from datacap.web.cli import WebPlugin
+    from datacap.web.server import WebPlugin
 
     return WebPlugin(db_path, cfg)
 
@@ -254,8 +254,8 @@ def _switcher(cfg: Config, plugins: list[Any]) -> Any:
     modem = next((p for p in plugins if isinstance(p, ModemPlugin)), None)
     if modem is None:
         return None
+    from datacap.daemon.modem import card_sims
     from datacap.modem.actions import Switcher
-    from datacap.modem.wiring import card_sims
 
     switcher = Switcher(modem.client, modem.runtime.events)
     cards = card_sims(cfg)

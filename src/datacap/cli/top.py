@@ -10,8 +10,8 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from datacap.cli import Context, app, out, print_json
-from datacap.cliopts import ConfigOpt, DbOpt, IfaceOpt, JsonOpt
+from datacap.cli.entry import Context, app, out, print_json
+from datacap.cli.options import ConfigOpt, DbOpt, IfaceOpt, JsonOpt
 from datacap.errors import NotPermitted
 from datacap.units import format_rate
 
@@ -63,8 +63,8 @@ class _own_source:
     """No daemon publishes rates: attribute on our own (root, as nethogs needs)."""
 
     def __init__(self, c: Context) -> None:
+        from datacap.daemon.plugins import resolve_uplinks
         from datacap.meter.attribution import AttributionSource
-        from datacap.plugins import resolve_uplinks
 
         uplinks = resolve_uplinks(c.cfg)
         if not uplinks:

@@ -10,11 +10,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from datacap import status as plan_status
-from datacap.cli import Context, app, out, print_json
-from datacap.cliopts import ConfigOpt, DbOpt, JsonOpt
+from datacap.cli.entry import Context, app, out, print_json
+from datacap.cli.options import ConfigOpt, DbOpt, JsonOpt
 from datacap.errors import InputError
 from datacap.plans import plan_summary, render_status
+from datacap.query import status as plan_status
 from datacap.plans.status_model import CardStatus
 from datacap.units import format_bytes, parse_size
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from datacap.alerts.cli import CONTEXT_FACTORY, AlertsContext, alerts_app, enforce_app
-from datacap.cli import Context, app
+from datacap.cli.alerts import CONTEXT_FACTORY, AlertsContext, alerts_app, enforce_app
+from datacap.cli.entry import Context, app
 
 ALERT_COMMANDS = {"alerts", "enforce"}
 
@@ -18,7 +18,7 @@ def prepare(ctx: typer.Context, db: Path | None, config: Path | None) -> None:
         return
 
     def factory() -> AlertsContext:
-        from datacap.alerting import alert_inputs, build_engine
+        from datacap.query.alerts import alert_inputs, build_engine
         from datacap.store import Reader
 
         c = Context(db, config)

@@ -1,6 +1,6 @@
 """``datacap serve`` and the helper ``datacap run`` uses to serve the dashboard from a thread.
 
-Register with ``app.command()(serve)`` in datacap/cli.py.
+Register with ``app.command()(serve)`` in datacap/cli/entry.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from datacap.cliopts import ConfigOpt, DbOpt
+from datacap.cli.options import ConfigOpt, DbOpt
 from datacap.config import Config, load_config
 from datacap.errors import DatacapError
 from datacap.model import AttribDelta

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from datacap.cli import app, out, print_json
-from datacap.cliopts import JsonOpt
+from datacap.cli.entry import app, out, print_json
+from datacap.cli.options import JsonOpt
 from datacap.errors import InputError
 from datacap.plans.sms import CHINA, describe, parse_sms
 from datacap.timeutil import parse_instant

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from datacap import status
 from datacap.config import Config
 from datacap.modem.cards import CardSims, card_for
 from datacap.modem.carrier import CarrierFigure
@@ -19,6 +18,7 @@ from datacap.modem.carrier_log import SqliteCarrierLog
 from datacap.modem.mm import ModemManagerClient
 from datacap.modem.service import CarrierService
 from datacap.plans.sms import SmsReading, parse_sms
+from datacap.query import status
 from datacap.store import Reader, Writer
 
 log = logging.getLogger("datacap.modem")

@@ -22,13 +22,14 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from datacap import __version__, csvio, views
-from datacap.cliopts import ConfigOpt, DbOpt, IfaceOpt, JsonOpt, SinceOpt, UntilOpt
+from datacap import __version__
+from datacap.cli.options import ConfigOpt, DbOpt, IfaceOpt, JsonOpt, SinceOpt, UntilOpt
+from datacap.cli.output import bar, bucket_label, bytes_table
 from datacap.config import Config, default_config_path, load_config
 from datacap.errors import DatacapError, InputError
 from datacap.plans.config import CardConfig
-from datacap.render import bar, bucket_label, bytes_table
-from datacap.store import Reader, Writer, default_db_path, open_read, open_write
+from datacap.query import views
+from datacap.store import Reader, Writer, csvio, default_db_path, open_read, open_write
 from datacap.timeutil import Resolution, bucket_start, parse_instant
 from datacap.units import format_bytes, format_rate
 
@@ -85,7 +86,7 @@ def summary(ctx: typer.Context, db: DbOpt = None, config: ConfigOpt = None, ifac
         if config is not None:
             os.environ["DATACAP_CONFIG"] = str(config)
         module = FEATURES.get(ctx.invoked_subcommand, "")
-        if module in ("datacap.commands.modem", "datacap.commands.alerts"):
+        if module in ("datacap.cli.modem_wiring", "datacap.cli.alerts_wiring"):
             importlib.import_module(module).prepare(ctx, db, config)
         return
     c = Context(db, config)
@@ -116,8 +117,8 @@ def run(db: DbOpt = None, config: ConfigOpt = None,
 
     Example: sudo datacap run --interval 2
     """
-    from datacap.daemon import Daemon, DaemonOptions
-    from datacap.plugins import build_plugins
+    from datacap.daemon.loop import Daemon, DaemonOptions
+    from datacap.daemon.plugins import build_plugins
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
@@ -371,7 +372,7 @@ def _ranking(kind: views.DimKind, name: str | None, db: Path | None, config: Pat
 
 def _one_card(c: Context, cycle: bool, card: str | None, since: str | None, until: str | None) -> CardConfig:
     """The card of --card (or the only one configured), for --cycle / --card."""
-    from datacap.status import find_card
+    from datacap.query.status import find_card
 
     if cycle and (since or until):
         raise InputError("give either --cycle or --since/--until, not both")
@@ -429,11 +430,11 @@ def events(db: DbOpt = None, config: ConfigOpt = None,
 # `datacap usage` should not pay for the web server or the PDF renderer. Help and unknown commands
 # load everything, so listings and suggestions are complete.
 FEATURES: dict[str, str] = {
-    "status": "datacap.commands.plans", "plan": "datacap.commands.plans", "calibrate": "datacap.commands.plans",
-    "alerts": "datacap.commands.alerts", "enforce": "datacap.commands.alerts",
-    "cards": "datacap.commands.modem", "sim": "datacap.commands.modem", "esim": "datacap.commands.modem",
-    "carrier": "datacap.commands.modem", "top": "datacap.commands.top", "sms": "datacap.commands.sms",
-    "serve": "datacap.web.cli:serve", "report": "datacap.reports.cli:report",
+    "status": "datacap.cli.plans", "plan": "datacap.cli.plans", "calibrate": "datacap.cli.plans",
+    "alerts": "datacap.cli.alerts_wiring", "enforce": "datacap.cli.alerts_wiring",
+    "cards": "datacap.cli.modem_wiring", "sim": "datacap.cli.modem_wiring", "esim": "datacap.cli.modem_wiring",
+    "carrier": "datacap.cli.modem_wiring", "top": "datacap.cli.top", "sms": "datacap.cli.sms",
+    "serve": "datacap.web.server:serve", "report": "datacap.cli.reports:report",
 }
 _registered: set[str] = set()
 _GROUP_OPTIONS_WITH_VALUES = {"--db", "--config", "--iface", "-i"}

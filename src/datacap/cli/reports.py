@@ -8,15 +8,14 @@ from typing import Annotated
 
 import typer
 
-from datacap import views
-from datacap.cliopts import ConfigOpt, DbOpt
+from datacap.cli.options import ConfigOpt, DbOpt
 from datacap.errors import InputError
-
-from .data import channel_sender
-from .i18n import check_lang
-from .output import check_format, render_report
-from .period import choose_period
-from .service import assemble_report, send_report
+from datacap.query import views
+from datacap.query.reports import channel_sender
+from datacap.reports.i18n import check_lang
+from datacap.reports.output import check_format, render_report
+from datacap.reports.period import choose_period
+from datacap.reports.service import assemble_report, send_report
 
 
 def report(
@@ -38,7 +37,7 @@ def report(
 
     Example: datacap report --period 2026-11 --format pdf -o november.pdf
     """
-    from datacap.cli import Context  # here, not at import: datacap.cli imports this module
+    from datacap.cli.entry import Context  # here, not at import: datacap.cli.entry imports this module
 
     kind = check_format(fmt)
     language = check_lang(lang)

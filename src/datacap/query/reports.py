@@ -1,6 +1,6 @@
 """The one place reports touch features that land separately: plan status, alert channels, cards.
 
-Plan status (``datacap.views.status_json``) and alert delivery (``datacap.alerts``) are looked up
+Plan status (``datacap.query.views.status_json``) and alert delivery (``datacap.alerts``) are looked up
 at call time, so a build without them still renders reports (saying the plan section is
 unavailable) and ``--send`` fails with a clear error instead of an ImportError.
 """
@@ -32,7 +32,7 @@ class PlanStatus:
 
 def plan_status(reader: Reader, cfg: Config, card: str | None, at: dt.datetime) -> PlanStatus:
     """The card's status at ``at`` (the status model), or a note saying why it is not shown."""
-    build: Callable[..., StatusDocument] | None = getattr(_module("datacap.views"), "status_model", None)
+    build: Callable[..., StatusDocument] | None = getattr(_module("datacap.query.views"), "status_model", None)
     if build is None:
         return PlanStatus(None, "plan_unavailable")
     if not cfg.cards:
@@ -51,8 +51,8 @@ def plan_status(reader: Reader, cfg: Config, card: str | None, at: dt.datetime) 
 
 def card_usage(reader: Reader, cfg: Config, card: str) -> tuple[list[str], Belongs]:
     """The interfaces that carried ``card``'s usage and the rule that picks it, the same rule as its
-    plan status (:func:`datacap.status.usage_rule`); InputError naming the known cards when none."""
-    from datacap.status import usage_rule
+    plan status (:func:`datacap.query.status.usage_rule`); InputError naming the known cards when none."""
+    from datacap.query.status import usage_rule
 
     rule = usage_rule(cfg, card, configured=False)
     pairs = reader.stamped_interfaces()

@@ -15,7 +15,7 @@ from datacap.alerts.state import AlertStore
 from datacap.config import Config
 from datacap.plans import CardConfig
 from datacap.plans.cycles import cycle_at, previous_cycle
-from datacap.status import belongs, status_json
+from datacap.query.status import belongs, status_json
 from datacap.store import Reader
 from datacap.timeutil import UTC, bucket_start
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import typer
 
-from datacap.cli import Context, app
-from datacap.modem import cli as modem_cli
+from datacap.cli import modem as modem_cli
+from datacap.cli.entry import Context, app
+from datacap.daemon.modem import card_sims, carrier_service
 from datacap.modem.carrier_log import SqliteCarrierLog, SqliteModemEvents
 from datacap.modem.mm import ModemManagerClient
-from datacap.modem.wiring import card_sims, carrier_service
 
 MODEM_COMMANDS = {"cards", "sim", "esim", "carrier"}
 

@@ -25,7 +25,7 @@ from datacap.meter.sampler import Meter
 from datacap.model import AttribDelta
 from datacap.store import DaemonLock, Reader, Writer, open_write
 
-log = logging.getLogger("datacap.daemon")
+log = logging.getLogger("datacap.daemon.loop")
 
 
 class Plugin(Protocol):

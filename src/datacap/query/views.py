@@ -128,7 +128,7 @@ def ranking_json(reader: Reader, cfg: Config, kind: DimKind, since: dt.datetime,
     names = _resolve(reader, ifaces)
     belongs = rule
     if card is not None:
-        from datacap.status import usage_rule
+        from datacap.query.status import usage_rule
 
         belongs = usage_rule(cfg, card)
     rows, totals = reader.ranking(kind, since, until, names, belongs)
@@ -177,8 +177,8 @@ def history_json(reader: Reader, cfg: Config, kind: DimKind, name: str, by: Reso
 
 
 def status_json(reader: Reader, cfg: Config, card: str | None = None, at: dt.datetime | None = None) -> dict[str, Any]:
-    """``datacap status --json`` (see :mod:`datacap.status`)."""
-    from datacap.status import status_json as build
+    """``datacap status --json`` (see :mod:`datacap.query.status`)."""
+    from datacap.query.status import status_json as build
 
     return build(reader, cfg, card, at)
 
@@ -186,6 +186,6 @@ def status_json(reader: Reader, cfg: Config, card: str | None = None, at: dt.dat
 def status_model(reader: Reader, cfg: Config, card: str | None = None,
                  at: dt.datetime | None = None) -> StatusDocument:
     """The typed status every face reads (``status_json`` is its JSON)."""
-    from datacap.status import status_model as build
+    from datacap.query.status import status_model as build
 
     return build(reader, cfg, card, at)

@@ -1,1 +1,0 @@
-"""Feature commands, each module registering its commands on the main typer app."""

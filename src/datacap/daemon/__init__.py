@@ -1,0 +1,1 @@
+"""`datacap run`: the metering loop and the plugins that ride on it."""
