@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from datacap.query.alerts import alert_inputs
 from datacap.alerts.engine import AlertEngine
 from datacap.config import load_config
+from datacap.query.alerts import alert_inputs
 from datacap.store import Reader, open_write
 from datacap.web.app import create_app
 

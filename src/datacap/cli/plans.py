@@ -14,8 +14,8 @@ from datacap.cli.entry import Context, app, out, print_json
 from datacap.cli.options import ConfigOpt, DbOpt, JsonOpt
 from datacap.errors import InputError
 from datacap.plans import plan_summary, render_status
-from datacap.query import status as plan_status
 from datacap.plans.status_model import CardStatus
+from datacap.query import status as plan_status
 from datacap.units import format_bytes, parse_size
 
 CardOpt = Annotated[str | None, typer.Option("--card", help="one card (default: every card)")]
