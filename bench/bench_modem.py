@@ -24,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from datacap.modem.carrier import due, load_carrier_config
 from datacap.modem.carrier_log import CARRIER_MIGRATION, SqliteCarrierLog
 from datacap.modem.mm import ModemManagerClient
+from datacap.modem.texts import TEXTS_MIGRATION, TextLedger
+from datacap.modem.types import SmsMessage, TextPart
 from modem.helpers import mock_modemmanager, private_bus
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -74,6 +76,36 @@ def main() -> None:
             due(now, log.history("c"), cfg, TZ)
             ticks.append(time.perf_counter() - t0)
         print(f"due() over 730 history rows from SQLite: {ms(ticks)}")
+        conn.close()
+    bench_ledger()
+
+
+def bench_ledger() -> None:
+    """The text ledger: ModemManager re-announces every stored text on each enable; each is looked up."""
+    with tempfile.TemporaryDirectory() as tmp:
+        conn = sqlite3.connect(Path(tmp) / "t.sqlite")
+        conn.executescript(CARRIER_MIGRATION[1] + TEXTS_MIGRATION[1])
+        ledger = TextLedger(conn)
+
+        def text(i: int, stored: bool) -> SmsMessage:
+            stamp = (dt.datetime(2026, 1, 1, tzinfo=TZ) + dt.timedelta(minutes=i)).isoformat()
+            body = f"【流量提醒】您本月已用流量{i % 20}GB {i}"
+            return SmsMessage("dev", "89860000000000000011", "10086", body, stamp, (f"/SMS/{i}",),
+                              (TextPart(f"/SMS/{i}", body, stamp, "me", stored),))
+
+        for i in range(10000):
+            ledger.admit(text(i, False))
+        fresh, replays = [], []
+        for i in range(10000, 10200):
+            t0 = time.perf_counter()
+            ledger.admit(text(i, False))
+            fresh.append(time.perf_counter() - t0)
+        for i in range(0, 10000, 50):
+            t0 = time.perf_counter()
+            assert ledger.admit(text(i, True)) is None
+            replays.append(time.perf_counter() - t0)
+        print(f"ledger admit, a new text (10k recorded, commit each): {ms(fresh)}")
+        print(f"ledger admit, a re-announced text recognised: {ms(replays)}")
         conn.close()
 
 

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from datacap.alerts.config import AlertingOptions, AlertRule, AlertsConfig
 from datacap.errors import ConfigError, InputError
+from datacap.hub.config import HubConfig
+from datacap.modem.forward import ForwardRule
 from datacap.plans.config import Cards
 from datacap.reports.schedule import ReportsConfig
 from datacap.timeutil import WEEKDAYS, load_zone, system_timezone_name
@@ -101,6 +103,16 @@ class WebConfig(Strict):
     enabled: bool = True
 
 
+class ModemOptions(Strict):
+    """``[modem]``: how datacap treats the modems' texts and SIM switches (issue #16)."""
+
+    delete_handled: bool = False  # delete received texts from the modem once datacap handled them
+    storage_warn: int = Field(default=20, ge=1, le=1000)  # warn when a modem stores this many texts
+    lpac: str = "lpac"  # the lpac executable (a name on PATH or a path)
+    switch_wait: float = Field(default=30.0, ge=1, le=600)  # seconds for a new ICCID before a reset
+    reset_wait: float = Field(default=120.0, ge=5, le=900)  # seconds for the modem to come back after it
+
+
 class Config(Strict):
     timezone: str = Field(default_factory=system_timezone_name)
     week_start: str = "monday"
@@ -109,11 +121,14 @@ class Config(Strict):
     web: WebConfig = Field(default_factory=WebConfig)
     attribution: AttributionConfig = Field(default_factory=lambda: AttributionConfig())
     cards: Cards = Field(default_factory=list)
+    modem: ModemOptions = Field(default_factory=lambda: ModemOptions())
+    forward: list[ForwardRule] = Field(default_factory=list)  # [[forward]]: texts to channels (issue #15)
     # Alerts (datacap.alerts): notification channels, rules and delivery options.
     channels: dict[str, str] = Field(default_factory=dict)
     alerts: list[AlertRule] = Field(default_factory=list)
     alerting: AlertingOptions = Field(default_factory=lambda: AlertingOptions())
     reports: ReportsConfig = Field(default_factory=lambda: ReportsConfig())
+    hub: HubConfig = Field(default_factory=lambda: HubConfig())  # issue 14: the fleet hub
     # Attribution (datacap.meter): validated by their own loaders in parse_config, kept as tables.
     services: dict[str, Any] = Field(default_factory=dict)
     names: dict[str, Any] = Field(default_factory=dict)
@@ -139,6 +154,15 @@ class Config(Strict):
     def _alerts_agree(self) -> Config:
         AlertsConfig.model_validate({"channels": self.channels, "alerts": [a.model_dump() for a in self.alerts],
                                      "alerting": self.alerting.model_dump()})
+        return self
+
+    @model_validator(mode="after")
+    def _forward_channels(self) -> Config:
+        for index, rule in enumerate(self.forward):
+            unknown = [c for c in rule.channels if c not in self.channels]
+            if unknown:
+                raise ValueError(f"forward[{index}].channels: expected names from [channels] "
+                                 f"({', '.join(self.channels) or 'none defined'}), found {unknown[0]!r}")
         return self
 
     @property
@@ -176,17 +200,21 @@ def load_config(path: Path | None = None, *, required: bool = False) -> Config:
     """Read and validate the config. A missing default file means defaults; a named one must exist."""
     explicit = path is not None or "DATACAP_CONFIG" in os.environ
     path = path or default_config_path()
-    if not path.exists():
-        if explicit or required:
-            raise ConfigError(f"{path}: no such config file")
-        return Config()
     try:
         text = path.read_text(encoding="utf-8")
         data = tomllib.loads(text)
+    except FileNotFoundError:
+        if explicit or required:
+            raise ConfigError(f"{path}: no such config file") from None
+        return Config()
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: expected UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not a usable config: arrays or tables nested too deeply") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot read: permission denied (on the file or a directory above it)") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     return parse_config(data, path, text)

@@ -143,12 +143,24 @@ def parse_instant(text: str, tz: ZoneInfo, *, what: str = "time") -> dt.datetime
         value = value[:-1] + "+00:00"
     try:
         if len(value) == 10:
-            return local_midnight(dt.date.fromisoformat(value), tz)
+            day = dt.date.fromisoformat(value)
+            check_year(day.year, what, text)
+            return local_midnight(day, tz)
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
         raise InputError(f"{what}: expected an ISO 8601 date or time like 2026-11-29 or "
-                         f"2026-11-29T08:00:00+08:00, found {text!r}") from None
+                         f"2026-11-29T08:00:00+08:00, found {text[:60]!r}") from None
+    check_year(parsed.year, what, text)
     return parsed.replace(tzinfo=tz) if parsed.tzinfo is None else parsed.astimezone(tz)
+
+
+FIRST_YEAR, LAST_YEAR = 1970, 2100  # usage is metered from epoch counters: nothing before 1970 exists
+
+
+def check_year(year: int, what: str, text: str) -> None:
+    """Dates outside 1970-2100 are refused: they are typos, and the calendar code need not meet year 1."""
+    if not FIRST_YEAR <= year < LAST_YEAR:
+        raise InputError(f"{what}: expected a date from {FIRST_YEAR} to {LAST_YEAR - 1}, found {text[:60]!r}")
 
 
 def spread(start: float, end: float, amount: int) -> list[tuple[int, int]]:

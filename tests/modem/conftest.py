@@ -17,3 +17,4 @@ def bus() -> Iterator[str]:
 def mm_mock(bus: str) -> Iterator[MockModemManager]:
     with mock_modemmanager(bus) as mock:
         yield mock
+

@@ -154,8 +154,10 @@ def test_sim_swap_charges_the_right_card_and_switch_action(run: Harness, mm_mock
     events = SqliteModemEvents(run.conn)
     said = Switcher(run.client, events).run(parse_action("switch-slot 2", "t"), CARDS[0],
                                             at("2026-11-29T18:00:00"), CARDS)
+    # the modem came back disabled with no bearer; without NetworkManager datacap connects it again
     assert said == ("card cmcc is exhausted: switched modem 1 to SIM slot 2 "
-                    "(ICCID 89860000000000000022, card unicom)")
+                    "(ICCID 89860000000000000022, card unicom); no NetworkManager: datacap enabled modem 1 "
+                    "and connected it (ModemManager's default APN)")
     assert charged() == "unicom"
     (event,) = events.events()
     assert (event.kind, event.old, event.new, event.card, event.interfaces) == (
@@ -183,8 +185,14 @@ def test_runtime_step_records_sim_changes_queries_and_reads_replies(run: Harness
         return bool(run.figures)
     wait_until(read, 10, "the reply to be read")
     run.client.set_primary_slot("0", 2)
-    wait_until(lambda: runtime.step(at("2026-11-29T09:01:00")) is not None and len(seen) == 2, 10,
+    # ModemManager brings the modem back disabled: no query can go out (and none is counted) ...
+    wait_until(lambda: runtime.step(at("2026-11-29T09:00:30")) is not None and len(seen) == 2, 10,
                "the SIM change to be handled")
+    assert run.log.history("unicom") == []
+    # ... until a connection manager enables it again
+    mm_mock.set_enabled(True)
+    run.client.wait_for(lambda ms: ms[0].usable, 10)
+    runtime.step(at("2026-11-29T09:01:00"))
     assert [(e.old, e.new) for e in events.events()] == [(None, ICCID1), (ICCID1, ICCID2)]
     # unicom's SIM is active now, so its scheduled USSD query went out in that step and was read
     assert [c for c, _ in run.figures] == ["cmcc", "unicom"]

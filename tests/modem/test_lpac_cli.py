@@ -93,8 +93,9 @@ def test_lpac_list_enable_and_error(fake_lpac: Path) -> None:
     with pytest.raises(ModemError, match=r"lpac profile bogus: printed no result line.*unknown command"):
         tool._run("profile", "bogus")
     calls = (fake_lpac / "calls.log").read_text().splitlines()
-    assert calls[:3] == ["profile list APDU=qmi", f"profile enable {P2} APDU=qmi",
-                         f"profile enable {P1} APDU=qmi"]
+    # the refresh flag is always asked for: lpac sends no REFRESH without it (enable.c)
+    assert calls[:3] == ["profile list APDU=qmi", f"profile enable {P2} 1 APDU=qmi",
+                         f"profile enable {P1} 1 APDU=qmi"]
 
 
 def test_lpac_input_checks_and_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -185,15 +186,6 @@ def test_cli_carrier_query_and_history(cli_ctx: ModemCliContext, mm_mock: MockMo
     assert code == 0 and [h["direction"] for h in history] == ["sent", "sent"]
     assert dt.datetime.fromisoformat(history[0]["at"]).utcoffset() == dt.timedelta(hours=8)
     assert mm_mock.sent() == [("10086", "CXLL")] * 2
-
-
-def test_cli_esim(cli_ctx: ModemCliContext, fake_lpac: Path) -> None:
-    code, out = invoke(cli_ctx, "esim", "list", "--json")
-    assert code == 0 and [p["iccid"] for p in json.loads(out)] == [P1, P2]
-    code, out = invoke(cli_ctx, "esim", "enable", P2)
-    assert code == 0 and f"enabled eSIM profile {P2}" in out
-    with pytest.raises(ModemError, match="profile not in disabled state"):
-        invoke(cli_ctx, "esim", "enable", P1)
 
 
 def test_cli_carrier_query_waits_for_the_reply(cli_ctx: ModemCliContext, mm_mock: MockModemManager) -> None:

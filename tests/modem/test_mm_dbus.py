@@ -6,7 +6,8 @@ import queue
 
 import pytest
 
-from datacap.errors import ModemError
+from datacap.errors import ModemError, ModemWrongState
+from datacap.modem.convert import IF_MESSAGING
 from datacap.modem.mm import ModemManagerClient
 from datacap.modem.types import SimChange, SmsMessage
 
@@ -74,15 +75,21 @@ def test_slot_switch_follows_recreated_modem_and_reports_sim_change(mm_mock: Moc
         assert again.iccid == ICCID1 and len(client.snapshot()) == 1
 
 
-def test_interfaces_come_and_go_with_enabling(mm_mock: MockModemManager) -> None:
+def test_disabled_modem_keeps_messaging_and_ussd_but_answers_wrong_state(mm_mock: MockModemManager) -> None:
     with ModemManagerClient(mm_mock.address) as client:
         mm_mock.set_enabled(False)
-        (off,) = client.wait_for(lambda ms: not ms[0].messaging, 10)
-        assert not off.ussd and off.iccid == ICCID1
-        with pytest.raises(ModemError, match="cannot send texts: it has no Messaging interface"):
+        (off,) = client.wait_for(lambda ms: ms[0].state == "disabled", 10)
+        # as in ModemManager: the interfaces stay, their calls fail below "enabled"
+        assert off.messaging and off.ussd and off.iccid == ICCID1 and not off.usable
+        with pytest.raises(RuntimeError, match=r"Error\.Core\.WrongState: \['modem in disabled state'\]"):
+            mm_mock.call(off.path, IF_MESSAGING, "List")
+        with pytest.raises(ModemWrongState, match="modem 0 is disabled: it cannot send texts"):
             client.send_sms("0", "10086", "CXLL")
+        with pytest.raises(ModemWrongState, match="modem 0 is disabled: it cannot run USSD"):
+            client.ussd("0", "*101#")
+        assert client.stored_texts() == [] and "modem 0 is disabled" in client.skipped[off.device_id]
         mm_mock.set_enabled(True)
-        client.wait_for(lambda ms: ms[0].messaging and ms[0].ussd, 10)
+        client.wait_for(lambda ms: ms[0].usable, 10)
         client.send_sms("0", "10086", "CXLL")
         assert mm_mock.sent() == [("10086", "CXLL")]
 

@@ -20,8 +20,10 @@ def prepare(ctx: typer.Context, db: Path | None, config: Path | None) -> None:
     def factory() -> AlertsContext:
         from datacap.query.alerts import alert_inputs, build_engine
         from datacap.store import Reader
+        from datacap.store.db import require_store
 
         c = Context(db, config)
+        require_store(c.db_path)  # a mistyped --db is said, never created
         writer = c.writer()
 
         def reader() -> Reader:

@@ -11,6 +11,7 @@ import importlib
 import json
 import logging
 import os
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -123,8 +124,8 @@ def run(db: DbOpt = None, config: ConfigOpt = None,
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     options = DaemonOptions(db or default_db_path(), config, interval, flush, max_runtime, web=not no_web)
-    daemon = Daemon(options, plugin_factory=lambda cfg, writer, opts: build_plugins(cfg, writer, opts.db_path,
-                                                                                      web=opts.web))
+    daemon = Daemon(options, plugin_factory=lambda cfg, writer, opts: build_plugins(
+        cfg, writer, opts.db_path, web=opts.web, config_path=opts.config_path))
     raise typer.Exit(daemon.run())
 
 
@@ -230,29 +231,29 @@ def import_csv(file: Annotated[Path, typer.Argument(help="CSV with the header ti
     Example: datacap import usage-2026-11.csv
     """
     c = Context(db, config)
-    size = file.stat().st_size if file.exists() else 0
+    from datacap.store.db import store_exists
+
+    sha256 = csvio.file_sha256(file)  # first: a file already imported is refused before it is parsed
+    writer = c.writer() if store_exists(c.db_path) else None  # a rejected file creates no store
+    previous = Reader(writer.conn, c.cfg.tz).imported(sha256) if writer else None
+    if previous and not force:
+        raise InputError(f"{file}: this file was already imported (as {previous[0]}, {previous[1]} rows); "
+                         "use --force to import it again")
+    size = file.stat().st_size
     with Progress(TextColumn("importing"), BarColumn(), TimeRemainingColumn(), console=err,
                   transient=True, disable=size < 4 << 20 or not err.is_terminal) as progress:
         task = progress.add_task("parse", total=max(size, 1))
-        writers: list[Writer] = []  # opened once the file parsed: a rejected file creates no store
-
-        def open_writer() -> Writer:
-            if not writers:
-                writers.append(c.writer())
-            return writers[0]
-
+        # Two streaming passes: check every row (a bad one rejects the file before anything is
+        # written), then write in chunks in one transaction. Memory stays flat however long the file.
         plausible = csvio.Plausibility(
             now=dt.datetime.now(dt.UTC), max_rate_bps=c.cfg.meter.max_rate_bps,
             cards=frozenset(k.name for k in c.cfg.cards) if c.cfg.cards else None,
-            stored=lambda lo, hi: _stored_5min(open_writer().conn, lo, hi))
-        parsed = csvio.read_usage_csv(file, lambda _: progress.update(task, completed=size // 2), plausible)
-        writer = open_writer()
-        previous = Reader(writer.conn, c.cfg.tz).imported(parsed.sha256)
-        if previous and not force:
-            raise InputError(f"{file}: this file was already imported (as {previous[0]}, {previous[1]} rows); "
-                             "use --force to import it again")
-        writer.commit(parsed.traffic, parsed.attrib, imported=(parsed.sha256, str(file), parsed.rows))
-    out.print(f"imported {parsed.rows} rows ({format_bytes(parsed.total_bytes)}) from {file}")
+            stored=lambda lo, hi: _stored_5min(writer.conn, lo, hi) if writer else {})
+        checked = csvio.check_usage_csv(file, lambda pos: progress.update(task, completed=pos // 2), sha256,
+                                        plausible)
+        writer = writer or c.writer()
+        writer.commit_chunks(csvio.iter_usage_chunks(file), imported=(sha256, str(file), checked.rows))
+    out.print(f"imported {checked.rows} rows ({format_bytes(checked.total_bytes)}) from {file}")
 
 
 def _stored_5min(conn: Any, lo: int, hi: int) -> dict[tuple[int, str], tuple[int, int]]:
@@ -433,8 +434,10 @@ FEATURES: dict[str, str] = {
     "status": "datacap.cli.plans", "plan": "datacap.cli.plans", "calibrate": "datacap.cli.plans",
     "alerts": "datacap.cli.alerts_wiring", "enforce": "datacap.cli.alerts_wiring",
     "cards": "datacap.cli.modem_wiring", "sim": "datacap.cli.modem_wiring", "esim": "datacap.cli.modem_wiring",
-    "carrier": "datacap.cli.modem_wiring", "top": "datacap.cli.top", "sms": "datacap.cli.sms",
+    "carrier": "datacap.cli.modem_wiring", "top": "datacap.cli.top", "sms": "datacap.cli.sms_texts",
     "serve": "datacap.web.server:serve", "report": "datacap.cli.reports:report",
+    "doctor": "datacap.cli.doctor",
+    "hub": "datacap.cli.hub", "fleet": "datacap.cli.hub",
 }
 _registered: set[str] = set()
 _GROUP_OPTIONS_WITH_VALUES = {"--db", "--config", "--iface", "-i"}
@@ -472,5 +475,24 @@ def main() -> None:
     try:
         app()
     except DatacapError as exc:
-        err.print(f"datacap: error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(exc))
+    except sqlite3.DatabaseError as exc:  # a damaged page met in the middle of a query
+        from datacap.store.db import describe_sqlite_error
+
+        _fail(describe_sqlite_error(os.environ.get("DATACAP_DB") or _db_word(sys.argv[1:]) or "the store", exc))
+    except RecursionError:
+        _fail("the input is nested too deeply to be read")
+    except OSError as exc:  # an output file in a read-only or closed directory, a full disk
+        _fail(f"{exc.filename or 'output'}: {exc.strerror or exc}")
+
+
+def _fail(message: str) -> None:
+    err.print(f"datacap: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
+def _db_word(argv: list[str]) -> str | None:
+    for i, word in enumerate(argv[:-1]):
+        if word == "--db":
+            return argv[i + 1]
+    return next((w.split("=", 1)[1] for w in argv if w.startswith("--db=")), None)

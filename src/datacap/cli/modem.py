@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import typer
@@ -22,23 +22,24 @@ from rich.console import Console
 from rich.table import Table
 
 from datacap.errors import DatacapError, InputError, ModemError
-from datacap.modem.cards import CardSims, card_rows
+from datacap.modem.actions import SlotSwitcher, data_back
+from datacap.modem.cards import CardSims, card_for_iccid, card_rows
 from datacap.modem.carrier import CarrierLog
 from datacap.modem.carrier_log import SqliteModemEvents
+from datacap.modem.esim import (
+    LpacFactory,
+    SwitchOptions,
+    checked_lpac,
+    environment_notes,
+    lpac_target,
+    switch_profile,
+)
 from datacap.modem.lpac import Lpac
 from datacap.modem.service import CarrierService
 from datacap.modem.types import ModemInfo, SmsMessage
 from datacap.timeutil import iso
 
-
-class ModemSession(Protocol):
-    """What the CLI uses of :class:`datacap.modem.mm.ModemManagerClient`."""
-
-    def snapshot(self) -> list[ModemInfo]: ...
-
-    def modem(self, ref: ModemInfo | str) -> ModemInfo: ...
-
-    def set_primary_slot(self, modem: ModemInfo | str, slot: int, wait: float = 60.0) -> ModemInfo: ...
+ModemSession = SlotSwitcher  # what the CLI uses of datacap.modem.mm.ModemManagerClient
 
 
 @dataclass
@@ -56,8 +57,9 @@ class ModemCliContext:
     carrier_log: CarrierLog | None = None
     carrier: Callable[[Any], CarrierService] | None = None
     events: SqliteModemEvents | None = None
-    lpac: Callable[[], Lpac] = Lpac
+    lpac: LpacFactory = Lpac
     console: Console = field(default_factory=Console)
+    options: SwitchOptions = field(default_factory=SwitchOptions)
 
 
 def _ctx(ctx: typer.Context) -> ModemCliContext:
@@ -113,35 +115,64 @@ def sim_slot(ctx: typer.Context,
     Example: datacap sim slot --modem 0 --set 2
     """
     c = _ctx(ctx)
+    data = None
     with c.modems() as session:
         target = session.modem(modem)
-        if set_ is not None:
+        if set_ is not None and set_ != target.primary_slot:
             before = target.iccid
             target = session.set_primary_slot(target, set_)
+            card = card_for_iccid(c.cards, target.iccid)
+            data = data_back(session, target.device_id, card.apn if card else None)
+            target = session.modem(target.device_id)
             if c.events is not None:
                 c.events.record(dt.datetime.now(dt.UTC), "slot-switch", target.device_id, target.interfaces(),
-                                before, target.iccid, None, f"by hand: slot {set_}")
+                                before, target.iccid, None, f"by hand: slot {set_}; {data}")
     slots = [{"slot": n, "primary": n == target.primary_slot, "iccid": s.iccid if s else None,
               "operator": s.operator if s else None, "type": s.sim_type if s else None}
              for n, s in enumerate(target.slots, start=1)]
     if as_json:
-        _print_json(c.console, {"modem": target.index, "device_id": target.device_id, "slots": slots})
+        _print_json(c.console, {"modem": target.index, "device_id": target.device_id, "slots": slots,
+                                "data": data})
         return
     table = Table("slot", "primary", "ICCID", "operator", "type")
     for s in slots:
         table.add_row(str(s["slot"]), "*" if s["primary"] else "", s["iccid"] or "(empty)",
                       s["operator"] or "-", s["type"] or "-")
     c.console.print(table)
+    if data:
+        c.console.print(data)
+
+
+def _esim_modem(session: ModemSession, ref: str | None) -> ModemInfo:
+    """The modem ``--modem`` names, else the only one with an eUICC."""
+    if ref is not None:
+        return session.modem(ref)
+    modems = session.snapshot()
+    found = [m for m in modems if any(s is not None and (s.eid or s.sim_type == "esim")
+                                      for s in (*m.slots, m.sim))]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise ModemError("no modem reports an eUICC (a SIM with an Eid); give --modem to use one anyway")
+    raise ModemError("several modems have an eUICC: give --modem "
+                     + " or ".join(str(m.index) for m in found))
+
+
+MODEM_OPTION = typer.Option(None, "--modem", help="modem index, DeviceIdentifier, IMEI or ICCID "
+                                                   "(default: the only modem with an eUICC)")
 
 
 @esim_app.command("list")
-def esim_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """Profiles on the eUICC.
+def esim_list(ctx: typer.Context, modem: str | None = MODEM_OPTION,
+              as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """Profiles on a modem's eUICC (lpac set up for that modem, its active slot kept).
 
-    Example: datacap esim list   (with LPAC_APDU=qmi and the device set)
+    Example: datacap esim list --modem 0
     """
     c = _ctx(ctx)
-    profiles = c.lpac().profiles()
+    with c.modems() as session:
+        target = lpac_target(_esim_modem(session, modem))
+        profiles = checked_lpac(target, c.lpac, c.options).profiles()
     if as_json:
         _print_json(c.console, [p.as_dict() for p in profiles])
         return
@@ -153,16 +184,61 @@ def esim_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", 
 
 
 @esim_app.command("enable")
-def esim_enable(ctx: typer.Context, iccid: str = typer.Argument(..., help="ICCID of the profile")) -> None:
-    """Enable an eSIM profile (the eUICC switches to it).
+def esim_enable(ctx: typer.Context, iccid: str = typer.Argument(..., help="ICCID of the profile"),
+                modem: str | None = MODEM_OPTION) -> None:
+    """Switch a modem's eUICC to a profile: done only when ModemManager reports the new ICCID.
 
     Example: datacap esim enable 8986001234567890123
     """
     c = _ctx(ctx)
-    c.lpac().enable(iccid)
+    with c.modems() as session:
+        before = _esim_modem(session, modem)
+        after, steps = switch_profile(session, before, iccid, c.lpac, c.options)
+        card = card_for_iccid(c.cards, after.iccid)
+        data = data_back(session, after.device_id, card.apn if card else None)
+    for step in steps:
+        c.console.print(step)
     if c.events is not None:
-        c.events.record(dt.datetime.now(dt.UTC), "profile-switch", "lpac", (), None, iccid, None, "by hand")
-    c.console.print(f"enabled eSIM profile {iccid}")
+        c.events.record(dt.datetime.now(dt.UTC), "profile-switch", after.device_id, after.interfaces(), before.iccid,
+                        after.iccid, None, f"by hand; {data}")
+    c.console.print(f"eSIM profile {iccid} is active on modem {after.index}"
+                    f"{f' (card {card.name})' if card else ''}; {data}")
+
+
+@esim_app.command("doctor")
+def esim_doctor(ctx: typer.Context, modem: str | None = MODEM_OPTION,
+                as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """What datacap would run lpac with for a modem, why, and whether it reaches the right eUICC.
+
+    Example: datacap esim doctor --modem 0
+    """
+    c = _ctx(ctx)
+    with c.modems() as session:
+        target = lpac_target(_esim_modem(session, modem))
+        checks: list[str] = []
+        ok = not target.problems
+        if ok:
+            try:
+                checked_lpac(target, c.lpac, c.options)
+                checks.append(f"lpac reaches the eUICC with EID {target.eid or '(ModemManager shows none)'}")
+            except ModemError as err:
+                ok = False
+                checks.append(str(err))
+        nm = session.network_manager_running()
+    checks.append("NetworkManager runs: it brings data back after a switch" if nm else
+                  "no NetworkManager: datacap enables and connects the modem after a switch")
+    report = {**target.as_dict(), "checks": checks, "notes": environment_notes(), "ok": ok}
+    if as_json:
+        _print_json(c.console, report)
+    else:
+        c.console.print(f"modem {target.modem.index} ({target.modem.model or target.modem.device_id}), "
+                        f"SIM slot {target.modem.primary_slot or '-'}, EID {target.eid or '-'}")
+        for line in [*(f"  {k}={v}" for k, v in target.env.items()), *(f"  why: {w}" for w in target.why),
+                     *(f"  problem: {p}" for p in target.problems), *(f"  check: {x}" for x in checks),
+                     *(f"  note: {n}" for n in report["notes"])]:
+            c.console.print(line)
+    if not ok:
+        raise typer.Exit(1)
 
 
 @carrier_app.command("query")

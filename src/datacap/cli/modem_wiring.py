@@ -9,7 +9,7 @@ import typer
 
 from datacap.cli import modem as modem_cli
 from datacap.cli.entry import Context, app
-from datacap.daemon.modem import card_sims, carrier_service
+from datacap.daemon.modem import card_sims, carrier_service, switch_options
 from datacap.modem.carrier_log import SqliteCarrierLog, SqliteModemEvents
 from datacap.modem.mm import ModemManagerClient
 
@@ -27,7 +27,7 @@ def modem_context(db: Path | None, config: Path | None, writes: bool) -> modem_c
     return modem_cli.ModemCliContext(
         cards=card_sims(c.cfg), tz=c.cfg.tz, modems=lambda: ModemManagerClient(),
         carrier_log=SqliteCarrierLog(writer.conn) if writer else None, carrier=carrier,
-        events=SqliteModemEvents(writer.conn) if writer else None)
+        events=SqliteModemEvents(writer.conn) if writer else None, options=switch_options(c.cfg))
 
 
 def prepare(ctx: typer.Context, db: Path | None, config: Path | None) -> None:

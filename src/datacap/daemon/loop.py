@@ -7,10 +7,12 @@ config. Plugins (attribution, modem, alerts, web) hook into the loop through a s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import select
 import signal
 import socket
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,11 +21,22 @@ from types import FrameType
 from typing import Any, Protocol
 
 from datacap.config import Config, load_config
-from datacap.errors import DatacapError, MeterError, StoreError
+from datacap.errors import DatacapError, MeterError, StoreError, StoreWriteFailed
 from datacap.meter.links import LinkEvents, LinkSource, ProcNetDev, select_interfaces
 from datacap.meter.sampler import Meter
 from datacap.model import AttribDelta
 from datacap.store import DaemonLock, Reader, Writer, open_write
+from datacap.store.db import DAMAGED_HINT
+from datacap.store.health import WRITE_HEALTH
+
+# While the store cannot be written (a full disk), metered bytes wait in memory, at most this many
+# (5-minute bucket, interface, card) entries: about 350 bytes each (measured), so ~7 MB. One interface fills
+# it after 69 days of 5-minute buckets; past it, the oldest are merged into hours (12 to 1), so one
+# interface is held for about 2 years before the oldest hours are dropped (said in the log and events).
+MAX_HELD_ENTRIES = 20_000
+# Attributed bytes (apps, clients, services) waiting alongside; past it they are summed per key,
+# then the oldest are dropped: interface bytes stay counted, shown as unattributed.
+MAX_HELD_ATTRIB = 50_000
 
 log = logging.getLogger("datacap.daemon.loop")
 
@@ -67,7 +80,12 @@ class Daemon:
         self.cfg = load_config(self.options.config_path)
         lock = DaemonLock(self.options.db_path)
         lock.acquire()
-        conn = open_write(self.options.db_path)
+        try:
+            conn = open_write(self.options.db_path)
+            _check_integrity(conn, self.options.db_path)
+        except BaseException:
+            lock.release()
+            raise
         writer = Writer(conn, self.cfg.tz, self.cfg.week_start_index)
         reader = Reader(conn, self.cfg.tz, self.cfg.week_start_index)
         self._check_rollup_zone(writer, reader)
@@ -81,6 +99,7 @@ class Daemon:
         wake_r.setblocking(False)
         wake_w.setblocking(False)
         old = self._install_signals(wake_w)
+        WRITE_HEALTH.active, WRITE_HEALTH.limit_entries = True, MAX_HELD_ENTRIES
         log.info("metering into %s every %.1f s (flush every %.1f s)", self.options.db_path,
                  self._interval(), self._flush_every())
         try:
@@ -95,6 +114,7 @@ class Daemon:
             wake_w.close()
             conn.close()
             lock.release()
+            WRITE_HEALTH.active = False
         return 0
 
     def _loop(self, meter: Meter, writer: Writer, events: LinkEvents | None, plugins: list[Plugin],
@@ -148,7 +168,10 @@ class Daemon:
         zone = f"{self.cfg.timezone}/{self.cfg.week_start}"
         stored = reader.meta("rollup_zone")
         if stored is None:
-            writer.set_meta("rollup_zone", zone)
+            try:
+                writer.set_meta("rollup_zone", zone)
+            except StoreWriteFailed as exc:  # a full disk: meter anyway, record the zone later
+                log.warning("could not record the rollup zone yet: %s", exc)
         elif stored != zone:
             log.warning("the store's days, weeks and months were summed in %s; the config now says %s: "
                         "new usage is summed in the new zone, earlier periods keep their old boundaries",
@@ -160,17 +183,60 @@ class Daemon:
             writer.commit(batch.traffic, attrib, batch.counters, batch.events, batch.link_types,
                           seen_at=int(time.time()))
         except StoreError as exc:
-            # Kept in memory and retried at the next flush; the persisted counters still cover them.
-            log.error("flush failed, will retry: %s", exc)
+            # Kept in memory (bounded) and retried at the next flush; the persisted counters still
+            # cover them, so even a crash now loses nothing within this boot.
+            self._write_failed(meter, writer, attrib, exc)
             return False
         meter.flushed(batch)
+        if not WRITE_HEALTH.writable:
+            self._write_recovered(writer, sum(d.rx_bytes + d.tx_bytes for d in batch.traffic))
         return True
+
+    def _write_failed(self, meter: Meter, writer: Writer, attrib: list[AttribDelta], exc: StoreError) -> None:
+        health = WRITE_HEALTH
+        done = meter.bound(MAX_HELD_ENTRIES, lambda bucket: writer.rollups.starts(bucket)[1][1])
+        attrib[:] = _bound_attrib(attrib, MAX_HELD_ATTRIB)
+        now = time.time()
+        if health.writable:  # log once per change of state, not at every retry
+            health.writable, health.since, health.merged_buckets, health.dropped_bytes = False, now, 0, 0
+            log.error("cannot write to the store, metering goes on and keeps the bytes in memory "
+                      "(at most %d entries), retrying every flush: %s", MAX_HELD_ENTRIES, exc)
+        health.error = str(exc)
+        health.last_failure = now
+        health.held_bytes = meter.pending_bytes()
+        health.held_entries = meter.pending_entries()
+        health.merged_buckets += done.merged
+        health.dropped_bytes += done.dropped_bytes
+        if done.merged:
+            log.warning("store still not writable: %d 5-minute buckets held in memory merged into hours",
+                        done.merged)
+        if done.dropped_bytes:
+            log.error("store still not writable and the memory bound is reached: %d bytes of the oldest "
+                      "hours dropped", done.dropped_bytes)
+        self._record_health(writer)  # may get through (a small write can reuse the WAL's space)
+
+    def _write_recovered(self, writer: Writer, written: int) -> None:
+        health = WRITE_HEALTH
+        now = time.time()
+        log.warning("the store takes writes again after %.0f s: %d bytes held in memory written "
+                    "(%d 5-minute buckets had been merged into hours, %d bytes dropped)",
+                    now - health.since, written, health.merged_buckets, health.dropped_bytes)
+        health.writable, health.since, health.error = True, now, ""
+        health.held_bytes = health.held_entries = 0
+        health.last_recovery = now
+        self._record_health(writer)
+
+    @staticmethod
+    def _record_health(writer: Writer) -> None:
+        with contextlib.suppress(StoreError):  # still full: the daemon's /metrics and dashboard show it
+            writer.set_meta("write_health", WRITE_HEALTH.to_meta())
 
     def _retention(self, writer: Writer) -> None:
         try:
             deleted = writer.apply_retention(int(time.time()), self.cfg.retention.seconds())
         except StoreError as exc:
-            log.error("retention failed: %s", exc)
+            damaged = "malformed" in str(exc) or "not a database" in str(exc)
+            log.error("retention failed: %s%s", exc, f"; the store is damaged: {DAMAGED_HINT}" if damaged else "")
             return
         if deleted:
             log.info("retention: %d old rows removed", deleted)
@@ -221,6 +287,42 @@ class Daemon:
         signal.set_wakeup_fd(old.pop(-1))  # type: ignore[arg-type]
         for signum, handler in old.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
+
+
+def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
+    """``PRAGMA quick_check`` before metering: writing into a damaged b-tree can spread the damage.
+
+    Refusing to start loses nothing: the kernel keeps counting, and the next start counts every byte
+    since the counters last stored (within one boot).
+    """
+    try:
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check(20)")]
+    except sqlite3.DatabaseError as exc:
+        problems = [str(exc)]
+    if problems != ["ok"]:
+        conn.close()
+        shown = "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+        raise StoreError(f"the store {path} is damaged ({shown}): {DAMAGED_HINT}; the kernel keeps counting "
+                         "meanwhile, and the next start counts every byte since the last stored reading")
+
+
+def _bound_attrib(attrib: list[AttribDelta], limit: int) -> list[AttribDelta]:
+    """Sum held attribution per key, then drop the oldest past ``limit`` (interface bytes stay counted)."""
+    if len(attrib) <= limit:
+        return attrib
+    sums: dict[tuple[Any, ...], AttribDelta] = {}
+    for d in attrib:
+        key = (d.bucket, d.interface, d.card, d.app, d.client, d.service)
+        prev = sums.get(key)
+        sums[key] = d if prev is None else AttribDelta(d.bucket, d.interface, prev.rx_bytes + d.rx_bytes,
+                                                       prev.tx_bytes + d.tx_bytes, prev.flows + d.flows,
+                                                       d.card, d.app, d.client, d.service)
+    kept = sorted(sums.values(), key=lambda d: d.bucket)
+    if len(kept) > limit:
+        log.warning("store not writable: attribution of the %d oldest held entries dropped (their bytes "
+                    "stay counted on the interface, as unattributed)", len(kept) - limit)
+        kept = kept[-limit:]
+    return kept
 
 
 def _drain_socket(sock: socket.socket) -> None:

@@ -163,15 +163,19 @@ class ModemPlugin(BasePlugin):
     name = "modem"
 
     def __init__(self, cfg: Config, writer: Writer) -> None:
-        from datacap.daemon.modem import carrier_service, sim_card_stamper
+        from datacap.daemon.modem import carrier_service, forwarder, sim_card_stamper
         from datacap.modem.carrier_log import SqliteModemEvents
         from datacap.modem.mm import ModemManagerClient
         from datacap.modem.runtime import ModemRuntime
+        from datacap.modem.texts import TextLedger
 
         self.client = ModemManagerClient()
         self.client.start()
         service = carrier_service(cfg, writer, self.client) if any(c.carrier for c in cfg.cards) else None
-        self.runtime = ModemRuntime(self.client, service, SqliteModemEvents(writer.conn))
+        forward = forwarder(cfg, writer.conn, self.client) if cfg.forward else None
+        self.runtime = ModemRuntime(self.client, service, SqliteModemEvents(writer.conn),
+                                    ledger=TextLedger(writer.conn), delete_handled=cfg.modem.delete_handled,
+                                    storage_warn=cfg.modem.storage_warn, forwarder=forward)
         self.card_for: Callable[[str], str | None] = sim_card_stamper(cfg, self.client)
 
     def poll(self, now: float) -> Iterable[AttribDelta]:
@@ -210,37 +214,58 @@ class ReportsPlugin(BasePlugin):
         log.info("%s report %s sent%s", kind, period.label, f" (failed: {'; '.join(failures)})" if failures else "")
 
 
-def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = True) -> list[Any]:
+def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = True,
+                  config_path: Path | None = None) -> list[Any]:
     """Every plugin this config asks for that can start here; each failure is logged, not fatal.
 
     Each plugin's modules are imported only when it starts: a metering-only daemon stays small.
     """
     plugins: list[Any] = []
     starters: list[tuple[str, bool, Callable[[], Any]]] = [
-        # Only cards keyed by SIM, or with carrier queries, need ModemManager.
-        ("modem", any(c.iccid or c.carrier for c in cfg.cards), lambda: ModemPlugin(cfg, writer)),
+        # Only cards keyed by SIM, carrier queries or text forwarding need ModemManager.
+        ("modem", any(c.iccid or c.carrier for c in cfg.cards) or bool(cfg.forward), lambda: ModemPlugin(cfg, writer)),
         ("attribution", cfg.attribution.enabled, lambda: AttributionPlugin(cfg, writer, db_path)),
         ("alerts", bool(cfg.alerts), lambda: AlertsPlugin(cfg, writer, _switcher(cfg, plugins))),
         ("reports", cfg.reports.send != "off", lambda: ReportsPlugin(cfg, writer)),
         ("web", web and cfg.web.enabled, lambda: _web(cfg, db_path)),
+        ("hub", True, lambda: _hub(cfg, writer, db_path, config_path)),
     ]
     for name, wanted, start in starters:
         if not wanted:
             continue
         try:
-            plugins.append(start())
+            plugin = start()
+            if plugin is not None:
+                plugins.append(plugin)
         except DatacapError as exc:
             log.warning("%s: not started: %s", name, exc)
             if name == "attribution":  # the views say why they are empty
-                writer.set_meta("attribution_off", str(exc))
+                _note(writer, "attribution_off", str(exc))
         else:
             if name == "attribution":
-                writer.set_meta("attribution_off", None)
+                _note(writer, "attribution_off", None)
     modem = next((p for p in plugins if isinstance(p, ModemPlugin)), None)
     attribution = next((p for p in plugins if isinstance(p, AttributionPlugin)), None)
     if modem is not None and attribution is not None:
         attribution.stamp = modem.card_for  # attributed bytes carry the same card as the interface's
+    hub = next((p for p in plugins if p.name == "hub"), None)
+    if modem is not None and hub is not None:
+        hub.modems = modem.client.snapshot  # the cards' ICCID and operator, for the fleet view
     return plugins
+
+
+def _note(writer: Writer, key: str, value: str | None) -> None:
+    """A store fact that may wait: a full disk at start-up must not stop the metering."""
+    try:
+        writer.set_meta(key, value)
+    except DatacapError as exc:
+        log.warning("could not record %s yet: %s", key, exc)
+
+
+def _hub(cfg: Config, writer: Writer, db_path: Path, config_path: Path | None) -> Any:
+    from datacap.hub.device import start_hub
+
+    return start_hub(cfg, writer, db_path, config_path)
 
 
 def _web(cfg: Config, db_path: Path) -> Any:
@@ -254,10 +279,10 @@ def _switcher(cfg: Config, plugins: list[Any]) -> Any:
     modem = next((p for p in plugins if isinstance(p, ModemPlugin)), None)
     if modem is None:
         return None
-    from datacap.daemon.modem import card_sims
+    from datacap.daemon.modem import card_sims, switch_options
     from datacap.modem.actions import Switcher
 
-    switcher = Switcher(modem.client, modem.runtime.events)
+    switcher = Switcher(modem.client, modem.runtime.events, options=switch_options(cfg))
     cards = card_sims(cfg)
 
     def switch(card_name: str, action: Any) -> None:

@@ -7,6 +7,7 @@ locked file) loses nothing: the next flush carries everything since the last suc
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -117,3 +118,51 @@ class Meter:
 
     def pending_bytes(self) -> int:
         return sum(v[0] + v[1] for v in self._pending.values())
+
+    def pending_entries(self) -> int:
+        return len(self._pending)
+
+    def bound(self, limit: int, hour_of: Callable[[int], int]) -> Compaction:
+        """Keep at most ``limit`` pending entries while the store cannot be written.
+
+        First the oldest 5-minute buckets are merged into the first bucket of their local hour
+        (``hour_of`` maps a bucket to it): every byte is kept, hours and coarser periods stay exact,
+        only where in the hour it was used is lost. Only when every entry is an hour already are the
+        oldest hours dropped, and the bytes dropped are said (logged, and an event once the store
+        takes writes again).
+        """
+        done = Compaction()
+        if len(self._pending) <= limit:
+            return done
+        target = limit * 3 // 4  # merge with room to spare: not again at the very next sample
+        for key in sorted(self._pending, key=lambda k: k[0]):
+            if len(self._pending) <= target:
+                break
+            bucket, name, card = key
+            hour = hour_of(bucket)
+            if hour == bucket:
+                continue
+            vals = self._pending.pop(key)
+            into = self._pending[(hour, name, card)]
+            for i, amount in enumerate(vals):
+                into[i] += amount
+            done.merged += 1
+        for key in sorted(self._pending, key=lambda k: k[0]):
+            if len(self._pending) <= limit:
+                break
+            vals = self._pending.pop(key)
+            done.dropped_bytes += vals[0] + vals[1]
+        if done.merged or done.dropped_bytes:
+            note = (f"the store could not be written: {done.merged} 5-minute buckets held in memory merged "
+                    f"into their hours" + (f", {done.dropped_bytes} bytes of the oldest hours dropped"
+                                           if done.dropped_bytes else ""))
+            self._events.append(MeterEvent(int(time.time()), None, "held", note))
+        return done
+
+
+@dataclass
+class Compaction:
+    """What :meth:`Meter.bound` did: 5-minute entries merged into hours, bytes dropped (the last resort)."""
+
+    merged: int = 0
+    dropped_bytes: int = 0

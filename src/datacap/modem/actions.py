@@ -15,7 +15,9 @@ from typing import Protocol
 from datacap.errors import ConfigError, ModemError
 from datacap.modem.cards import CardSims, card_for_iccid, modem_for_card
 from datacap.modem.carrier_log import EventKind, SqliteModemEvents
+from datacap.modem.esim import LpacFactory, SwitchOptions, switch_profile
 from datacap.modem.lpac import Lpac
+from datacap.modem.restore import bring_data_back
 from datacap.modem.types import ModemInfo, SwitchProfile, SwitchSlot
 
 Action = SwitchSlot | SwitchProfile
@@ -43,19 +45,37 @@ class SlotSwitcher(Protocol):
 
     def set_primary_slot(self, modem: ModemInfo | str, slot: int, wait: float = 60.0) -> ModemInfo: ...
 
+    def modem(self, ref: ModemInfo | str) -> ModemInfo: ...
+
+    def reset(self, modem: ModemInfo | str) -> None: ...
+
+    def enable(self, modem: ModemInfo | str) -> None: ...
+
+    def connect(self, modem: ModemInfo | str, apn: str | None = None) -> str: ...
+
+    def network_manager_running(self) -> bool: ...
+
+    def wait_for_modem(self, device_id: str, predicate: Callable[[ModemInfo], bool],
+                       timeout: float) -> ModemInfo: ...
+
 
 class Switcher:
     """Carries out switch actions for exhausted cards."""
 
     def __init__(self, modems: SlotSwitcher, events: SqliteModemEvents | None = None,
-                 lpac: Callable[[], Lpac] = Lpac) -> None:
+                 lpac: LpacFactory = Lpac, options: SwitchOptions | None = None) -> None:
         self.modems = modems
         self.events = events
         self.lpac = lpac
+        self.options = options or SwitchOptions()
 
     def run(self, action: Action, card: CardSims, now: dt.datetime | None = None,
             cards: Sequence[CardSims] = ()) -> str:
-        """Switch away from ``card``'s SIM; returns what happened, for the channels. ModemError on failure."""
+        """Switch away from ``card``'s SIM and bring data back; returns what happened, for the channels.
+
+        ModemError with the reason when the switch does not complete (the new ICCID never became
+        active); a switch that completed but left data down says so in the returned sentence.
+        """
         at = now or dt.datetime.now(dt.UTC)
         modem = modem_for_card(card, self.modems.snapshot())
         if modem is None:
@@ -69,13 +89,22 @@ class Switcher:
                     f"(ICCID {new or 'unknown'}{f', card {target.name}' if target else ''})")
             kind = "slot-switch"
         else:
-            self.lpac().enable(action.iccid)
-            new = action.iccid
+            after, steps = switch_profile(self.modems, modem, action.iccid, self.lpac, self.options)
+            new = after.iccid
             target = card_for_iccid(cards, new)
             said = (f"card {card.name} is exhausted: enabled eSIM profile {new}"
-                    f"{f' (card {target.name})' if target else ''} on modem {modem.index}")
+                    f"{f' (card {target.name})' if target else ''} on modem {after.index} ({'; '.join(steps)})")
             kind = "profile-switch"
+        said += "; " + data_back(self.modems, after.device_id, target.apn if target else None)
         if self.events is not None:
             self.events.record(at, kind, modem.device_id, modem.interfaces(), modem.iccid, new, card.name,
                                said)
         return said
+
+
+def data_back(modems: SlotSwitcher, device_id: str, apn: str | None, wait: float = 90.0) -> str:
+    """:func:`bring_data_back`, its failure said rather than raised: the switch itself is done."""
+    try:
+        return bring_data_back(modems, device_id, apn, wait)
+    except ModemError as err:
+        return f"but data is not back: {err}"

@@ -33,6 +33,7 @@ class CardSims:
     iccids: tuple[str, ...] = ()
     interfaces: tuple[str, ...] = ()
     carrier: CarrierConfig | None = None
+    apn: str | None = None  # [cards.modem] apn: used to connect again after a switch
 
 
 def parse_iccids(value: Any, where: str) -> tuple[str, ...]:

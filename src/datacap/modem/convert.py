@@ -13,6 +13,7 @@ from datacap.modem.types import (
     ESIM_STATUSES,
     MODEM_STATES,
     PORT_TYPE_NET,
+    PORT_TYPES,
     SIM_TYPES,
     BearerInfo,
     ModemInfo,
@@ -94,6 +95,9 @@ def modem_info(path: str, ifaces: dict[str, dict[str, Any]], sims: dict[str, dic
         operator=_text(ifaces.get(IF_3GPP, {}).get("OperatorName")),
         messaging=IF_MESSAGING in ifaces,
         ussd=IF_USSD in ifaces,
+        ports=tuple((str(name), PORT_TYPES.get(int(kind), "unknown")) for name, kind in props.get("Ports", [])),
+        state_code=int(props.get("State", 0)),
+        stored_texts=len(ifaces.get(IF_MESSAGING, {}).get("Messages", []) or []),
     )
 
 

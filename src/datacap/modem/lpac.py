@@ -79,7 +79,8 @@ def profiles_from(data: Any) -> list[EsimProfile]:
 
 
 class Lpac:
-    """Runs lpac; ``apdu`` sets LPAC_APDU unless the environment already does."""
+    """Runs lpac; ``apdu`` sets LPAC_APDU unless the environment already does; ``env`` (see
+    :func:`datacap.modem.esim.lpac_target`) is set over the process's environment."""
 
     def __init__(self, executable: str = "lpac", *, apdu: str | None = None,
                  env: Mapping[str, str] | None = None, timeout: float = 180.0) -> None:
@@ -117,8 +118,20 @@ class Lpac:
         """The eUICC's profiles (``lpac profile list``)."""
         return profiles_from(self._run("profile", "list"))
 
-    def enable(self, iccid: str) -> None:
-        """Enable profile ``iccid`` (``lpac profile enable``); the eUICC then switches to it."""
+    def enable(self, iccid: str, refresh: bool = True) -> None:
+        """Enable profile ``iccid`` (``lpac profile enable ICCID [refreshflag]``).
+
+        lpac asks the eUICC for a REFRESH only when the flag is given (``enable.c``: it defaults to
+        off); without one, many modems keep using the old profile until they are reset.
+        """
         if not _ICCID_RE.match(iccid):
             raise ModemError(f"esim enable: expected an ICCID of 18-22 digits, found {iccid!r}")
-        self._run("profile", "enable", iccid)
+        self._run("profile", "enable", iccid, *(["1"] if refresh else []))
+
+    def eid(self) -> str | None:
+        """The EID of the eUICC lpac reaches (``lpac chip info``: ``eidValue``)."""
+        data = self._run("chip", "info")
+        if not isinstance(data, dict):
+            raise ModemError(f"lpac chip info: expected an object, found {type(data).__name__}")
+        value = data.get("eidValue")
+        return str(value) if value else None

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from datacap.errors import ModemError
 from datacap.modem import convert
-from datacap.modem.mm_async import AsyncModemManager, Event
+from datacap.modem.mm_async import NM_NAME, AsyncModemManager, Event
 from datacap.modem.types import ModemInfo, SmsMessage
 
 T = TypeVar("T")
@@ -140,8 +140,18 @@ class ModemManagerClient:
         return convert.iccid_for_interface(self.snapshot(), iface)
 
     def stored_texts(self) -> list[SmsMessage]:
-        """Received texts already on the modems (those that came while datacap was not running)."""
+        """Received texts already on the usable modems (those that came while datacap was not
+        running); modems that could not be read are in :attr:`skipped` with the reason."""
         return self._run(self._client.stored_texts())
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Device id -> why the last :meth:`stored_texts` could not read that modem."""
+        return dict(self._client.skipped)
+
+    def network_manager_running(self) -> bool:
+        """Whether NetworkManager runs on this bus: it then enables and connects modems by itself."""
+        return self._run(self._client.has_owner(NM_NAME))
 
     def wait_for(self, predicate: Callable[[list[ModemInfo]], bool], timeout: float) -> list[ModemInfo]:
         """Block until ``predicate(snapshot())`` holds; ModemError after ``timeout`` seconds."""
@@ -195,3 +205,29 @@ class ModemManagerClient:
 
         modems = self.wait_for(back, wait)
         return next(m for m in modems if m.device_id == target.device_id)
+
+    def enable(self, modem: ModemRef) -> None:
+        """``Modem.Enable(true)`` (polkit Device.Control)."""
+        self._run(self._client.enable(self.modem(modem).device_id), self.timeout + 95)
+
+    def reset(self, modem: ModemRef) -> None:
+        """``Modem.Reset`` (polkit Device.Control): it comes back under a new path."""
+        self._run(self._client.reset(self.modem(modem).device_id), self.timeout + 65)
+
+    def connect(self, modem: ModemRef, apn: str | None = None) -> str:
+        """``Modem.Simple.Connect`` with ``apn`` (ModemManager's default when None); the bearer path."""
+        return self._run(self._client.connect(self.modem(modem).device_id, apn), self.timeout + 125)
+
+    def delete_texts(self, modem: ModemRef, paths: tuple[str, ...]) -> int:
+        """Delete received texts from the modem's storage (polkit Messaging)."""
+        if not paths:
+            return 0
+        return self._run(self._client.delete_texts(self.modem(modem).device_id, paths), self.timeout * 2)
+
+    def wait_for_modem(self, device_id: str, predicate: Callable[[ModemInfo], bool], timeout: float) -> ModemInfo:
+        """The modem ``device_id`` once ``predicate`` holds for it (across re-probes); ModemError after
+        ``timeout`` seconds."""
+        def ready(modems: list[ModemInfo]) -> bool:
+            return any(m.device_id == device_id and predicate(m) for m in modems)
+        modems = self.wait_for(ready, timeout)
+        return next(m for m in modems if m.device_id == device_id and predicate(m))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,11 +21,19 @@ from typing import Any
 from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
-from datacap.errors import ModemError
+from datacap.errors import ModemError, ModemNotAuthorized, ModemWrongState
 from datacap.modem import convert
 from datacap.modem.convert import IF_BEARER, IF_MESSAGING, IF_MODEM, IF_SIM, IF_SMS, IF_USSD, MM_NAME
 from datacap.modem.sms_join import SmsJoiner, SmsPart, join_stored
-from datacap.modem.types import SMS_STATE_RECEIVED, USSD_SENDER, ModemInfo, SimChange, SmsMessage
+from datacap.modem.types import (
+    SMS_STATE_RECEIVED,
+    SMS_STORAGES,
+    STATE_ENABLED,
+    USSD_SENDER,
+    ModemInfo,
+    SimChange,
+    SmsMessage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +43,27 @@ IF_OM = "org.freedesktop.DBus.ObjectManager"
 DBUS_NAME = "org.freedesktop.DBus"
 NOT_RUNNING = "ModemManager is not running on the system bus"
 USSD_ACTIVE_STATES = (2, 3)  # MMModem3gppUssdSessionState: active, user-response
+IF_SIMPLE = f"{IF_MODEM}.Simple"
+NM_NAME = "org.freedesktop.NetworkManager"
+ERR_WRONG_STATE = "org.freedesktop.ModemManager1.Error.Core.WrongState"
+ERR_UNAUTHORIZED = "org.freedesktop.ModemManager1.Error.Core.Unauthorized"
+# What each polkit action of ModemManager (mm-auth-provider.h) lets a user do, for the refusal message.
+PERMISSIONS = {
+    "org.freedesktop.ModemManager1.Messaging": "send or delete texts",
+    "org.freedesktop.ModemManager1.USSD": "run USSD codes",
+    "org.freedesktop.ModemManager1.Device.Control": "enable, reset, connect or switch the SIM slot of a modem",
+}
+
+
+def refusal(member: str, detail: str) -> ModemNotAuthorized:
+    """ModemManager's polkit refusal as a message that names the permission and how to get it."""
+    found = re.search(r"'([^']+)'", detail)
+    permission = found.group(1) if found else "org.freedesktop.ModemManager1.Device.Control"
+    what = PERMISSIONS.get(permission, member)
+    return ModemNotAuthorized(
+        f"ModemManager refused {member}: this user lacks the polkit permission {permission} (needed to "
+        f"{what}); run the command as root (sudo datacap ...), or grant {permission} to this user with a "
+        "polkit rule (see the README, 'The card itself')", permission)
 
 Event = SmsMessage | SimChange
 
@@ -75,6 +105,7 @@ class AsyncModemManager:
         self._joiner = SmsJoiner(sms_gap)
         self._flush_handle: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.skipped: dict[str, str] = {}  # device id -> why stored_texts() could not read that modem
 
     # -- connection -------------------------------------------------------------------------------
 
@@ -135,8 +166,10 @@ class AsyncModemManager:
             self._on_event(msg)
         if self._flush_handle:
             self._flush_handle.cancel()
-        for task in list(self._tasks):
+        pending = list(self._tasks)
+        for task in pending:
             task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)  # let them finish cancelling
         if self._bus is not None:
             self._bus.disconnect()
             self._bus = None
@@ -159,6 +192,11 @@ class AsyncModemManager:
             if reply.error_name in ("org.freedesktop.DBus.Error.ServiceUnknown",
                                     "org.freedesktop.DBus.Error.NameHasNoOwner"):
                 raise ModemError(f"{NOT_RUNNING}: {detail}")
+            if reply.error_name == ERR_UNAUTHORIZED:
+                raise refusal(member, str(detail))
+            if reply.error_name == ERR_WRONG_STATE:
+                raise ModemWrongState(f"{member} on {path}: the modem cannot do this now ({detail}); it must be "
+                                      "enabled and its SIM unlocked (`mmcli -m N`)")
             raise ModemError(f"{member} on {path} failed: {reply.error_name}: {detail}")
         return list(reply.body)
 
@@ -221,7 +259,11 @@ class AsyncModemManager:
             self._on_props(msg.path or "", body[0], unwrap(body[1]))
         elif msg.interface == IF_MESSAGING and msg.member == "Added":
             if body[1]:  # received = True; False is a text created locally (ours)
-                self._spawn(self._read_sms(msg.path or "", body[0]))
+                # Announced while the modem is still enabling: loaded from storage, not new
+                # (mm-iface-modem-messaging.c emits Added for stored texts before "enabled").
+                modem = self._modems.get(msg.path or "")
+                state = int(modem.ifaces.get(IF_MODEM, {}).get("State", 0)) if modem else 0
+                self._spawn(self._read_sms(msg.path or "", body[0], stored=state < STATE_ENABLED))
         elif msg.member == "NameOwnerChanged":
             # ModemManager restarted or stopped: every object path we hold is void.
             self._modems.clear()
@@ -288,7 +330,7 @@ class AsyncModemManager:
 
     # -- texts ------------------------------------------------------------------------------------
 
-    async def _read_sms(self, modem_path: str, sms_path: str) -> None:
+    async def _read_sms(self, modem_path: str, sms_path: str, stored: bool = False) -> None:
         props = await self._get_all(sms_path, IF_SMS)
         modem = self._modems.get(modem_path)
         if props is None or modem is None:
@@ -298,25 +340,46 @@ class AsyncModemManager:
             return
         info = convert.modem_info(modem.path, modem.ifaces, modem.sims, modem.bearers)
         part = SmsPart(info.device_id, info.iccid, sms_path, str(props.get("Number", "")),
-                       str(props.get("Text", "")), props.get("Timestamp") or None, time.monotonic())
+                       str(props.get("Text", "")), props.get("Timestamp") or None, time.monotonic(),
+                       SMS_STORAGES.get(int(props.get("Storage", 0)), "unknown"), stored)
         for msg in self._joiner.add(part):
             self._on_event(msg)
         self._schedule_flush()
 
     async def stored_texts(self) -> list[SmsMessage]:
-        """Received texts already stored on every modem, joined (see :func:`join_stored`)."""
-        parts = []
+        """Received texts already stored on every usable modem, joined (see :func:`join_stored`).
+
+        A disabled, locked or failed modem (ModemManager answers WrongState) or one that fails is
+        skipped with its reason in :attr:`skipped`; it never stops the others.
+        """
+        parts: list[SmsPart] = []
+        self.skipped = {}
         for modem in list(self._modems.values()):
-            if IF_MESSAGING not in modem.ifaces:
-                continue
             info = convert.modem_info(modem.path, modem.ifaces, modem.sims, modem.bearers)
-            (paths,) = await self._mm(modem.path, IF_MESSAGING, "List")
-            for path in paths:
-                props = await self._get_all(path, IF_SMS)
-                if props and props.get("State") == SMS_STATE_RECEIVED:
-                    parts.append(SmsPart(info.device_id, info.iccid, path, str(props.get("Number", "")),
-                                         str(props.get("Text", "")), props.get("Timestamp") or None, 0.0))
+            if IF_MESSAGING not in modem.ifaces:
+                self.skipped[info.device_id] = f"modem {info.index} has no Messaging interface ({info.state})"
+                continue
+            if not info.usable:
+                self.skipped[info.device_id] = f"modem {info.index} is {info.state}: its texts cannot be read"
+                continue
+            try:
+                parts += await self._stored_parts(modem.path, info)
+            except ModemError as err:
+                self.skipped[info.device_id] = f"modem {info.index}: {err}"
+        for reason in self.skipped.values():
+            log.warning("stored texts: skipped %s", reason)
         return join_stored(parts)
+
+    async def _stored_parts(self, path: str, info: ModemInfo) -> list[SmsPart]:
+        (paths,) = await self._mm(path, IF_MESSAGING, "List")
+        parts = []
+        for sms_path in paths:
+            props = await self._get_all(sms_path, IF_SMS)
+            if props and props.get("State") == SMS_STATE_RECEIVED:
+                parts.append(SmsPart(info.device_id, info.iccid, sms_path, str(props.get("Number", "")),
+                                     str(props.get("Text", "")), props.get("Timestamp") or None, 0.0,
+                                     SMS_STORAGES.get(int(props.get("Storage", 0)), "unknown"), True))
+        return parts
 
     def _ussd_notice(self, modem: _Modem, text: str) -> None:
         """A network-initiated USSD message (some carriers push data balances this way)."""
@@ -357,6 +420,7 @@ class AsyncModemManager:
         if IF_MESSAGING not in self._modems[path].ifaces:
             raise ModemError(f"modem {path} cannot send texts: it has no Messaging interface "
                              "(is it enabled? `mmcli -m N -e`)")
+        self._require_usable(path, "send texts")
         props = {"number": Variant("s", to), "text": Variant("s", text)}
         (sms_path,) = await self._mm(path, IF_MESSAGING, "Create", "a{sv}", [props])
         await self._mm(sms_path, IF_SMS, "Send", timeout=60.0)
@@ -370,13 +434,55 @@ class AsyncModemManager:
         path = self._modem_path(device_id)
         if IF_USSD not in self._modems[path].ifaces:
             raise ModemError(f"modem {path} has no USSD support (Modem3gpp.Ussd interface missing)")
+        self._require_usable(path, "run USSD codes")
         state = await self._get_all(path, IF_USSD) or {}
         if state.get("State") in USSD_ACTIVE_STATES:
             await self._mm(path, IF_USSD, "Cancel")  # a stale session blocks Initiate
         (reply,) = await self._mm(path, IF_USSD, "Initiate", "s", [code], timeout=90.0)
         return str(reply)
 
+    def _require_usable(self, path: str, what: str) -> None:
+        modem = self._modems[path]
+        info = convert.modem_info(modem.path, modem.ifaces, modem.sims, modem.bearers)
+        if not info.usable:
+            raise ModemWrongState(f"modem {info.index} is {info.state}: it cannot {what} until it is enabled "
+                                  "and its SIM unlocked (`mmcli -m N -e`)")
+
     async def set_primary_slot(self, device_id: str, slot: int) -> None:
         """Ask ModemManager to make SIM slot ``slot`` (1-based) primary; the modem is then re-probed."""
         path = self._modem_path(device_id)
         await self._mm(path, IF_MODEM, "SetPrimarySimSlot", "u", [slot], timeout=60.0)
+
+    async def enable(self, device_id: str) -> None:
+        """``Modem.Enable(true)``: registers the modem; ModemManager re-announces its stored texts."""
+        await self._mm(self._modem_path(device_id), IF_MODEM, "Enable", "b", [True], timeout=90.0)
+
+    async def reset(self, device_id: str) -> None:
+        """``Modem.Reset``: the modem restarts and is re-probed under a new path."""
+        await self._mm(self._modem_path(device_id), IF_MODEM, "Reset", timeout=60.0)
+
+    async def connect(self, device_id: str, apn: str | None) -> str:
+        """``Modem.Simple.Connect``: enable if needed, register, bring up a bearer; returns its path."""
+        props = {"apn": Variant("s", apn)} if apn else {}
+        (bearer,) = await self._mm(self._modem_path(device_id), IF_SIMPLE, "Connect", "a{sv}", [props],
+                                   timeout=120.0)
+        return str(bearer)
+
+    async def delete_texts(self, device_id: str, paths: tuple[str, ...]) -> int:
+        """``Messaging.Delete`` each of ``paths`` (from the modem's storage too); returns how many went."""
+        modem = self._modem_path(device_id)
+        done = 0
+        for path in paths:
+            try:
+                await self._mm(modem, IF_MESSAGING, "Delete", "o", [path])
+            except ModemError as err:
+                if "Error.Core.NotFound" in str(err):
+                    continue  # already gone (deleted with an earlier copy of the same text)
+                raise
+            done += 1
+        return done
+
+    async def has_owner(self, name: str) -> bool:
+        """Whether ``name`` (NetworkManager...) runs on this bus."""
+        (owned,) = await self._bus_call("NameHasOwner", "s", [name])
+        return bool(owned)

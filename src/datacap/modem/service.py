@@ -94,6 +94,9 @@ class CarrierService:
         modem = modem_for_card(card, self.modems.snapshot())
         if modem is None:
             return QueryOutcome(card.name, False, f"the SIM of card {card.name!r} is not active in any modem")
+        if not modem.usable:  # disabled, locked or failed: ModemManager would answer WrongState
+            return QueryOutcome(card.name, False, f"modem {modem.index} is {modem.state}: it cannot text or "
+                                                  "run USSD until it is enabled (not counted)")
         self.log.record_sent(card.name, at, cfg.kind, cfg.target, cfg.text)  # counted even if it fails
         if cfg.kind == "sms":
             try:

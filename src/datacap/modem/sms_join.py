@@ -5,7 +5,8 @@ Carriers' balance replies are often not concatenated but sent as two or three se
 apart ("...本月已用流量1.2GB" / "剩余流量3.8GB..."). The rule datacap uses:
 
 * parts are grouped per modem and sender; a group is *consecutive* texts from one sender: a text from
-  another sender on the same modem closes the open group of that modem;
+  another sender on the same modem closes the open group of that modem, and so does a text loaded
+  from storage after live ones (or the reverse): ModemManager re-announces stored texts on enable;
 * a group also closes when ``gap`` seconds pass with no new part from that sender;
 * inside a group, parts are ordered by the SMSC timestamp ModemManager reports, then by the Sms object
   number (ModemManager numbers objects as it creates them), and their texts are concatenated without
@@ -20,7 +21,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, replace
 
-from datacap.modem.types import SmsMessage
+from datacap.modem.types import SmsMessage, TextPart
 
 _INDEX_RE = re.compile(r"(\d+)$")
 
@@ -36,6 +37,8 @@ class SmsPart:
     text: str
     timestamp: str | None
     received_at: float  # when datacap saw it complete (monotonic or epoch: the caller's clock)
+    storage: str = "unknown"  # where ModemManager keeps it: sm (the SIM), me (the modem)
+    stored: bool = False  # loaded from storage, not received live (see TextPart.stored)
 
 
 def timestamp_epoch(timestamp: str | None) -> float | None:
@@ -63,6 +66,7 @@ def join_parts(parts: list[SmsPart]) -> SmsMessage:
         modem_device_id=first.modem_device_id, iccid=first.iccid, sender=first.sender,
         text="".join(p.text for p in ordered), timestamp=first.timestamp,
         paths=tuple(p.path for p in ordered),
+        parts=tuple(TextPart(p.path, p.text, p.timestamp, p.storage, p.stored) for p in ordered),
     )
 
 
@@ -77,11 +81,12 @@ class SmsJoiner:
         """Buffer ``part``; returns the group it closed (another sender on the same modem), if any."""
         group = self._open.get(part.modem_device_id)
         done: list[SmsMessage] = []
-        if group and group[0].sender != part.sender:
+        if group and (group[0].sender != part.sender or group[0].stored != part.stored):
+            # another sender, or texts re-announced from storage next to live ones: never one text
             done.append(join_parts(group))
             group = None
-        if any(p.path == part.path for p in group or ()):
-            return done  # the same object reported twice (Added, then a State change)
+        if any(p.path == part.path or (p.timestamp, p.text) == (part.timestamp, part.text) for p in group or ()):
+            return done  # the same object reported twice (Added, then a State change), or a copy of a part
         self._open[part.modem_device_id] = [*(group or ()), part]
         return done
 

@@ -20,6 +20,10 @@ SMS_STATE_RECEIVING = 2
 SMS_STATE_RECEIVED = 3
 USSD_SENDER = "USSD"  # SmsMessage.sender of a network-initiated USSD notification
 PORT_TYPE_NET = 2  # MMModemPortType: the port is a network interface (wwan0, usb0, ...)
+PORT_TYPES = {1: "unknown", 2: "net", 3: "at", 4: "qcdm", 5: "gps", 6: "qmi", 7: "mbim", 8: "audio",
+              9: "ignored", 10: "xmmrpc"}  # MMModemPortType
+STATE_ENABLED = 6  # MMModemState: at and above, texts and USSD work
+SMS_STORAGES = {0: "unknown", 1: "sm", 2: "me", 3: "mt", 4: "sr", 5: "bm", 6: "ta"}  # MMSmsStorage
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,18 @@ class ModemInfo:
     operator: str | None = None  # Modem3gpp.OperatorName: the network it is registered on
     messaging: bool = False  # has the Messaging interface (SMS)
     ussd: bool = False  # has the Modem3gpp.Ussd interface
+    ports: tuple[tuple[str, str], ...] = ()  # Ports: (name, type word: qmi, mbim, at, net, ...)
+    state_code: int = 0  # State as ModemManager numbers it (MMModemState)
+    stored_texts: int = 0  # Messaging.Messages: texts ModemManager lists now (received and ours)
+
+    @property
+    def usable(self) -> bool:
+        """Enabled or better: texts, USSD and data work; below, ModemManager answers WrongState."""
+        return self.state_code >= STATE_ENABLED
+
+    def control_port(self, kind: str) -> str | None:
+        """The first port of type ``kind`` (``qmi``, ``mbim``, ``at``), as its name (cdc-wdm0)."""
+        return next((name for name, k in self.ports if k == kind), None)
 
     @property
     def iccid(self) -> str | None:
@@ -85,6 +101,18 @@ class ModemInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class TextPart:
+    """One Sms object of a received text, as ModemManager gave it."""
+
+    path: str
+    text: str
+    timestamp: str | None  # SMSC timestamp, ISO 8601
+    storage: str = "unknown"  # Storage: sm (the SIM), me (the modem), ...
+    stored: bool = False  # loaded from storage (an enable's re-announcement, or read at start-up), not
+    #                       received live: the SIM it arrived on is not necessarily the active one
+
+
+@dataclass(frozen=True, slots=True)
 class SmsMessage:
     """A received text, after multipart joining (see :mod:`datacap.modem.sms_join`)."""
 
@@ -94,6 +122,7 @@ class SmsMessage:
     text: str
     timestamp: str | None  # Timestamp of the first part, as ModemManager gives it (ISO 8601)
     paths: tuple[str, ...] = field(default=())  # the Sms objects joined, in order
+    parts: tuple[TextPart, ...] = field(default=())  # the same objects with their own text and time
 
 
 @dataclass(frozen=True, slots=True)

@@ -316,6 +316,12 @@ def _iccids(value: Any) -> list[str] | None:
     return list(items)
 
 
+class CardModemConfig(_Model):
+    """``[cards.modem]``: how datacap brings the card's data back after a SIM switch (issue #16)."""
+
+    apn: str | None = Field(default=None, min_length=1, max_length=100)
+
+
 class CardConfig(_Model):
     """One SIM/eSIM card and its plan."""
 
@@ -331,6 +337,7 @@ class CardConfig(_Model):
     throttle: ThrottleConfig | None = None
     overage: OverageConfig | None = None
     carrier: CarrierConfig | None = None  # issue #7: scheduled balance queries to the carrier
+    modem: CardModemConfig | None = None  # issue #16: the APN to connect with after a switch
 
     @model_validator(mode="after")
     def _unique_names(self) -> CardConfig:

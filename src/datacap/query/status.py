@@ -52,8 +52,14 @@ NOW_SLACK = 300  # an instant this close to the wall clock is "now": the store h
 def card_records(reader: Reader, card: CardConfig, since: dt.datetime, until: dt.datetime,
                  at: dt.datetime | None = None) -> list[UsageRecord]:
     """The card's usage records in [since, until); ``at``: the instant a status is computed for."""
-    records = [r for r in reader.usage_records(since, until) if belongs(card, r.interface, r.card)]
-    return records if at is None else _end_at_now(records, at)
+    return select_records(card, reader.usage_records(since, until), at)
+
+
+def select_records(card: CardConfig, records: list[UsageRecord], at: dt.datetime | None = None) -> list[UsageRecord]:
+    """The records that are the card's, as the plan engine must see them for a status at ``at``
+    (the fleet hub feeds its own rows through this too, so a card's status is the same on both)."""
+    mine = [r for r in records if belongs(card, r.interface, r.card)]
+    return mine if at is None else _end_at_now(mine, at)
 
 
 def belongs(card: CardConfig, interface: str, stamp: str | None) -> bool:

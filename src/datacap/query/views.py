@@ -44,6 +44,7 @@ def usage_json(reader: Reader, cfg: Config, by: By, ifaces: Sequence[str] | None
         since = (until - span) if span else dt.datetime.fromtimestamp(0, UTC)
     if since >= until:
         raise InputError(f"--since ({iso(since.astimezone(tz))}) must be before --until ({iso(until.astimezone(tz))})")
+    _check_rows(reader, by, since, until)
     out_ifaces = []
     if by == "top":
         per_iface = reader.top_days(names, since, until, limit or 10)
@@ -65,6 +66,23 @@ def usage_json(reader: Reader, cfg: Config, by: By, ifaces: Sequence[str] | None
         out_ifaces.append({"name": name, "rows": out_rows, "total": total.as_dict()})
     return {"by": by, "timezone": cfg.timezone, "unit": "bytes",
             "since": iso(since.astimezone(tz)), "until": iso(until.astimezone(tz)), "interfaces": out_ifaces}
+
+
+MAX_ROWS = 10_000  # stored buckets per interface in one usage document (34 days of 5-minute rows)
+_FIXED = ("5min", "hour")
+
+
+def _check_rows(reader: Reader, by: str, since: dt.datetime, until: dt.datetime) -> None:
+    """Refuse a document of more than MAX_ROWS 5-minute (or hourly) rows per interface, rather than
+    send tens of megabytes: a year of 5-minute rows is 105,120 per interface. Counted in the index."""
+    if by not in _FIXED:
+        return
+    lo = int(bucket_start(by, since, reader.tz).timestamp())  # type: ignore[arg-type]
+    rows = reader.most_buckets(by, lo, int(until.timestamp()))
+    if rows > MAX_ROWS:
+        days = MAX_ROWS * (300 if by == "5min" else 3600) // 86400
+        raise InputError(f"by {by}: {rows} stored buckets of one interface in this range, at most {MAX_ROWS} "
+                         f"in one document (about {days} days): narrow since/until, or use a coarser --by")
 
 
 def summary_json(reader: Reader, cfg: Config, ifaces: Sequence[str] | None = None,

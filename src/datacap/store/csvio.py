@@ -15,8 +15,7 @@ import hashlib
 import io
 import ipaddress
 import re
-from array import array
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,6 +23,7 @@ from typing import Any, TextIO
 from datacap.errors import ImportRejected, InputError
 from datacap.model import AppIdentity, AttribDelta, ClientIdentity, UsageRecord
 from datacap.store.writer import TrafficDelta
+from datacap.timeutil import check_year
 
 REQUIRED = ("time", "interface", "rx_bytes", "tx_bytes")
 OPTIONAL = ("card", "app", "client", "service")
@@ -33,7 +33,13 @@ _CARD = re.compile(r"^[a-z0-9_-]+$")
 _MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 
 
+MAX_INTERFACE = 15  # the kernel's IFNAMSIZ - 1
+CHUNK_ROWS = 20_000  # rows handed to the writer at a time: an import's memory does not grow with the file
+
+
 MAX_DIGITS = 16  # 10^16 bytes is ~9 PB: beyond any 5 minutes of any link, and far from 2^63
+BUCKET = 300
+FUTURE_SLACK = dt.timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,77 +63,116 @@ class Plausibility:
         return None if self.max_rate_bps is None else self.max_rate_bps * BUCKET // 8
 
 
-BUCKET = 300
-FUTURE_SLACK = dt.timedelta(minutes=1)
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
 @dataclass(frozen=True, slots=True)
-class ParsedFile:
-    traffic: list[TrafficDelta]
-    attrib: list[AttribDelta]
+class CheckedFile:
+    """A file whose every row was checked (nothing kept in memory but these figures)."""
+
+    path: Path
     rows: int
     sha256: str
     total_bytes: int
 
 
-def read_usage_csv(path: Path, progress: Callable[[int], None] | None = None,
-                   plausible: Plausibility | None = None) -> ParsedFile:
-    """Parse and check every row (and, with ``plausible``, that it could be true); raise ImportRejected
-    listing up to 20 bad rows as ``FILE:LINE: reason``: then nothing is imported."""
+def file_sha256(path: Path) -> str:
+    """The file's digest, read in 1 MiB blocks: a duplicate import is refused before any parsing."""
+    digest = hashlib.sha256()
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ImportRejected([f"{path}: not UTF-8 text (byte {exc.start})"], 1) from None
+    return digest.hexdigest()
+
+
+def check_usage_csv(path: Path, progress: Callable[[int], None] | None = None,
+                    sha256: str | None = None, plausible: Plausibility | None = None) -> CheckedFile:
+    """Check every row, streaming (and, with ``plausible``, that it could be true); raise ImportRejected
+    listing up to 20 bad rows as ``FILE:LINE: reason``."""
     problems: list[str] = []
-    bad = 0
-    traffic: list[TrafficDelta] = []
-    attrib: list[AttribDelta] = []
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    columns = _check_header(path, header)
-    rows = 0
-    total = 0
+    bad = rows = total = 0
     rate = _RateCheck(plausible.bucket_limit) if plausible and plausible.bucket_limit else None
-    lines = array("I")  # the line of each traffic row, to name it when the store's bytes add up
-    for line, fields in enumerate(reader, start=2):
-        if not fields or all(not f.strip() for f in fields):
+    lo = hi = None
+    for line, item in _rows(path, progress):
+        if isinstance(item, str):
+            bad += 1
+            if len(problems) < MAX_SHOWN:
+                problems.append(f"{path}:{line}: {item}")
             continue
-        rows += 1
+        delta, _, epoch = item
         try:
-            delta, extra, epoch = _parse_row(dict(zip(columns, fields, strict=False)), len(fields), len(columns))
             if plausible is not None:
                 _plausible(delta, epoch, plausible)
             if rate is not None:
-                rate.add(delta, line)
+                rate.add(delta)
         except InputError as exc:
             bad += 1
             if len(problems) < MAX_SHOWN:
                 problems.append(f"{path}:{line}: {exc}")
             continue
-        traffic.append(delta)
-        if rate is not None:
-            lines.append(line)
+        rows += 1
         total += delta.rx_bytes + delta.tx_bytes
-        if extra is not None:
-            attrib.append(extra)
-        if progress and rows % 5000 == 0:
-            progress(reader.line_num)
-    if rate is not None and not bad and plausible is not None and plausible.stored is not None and traffic:
-        stored = plausible.stored(min(d.bucket for d in traffic), max(d.bucket for d in traffic))
-        for line, reason in rate.against(stored, traffic, lines) if stored else []:
-            bad += 1
-            if len(problems) < MAX_SHOWN:
-                problems.append(f"{path}:{line}: {reason}")
+        lo = delta.bucket if lo is None else min(lo, delta.bucket)
+        hi = delta.bucket if hi is None else max(hi, delta.bucket)
+    if rate is not None and not bad and plausible is not None and plausible.stored is not None and lo is not None:
+        over = rate.against(plausible.stored(lo, hi or lo))
+        if over:  # rare: a second pass finds the first line of each bucket pushed beyond the limit
+            for line, item in _rows(path, None):
+                if not isinstance(item, str) and (item[0].bucket, item[0].interface) in over:
+                    bad += 1
+                    if len(problems) < MAX_SHOWN:
+                        problems.append(f"{path}:{line}: {over.pop((item[0].bucket, item[0].interface))}")
+                    if not over:
+                        break
     if bad:
         raise ImportRejected(problems, bad)
     if rows == 0:
         raise ImportRejected([f"{path}: no data rows after the header"], 1)
-    return ParsedFile(traffic, attrib, rows, hashlib.sha256(raw).hexdigest(), total)
+    return CheckedFile(path, rows, sha256 or file_sha256(path), total)
+
+
+def iter_usage_chunks(path: Path, size: int = CHUNK_ROWS) -> Iterator[tuple[list[TrafficDelta], list[AttribDelta]]]:
+    """The rows of a checked file, parsed again in chunks of ``size`` for the writer."""
+    traffic: list[TrafficDelta] = []
+    attrib: list[AttribDelta] = []
+    for _, item in _rows(path, None):
+        if isinstance(item, str):
+            raise InputError(f"{path} changed while it was imported")
+        traffic.append(item[0])
+        if item[1] is not None:
+            attrib.append(item[1])
+        if len(traffic) >= size:
+            yield traffic, attrib
+            traffic, attrib = [], []
+    if traffic:
+        yield traffic, attrib
+
+
+def _rows(path: Path, progress: Callable[[int], None] | None
+          ) -> Iterator[tuple[int, tuple[TrafficDelta, AttribDelta | None, int] | str]]:
+    """(line, parsed row or the reason it is bad), one row at a time."""
+    try:
+        raw = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    with raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as stream:
+        reader = csv.reader(stream)
+        try:
+            columns = _check_header(path, next(reader, None))
+            for line, fields in enumerate(reader, start=2):
+                if not fields or all(not f.strip() for f in fields):
+                    continue
+                try:
+                    yield line, _parse_row(dict(zip(columns, fields, strict=False)), len(fields), len(columns))
+                except InputError as exc:
+                    yield line, str(exc)
+                if progress and line % 5000 == 0:
+                    progress(raw.tell())
+        except UnicodeDecodeError as exc:
+            raise ImportRejected([f"{path}:{reader.line_num + 1}: not UTF-8 text (byte {exc.start} of a "
+                                  "block)"], 1) from None
+        except csv.Error as exc:
+            raise ImportRejected([f"{path}:{reader.line_num}: not CSV: {exc}"], 1) from None
 
 
 def _check_header(path: Path, header: list[str] | None) -> list[str]:
@@ -157,8 +202,10 @@ def _parse_row(row: dict[str, str], width: int,
         raise InputError(f"expected {expected} fields, found {width}")
     instant = parse_time(row["time"])
     iface = row["interface"].strip()
-    if not iface or any(c.isspace() for c in iface) or "/" in iface:
-        raise InputError(f"interface: expected an interface name like wwan0, found {row['interface']!r}")
+    if not iface or len(iface) > MAX_INTERFACE or any(c.isspace() for c in iface) or "/" in iface:
+        shown = row["interface"] if len(row["interface"]) <= 40 else row["interface"][:40] + "..."
+        raise InputError(f"interface: expected an interface name like wwan0 (at most {MAX_INTERFACE} "
+                         f"characters, no spaces or /), found {shown!r}")
     rx, tx = _bytes(row, "rx_bytes"), _bytes(row, "tx_bytes")
     card = (row.get("card") or "").strip() or None
     if card is not None and not _CARD.match(card):
@@ -184,8 +231,7 @@ def parse_time(text: str) -> dt.datetime:
         raise InputError(f"time: expected ISO 8601 like 2026-11-29T08:00:00+08:00, found {text!r}") from None
     if parsed.tzinfo is None:
         raise InputError(f"time: expected an offset or Z (the instant must be unambiguous), found {text!r}")
-    if not 1970 <= parsed.year <= 2100:
-        raise InputError(f"time: expected a year from 1970 to 2100, found {text!r}")
+    check_year(parsed.year, "time", text)
     return parsed
 
 
@@ -202,10 +248,8 @@ def _bytes(row: dict[str, str], key: str) -> int:
 
 
 def _plausible(delta: TrafficDelta, epoch: int, check: Plausibility) -> None:
-    """A row that could not be true: in the future, before 1970, or for a card the config does not know."""
+    """A row that could not be true: in the future, or for a card the config does not know."""
     instant = dt.datetime.fromtimestamp(epoch, dt.UTC)
-    if epoch < 0:
-        raise InputError(f"time: expected an instant after {EPOCH.date()}, found one before it")
     if instant > check.now + FUTURE_SLACK:
         now = check.now.astimezone(dt.UTC).isoformat(timespec="seconds")
         raise InputError(f"time: {instant.isoformat()} is in the future (now {now})")
@@ -232,7 +276,7 @@ class _RateCheck:
         index = self.ifaces.setdefault(interface, len(self.ifaces))
         return (bucket // BUCKET) << 20 | index
 
-    def add(self, delta: TrafficDelta, line: int) -> None:
+    def add(self, delta: TrafficDelta) -> None:
         key = self._key(delta.bucket, delta.interface)
         packed = self.sums.get(key, 0)
         rx, tx = (packed >> self._SHIFT) + delta.rx_bytes, (packed & self._MASK) + delta.tx_bytes
@@ -241,22 +285,20 @@ class _RateCheck:
             raise InputError(over)
         self.sums[key] = rx << self._SHIFT | tx
 
-    def against(self, stored: Mapping[tuple[int, str], tuple[int, int]], traffic: Sequence[TrafficDelta],
-                lines: Sequence[int]) -> list[tuple[int, str]]:
-        """(line, reason) of the first row of each bucket this file would push beyond the limit with
-        what the store already holds there."""
-        out = []
-        seen: set[tuple[int, str]] = set()
-        for delta, line in zip(traffic, lines, strict=True):
-            where = (delta.bucket, delta.interface)
-            if where not in stored or where in seen:
+    def against(self, stored: Mapping[tuple[int, str], tuple[int, int]]) -> dict[tuple[int, str], str]:
+        """The reason for each (bucket, interface) this file would push beyond the limit with what the
+        store already holds there."""
+        out = {}
+        for (bucket, interface), (srx, stx) in stored.items():
+            if interface not in self.ifaces:
                 continue
-            seen.add(where)
-            packed = self.sums[self._key(*where)]
-            srx, stx = stored[where]
-            over = self._over((packed >> self._SHIFT) + srx, (packed & self._MASK) + stx, *where, stored=True)
+            packed = self.sums.get(self._key(bucket, interface))
+            if packed is None:
+                continue
+            over = self._over((packed >> self._SHIFT) + srx, (packed & self._MASK) + stx, bucket, interface,
+                              stored=True)
             if over:
-                out.append((line, over))
+                out[(bucket, interface)] = over
         return out
 
     def _over(self, rx: int, tx: int, bucket: int, interface: str, stored: bool = False) -> str | None:

@@ -124,6 +124,12 @@ class Reader:
                     kept.append((start, Bytes(rx, tx)))
         return out
 
+    def most_buckets(self, res: str, lo: int, hi: int) -> int:
+        """The most stored ``res`` buckets any one interface has in [lo, hi) (to bound a document)."""
+        row = self.conn.execute("SELECT count(*) AS n FROM usage WHERE res = ? AND start >= ? AND start < ? "
+                                "GROUP BY iface_id ORDER BY n DESC LIMIT 1", (res, lo, hi)).fetchone()
+        return int(row[0]) if row else 0
+
     def totals(self, names: Sequence[str] | None, since: dt.datetime, until: dt.datetime,
                belongs: Belongs | None = None) -> dict[str, Bytes]:
         """Exact per-interface totals over [since, until), from the coarsest buckets that fit.

@@ -83,8 +83,11 @@ CREATE INDEX calibrations_card_at ON calibrations (card, at);
 FEATURE_MIGRATIONS: list[tuple[str, str]] = [
     ("datacap.reports.schedule", "MIGRATION"),
     ("datacap.modem.carrier_log", "CARRIER_MIGRATION"),
+    ("datacap.modem.texts", "TEXTS_MIGRATION"),
+    ("datacap.modem.forward", "FORWARD_MIGRATION"),
     ("datacap.alerts.state", "ALERTS_MIGRATION"),
     ("datacap.store.calibrations", "MIGRATION"),
+    ("datacap.store.outbox", "OUTBOX_MIGRATION"),
 ]
 
 
@@ -93,7 +96,7 @@ def all_migrations() -> list[Migration]:
     return sorted(CORE_MIGRATIONS + features)
 
 
-def migrate(conn: sqlite3.Connection) -> list[str]:
+def migrate(conn: sqlite3.Connection, path: object = "the store") -> list[str]:
     """Apply the migrations not yet recorded, each in its own transaction. Returns their names."""
     conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)")
     done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
@@ -112,8 +115,12 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
             conn.execute("INSERT INTO migrations VALUES (?, strftime('%s','now'))", (name,))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise StoreError(f"migration {name} failed: {exc}") from exc
+            if conn.in_transaction:  # SQLite rolls back by itself on a full disk or an I/O error
+                conn.execute("ROLLBACK")
+            from datacap.store.db import describe_sqlite_error
+
+            raise StoreError(f"migration {name} failed, the store is unchanged: "
+                             f"{describe_sqlite_error(path, exc)}") from exc
         applied.append(name)
     return applied
 

@@ -8,6 +8,7 @@ both or neither, so no byte is lost or counted twice.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sqlite3
 import threading
@@ -17,8 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from datacap.errors import StoreError
+from datacap.errors import StoreWriteFailed
 from datacap.model import AppIdentity, AttribDelta, ClientIdentity, Reading
+from datacap.store import outbox
 from datacap.timeutil import RESOLUTIONS, UTC, bucket_end, bucket_start
 
 _USAGE_UPSERT = """
@@ -96,6 +98,8 @@ class Writer:
         self.rollups = Rollups(tz, week_start)
         self._lock = threading.Lock()
         self._ids: dict[tuple[str, object], int] = {}
+        self.outbox = outbox.enabled(conn)  # a hub is owed every delta written (datacap.store.outbox)
+        self.failures = 0  # transactions that failed since this writer was made (the hub's health)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -104,25 +108,37 @@ class Writer:
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot start a write: {exc}") from exc
+                raise StoreWriteFailed(f"cannot start a write: {exc}", exc) from exc
             try:
                 yield self.conn
                 self.conn.execute("COMMIT")
             except BaseException as exc:
-                self.conn.execute("ROLLBACK")
-                self._ids.clear()  # ids inserted by the rolled-back transaction are gone
+                self._rollback()
+                self.failures += 1
                 if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"write failed, nothing was written: {exc}") from exc
+                    raise StoreWriteFailed(f"write failed, nothing was written: {exc}", exc) from exc
                 raise
+
+    def _rollback(self) -> None:
+        """Undo the open transaction. A full disk or an I/O error makes SQLite roll back by itself
+        (then there is nothing left to undo, and ROLLBACK would fail with "no transaction is active")."""
+        self._ids.clear()  # ids inserted by the rolled-back transaction are gone
+        if self.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):  # rolled back on its own: nothing committed either way
+                self.conn.execute("ROLLBACK")
 
     def commit(self, traffic: Iterable[TrafficDelta] = (), attrib: Iterable[AttribDelta] = (),
                counters: dict[str, Reading] | None = None,
                events: Iterable[MeterEvent] = (), link_types: dict[str, str] | None = None,
                seen_at: int | None = None, imported: tuple[str, str, int] | None = None) -> None:
         """Write one batch atomically: deltas, rollups, the counters they came from, events."""
+        traffic, attrib = list(traffic), list(attrib)
         with self.transaction() as conn:
             self._add_traffic(conn, traffic, seen_at)
             self._add_attrib(conn, attrib)
+            if self.outbox:
+                outbox.record(conn, [(d.bucket, d.interface, d.card or "", d.rx_bytes, d.tx_bytes, d.rx_packets,
+                                      d.tx_packets) for d in traffic], attrib)
             for name, reading in (counters or {}).items():
                 conn.execute("INSERT OR REPLACE INTO counters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              (name, reading.ifindex, reading.boot_id, reading.boottime, reading.wall,
@@ -134,6 +150,15 @@ class Writer:
                              [(e.at, e.iface, e.kind, e.detail) for e in events])
             if imported:
                 conn.execute("INSERT OR REPLACE INTO imports VALUES (?, ?, ?, strftime('%s','now'))", imported)
+
+    def commit_chunks(self, chunks: Iterable[tuple[list[TrafficDelta], list[AttribDelta]]],
+                      imported: tuple[str, str, int]) -> None:
+        """Write an import chunk by chunk in one transaction: all of it or, on any error, nothing."""
+        with self.transaction() as conn:
+            for traffic, attrib in chunks:
+                self._add_traffic(conn, traffic, None)
+                self._add_attrib(conn, attrib)
+            conn.execute("INSERT OR REPLACE INTO imports VALUES (?, ?, ?, strftime('%s','now'))", imported)
 
     def _add_traffic(self, conn: sqlite3.Connection, traffic: Iterable[TrafficDelta], seen_at: int | None) -> None:
         sums: dict[tuple[str, int, int, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
@@ -208,19 +233,35 @@ class Writer:
             else:
                 conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    def enable_outbox(self, on: bool) -> int:
+        """Start (or stop) recording every delta for the fleet hub, for this and every later writer.
+        Starting owes the hub the history already stored, in the same transaction (returns the rows)."""
+        copied = 0
+        with self.transaction() as conn:
+            if not on:
+                conn.execute("DELETE FROM meta WHERE key = ?", (outbox.ENABLED_KEY,))
+            elif not outbox.enabled(conn):
+                conn.execute("INSERT INTO meta VALUES (?, '1')", (outbox.ENABLED_KEY,))
+                copied = outbox.backfill(conn, self.rollups.tz)
+        self.outbox = on
+        return copied
+
     def apply_retention(self, now: int, keep: dict[str, int | None]) -> int:
-        """Delete buckets older than each resolution's retention. Returns the rows deleted."""
+        """Delete buckets older than each resolution's retention, but none the hub is still owed.
+        Returns the rows deleted."""
         deleted = 0
         with self.transaction() as conn:
+            floor = outbox.retention_floor(conn)
             for res in RESOLUTIONS:
                 seconds = keep.get(res)
                 if seconds is None:
                     continue
+                cut = outbox.retention_cut(res, now - seconds, floor)
                 for table in ("usage", "attrib"):
-                    cur = conn.execute(f"DELETE FROM {table} WHERE res = ? AND start < ?", (res, now - seconds))
+                    cur = conn.execute(f"DELETE FROM {table} WHERE res = ? AND start < ?", (res, cut))
                     deleted += cur.rowcount
                 # Readers use the fine buckets from here on and the coarser ones before.
                 conn.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
                              "max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
-                             (f"complete_since_{res}", str(now - seconds)))
+                             (f"complete_since_{res}", str(cut)))
         return deleted

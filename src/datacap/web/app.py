@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import queue
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,7 @@ from datacap.config import Config
 from datacap.errors import DatacapError, InputError, StoreError
 from datacap.query import views
 from datacap.store import Reader, open_read
+from datacap.store.db import describe_sqlite_error
 from datacap.timeutil import Resolution, bucket_start, parse_instant
 from datacap.units import parse_size
 from datacap.web import auth, data, queries
@@ -155,6 +157,11 @@ def _install_guards(app: FastAPI, state: State) -> None:
     @app.exception_handler(DatacapError)
     async def user_error(_: Request, exc: DatacapError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.exception_handler(sqlite3.DatabaseError)
+    async def damaged_store(_: Request, exc: sqlite3.DatabaseError) -> JSONResponse:
+        """A damaged page met by a query: say so (503), never a 500 with a traceback in the log."""
+        return JSONResponse({"error": describe_sqlite_error(state.db_path, exc)}, status_code=503)
 
 
 def describe_validation(errors: Any) -> str:
@@ -321,6 +328,8 @@ async def read_fields(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
         doc = json.loads(raw or b"null")
+    except RecursionError:
+        raise InputError("body: expected a flat JSON object, found one nested too deeply") from None
     except (ValueError, UnicodeDecodeError):
         raise InputError(f"body: expected a JSON object or form fields, found {ctype or 'no content type'} "
                          "that is not valid JSON") from None

@@ -6,9 +6,11 @@ restart of the dashboard never resets them; plan gauges come from the status vie
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -17,6 +19,7 @@ from prometheus_client.registry import Collector
 from datacap.config import Config
 from datacap.errors import DatacapError
 from datacap.plans.status_model import StatusDocument
+from datacap.store import health
 from datacap.store.reader import Reader
 from datacap.web import data
 
@@ -33,13 +36,16 @@ class StoreCollector(Collector):
         try:
             with self._open() as reader:
                 families = list(self._families(reader))
-        except DatacapError:
+                recorded = reader.meta(health.META_KEY)
+        except (DatacapError, sqlite3.Error):
             up.add_metric([], 0)
             yield up
+            yield from _write_health(health.current(None))
             return
         up.add_metric([], 1)
         yield up
         yield from families
+        yield from _write_health(health.current(recorded))
 
     def _families(self, reader: Reader) -> Iterator[Metric]:
         traffic = CounterMetricFamily("datacap_interface_bytes", "Bytes metered per interface, card and direction",
@@ -69,6 +75,20 @@ def _health(reader: Reader) -> Iterator[Metric]:
         age.add_metric([], max(time.time() - last_flush, 0.0))
     yield flush
     yield age
+
+
+def _write_health(state: dict[str, Any] | None) -> Iterator[Metric]:
+    """Whether the daemon's writes get through (a full disk), and what waits in its memory meanwhile."""
+    writable = GaugeMetricFamily("datacap_store_writable", "1 when the daemon's last write to the store got "
+                                 "through, 0 while it keeps metered bytes in memory (a full disk)")
+    held = GaugeMetricFamily("datacap_store_held_bytes", "Metered bytes waiting in the daemon's memory for the store")
+    dropped = GaugeMetricFamily("datacap_store_dropped_bytes", "Bytes given up while the store was not writable "
+                                "(past the memory bound), in the current or last episode")
+    if state is not None:
+        writable.add_metric([], 1 if state.get("writable", True) else 0)
+        held.add_metric([], state.get("held_bytes") or 0)
+        dropped.add_metric([], state.get("dropped_bytes") or 0)
+    yield from (writable, held, dropped)
 
 
 def _plan(reader: Reader, cfg: Config) -> Iterator[Metric]:

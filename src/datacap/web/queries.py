@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from datacap.config import Config
 from datacap.errors import InputError
 from datacap.meter.links import LinkSample, ProcNetDev
+from datacap.store import health
 from datacap.store.reader import Reader
 from datacap.timeutil import from_epoch, iso
 
@@ -81,6 +82,8 @@ def health_json(reader: Reader, cfg: Config, now: float | None = None) -> dict[s
         "last_flush_age_seconds": round(now - last_flush, 1) if last_flush else None,
         "newest_bucket": iso(from_epoch(newest, tz)) if newest is not None else None,
         "interfaces": len(reader.interface_names()),
+        # the daemon's writes: {"writable": false, "held_bytes": ...} while a full disk refuses them
+        "store": health.current(reader.meta(health.META_KEY)),
     }
 
 

@@ -103,11 +103,19 @@ async function overview() {
         el("p", { class: "muted", text: `${t("all_time")}: ${fmtBytes(i.all_time.total_bytes)}` })));
     }
   } else notice(tiles, summary.data.error, "warn");
-  if (health.ok) document.getElementById("health").textContent = `${t("health")}: ${fmtTime(health.data.last_flush)}`;
+  if (health.ok) {
+    const line = document.getElementById("health");
+    line.textContent = `${t("health")}: ${fmtTime(health.data.last_flush)}`;
+    const store = health.data.store;
+    if (store && store.writable === false) {  // a full disk: bytes wait in the daemon's memory
+      line.className = "warn";
+      line.textContent += ` · ${t("store_unwritable")}: ${fmtBytes(store.held_bytes)} ${t("held_in_memory")}`;
+    }
+  }
 }
 
-async function drawCards(container) {
-  const res = await api("status");
+async function drawCards(container, path = "status") {
+  const res = await api(path);
   if (!res.ok) { container.append(el("p", { class: "warn", text: res.data.error })); return; }
   for (const card of res.data.cards) {
     // Every figure comes from the status model's headline (the same one `datacap status` prints).
@@ -381,6 +389,9 @@ document.querySelectorAll(".preset").forEach((b) => b.addEventListener("click", 
   b.form.requestSubmit();
 }));
 
-const PAGES = { overview, usage, who, when, alerts, plan, calibrate };
+/* the fleet hub's card page: the same card panel, from the hub's status of that card */
+const hubcard = () => drawCards(document.getElementById("cards"), document.body.dataset.statusApi);
+
+const PAGES = { overview, usage, who, when, alerts, plan, calibrate, hubcard };
 const page = PAGES[document.body.dataset.page];
 if (page) page().then(() => { document.body.dataset.ready = "1"; });
