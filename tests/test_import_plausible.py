@@ -51,7 +51,7 @@ def test_implausible_rows_are_refused_with_file_line_and_nothing_is_imported(run
     assert f"{csv}:4: card: no card 'telecom' in the config (known: unicom)" in err
     assert f"{csv}:5: rx_bytes: 40000 bytes on wwan0 in the 5 minutes from" in err and "max_rate" in err
     assert f"{csv}:7: rx_bytes: 40000 bytes on wwan0" in err
-    assert f"{csv}:8: time: expected a year from 1970 to 2100" in err
+    assert f"{csv}:8: time: expected a date from 1970 to 2099" in err
     assert f"{csv}:2:" not in err and f"{csv}:6:" not in err
     assert not run_cli.db.exists()  # nothing imported: not even a store was created
 
