@@ -30,6 +30,9 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+MAX_RATE_BPS = 10**12
+
+
 class MeterConfig(Strict):
     interval: float = Field(2.0, gt=0, le=3600, description="seconds between counter samples")
     flush: float = Field(30.0, gt=0, le=3600, description="seconds between writes to the store")
@@ -40,7 +43,9 @@ class MeterConfig(Strict):
     @field_validator("max_rate")
     @classmethod
     def _rate(cls, value: str) -> str:
-        _wrap(parse_rate, value)
+        # Bounded so that a year of an interface at that rate still fits a 64-bit integer sum.
+        if _wrap(parse_rate, value) > MAX_RATE_BPS:
+            raise ValueError(f"expected a rate up to 1000 Gbit/s, found {value!r}")
         return value
 
     @property

@@ -8,6 +8,7 @@ written ``KB`` or ``KiB``. Rates are in bits per second and decimal (1 Mbit/s = 
 from __future__ import annotations
 
 import re
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from datacap.errors import InputError
 
@@ -26,18 +27,34 @@ _DURATION_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 8
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*$")
 
 
+MAX_SIZE = 1024**5  # 1 PB (binary, as carriers count): no plan, pack or carrier figure comes near it
+_MAX_SIZE_TEXT = "1 PB (1024 TB)"
+
+
 def parse_size(text: str | int) -> int:
-    """``"5 GB"`` -> 5368709120. Integers are bytes. Raises InputError naming what was expected."""
+    """``"5 GB"`` -> 5368709120. Integers are bytes. Exact (decimal arithmetic, no float rounding) and
+    bounded by :data:`MAX_SIZE`. Raises InputError naming what was expected."""
     if isinstance(text, bool):
         raise InputError(f"expected a size like '5 GB', found {text!r}")
     if isinstance(text, int):
         if text < 0:
             raise InputError(f"expected a non-negative size, found {text}")
-        return text
-    match = _SIZE_RE.match(str(text))
+        return _bounded(text, str(text))
+    raw = str(text)
+    match = _SIZE_RE.match(raw) if len(raw) <= 64 else None
     if not match or match.group(2).lower() not in _SIZE_UNITS:
-        raise InputError(f"expected a size like '500 MB' or '5 GB' (units B, KB, MB, GB, TB), found {text!r}")
-    return round(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+        shown = raw if len(raw) <= 64 else raw[:40] + "…"
+        raise InputError(f"expected a size like '500 MB' or '5 GB' (units B, KB, MB, GB, TB), found {shown!r}")
+    value = Decimal(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+    if value > MAX_SIZE:
+        raise InputError(f"expected a size up to {_MAX_SIZE_TEXT}, found {raw.strip()!r}")
+    return _bounded(int(value.to_integral_value(ROUND_HALF_EVEN)), raw)
+
+
+def _bounded(value: int, shown: str) -> int:
+    if value > MAX_SIZE:
+        raise InputError(f"expected a size up to {_MAX_SIZE_TEXT}, found {shown.strip()[:40]!r}")
+    return value
 
 
 def parse_rate(text: str) -> int:

@@ -61,7 +61,13 @@ def test_check_list_history_test(tmp_path: Path) -> None:
         assert quiet.exit_code == 0, quiet.output
         assert "no alert fired" in quiet.output
 
-        fired = runner.invoke(app, ["alerts", "check", "--at", "2026-11-25T10:00", "--exit-code"])
+        # Evaluating a past instant changes nothing unless asked to send.
+        dry = runner.invoke(app, ["alerts", "check", "--at", "2026-11-25T10:00", "--exit-code"])
+        assert dry.exit_code == 3, dry.output
+        assert "nothing recorded or delivered" in dry.output and "delivered\n" not in dry.output
+        assert rx.received == [] and json.loads(runner.invoke(app, ["alerts", "list", "--json"]).output)[
+            "rules"][0]["states"] == []
+        fired = runner.invoke(app, ["alerts", "check", "--at", "2026-11-25T10:00", "--exit-code", "--send"])
         assert fired.exit_code == 3, fired.output
         assert "unicom: 512.00 MiB left in all buckets" in fired.output and "hook: delivered" in fired.output
         again = runner.invoke(app, ["alerts", "check", "--at", "2026-11-25T11:00", "--exit-code", "--json"])

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 from datacap.model import UsageRecord
 from datacap.plans.config import CardConfig
-from datacap.plans.engine import Calibration, compute_status
+from datacap.plans.engine import Calibration, card_status, compute_status
+from datacap.plans.status_model import CardStatus
 
 SH = ZoneInfo("Asia/Shanghai")
 GB = 1024**3
@@ -37,6 +38,12 @@ def rec(start: str, nbytes: int, seconds: int = 3600, *, app: str | None = None,
 def status(c: CardConfig, records: list[UsageRecord], at: str, cals: list[Calibration] | None = None,
            tz: ZoneInfo = SH, **kw: Any) -> dict[str, Any]:
     return compute_status(c, records, cals or [], t(at, tz), tz, **kw)
+
+
+def model(c: CardConfig, records: list[UsageRecord], at: str, cals: list[Calibration] | None = None,
+          tz: ZoneInfo = SH, **kw: Any) -> CardStatus:
+    """The typed status (what ``status`` returns as JSON)."""
+    return card_status(c, records, cals or [], t(at, tz), tz, **kw)
 
 
 def bucket(st: dict[str, Any], name: str, kind: str | None = None) -> dict[str, Any]:

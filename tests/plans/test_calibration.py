@@ -108,7 +108,8 @@ def test_make_calibration() -> None:
     c = card(PLAN)
     made = make_calibration(c, RECORDS, [], t("2026-11-15 00:00"), SH, remaining=150 * MB, source="sms:10010")
     # unscoped quota at that instant: 200 MB bucket + 50 MB pack; 150 left -> 100 used
-    assert made == Calibration("c", None, t("2026-11-15 00:00"), 100 * MB, "sms:10010", 40 * MB)
+    assert made == Calibration("c", None, t("2026-11-15 00:00"), 100 * MB, "sms:10010", 40 * MB,
+                               config_quota=250 * MB)
     made = make_calibration(c, RECORDS, [], t("2026-11-15 00:00"), SH, used=70 * MB, bucket="tencent")
     assert (made.used_bytes, made.local_used_bytes, made.bucket) == (70 * MB, 30 * MB, "tencent")
 

@@ -138,6 +138,7 @@ def test_pack_fields_and_expiry() -> None:
     assert boost == {"name": "boost", "kind": "pack", "quota_bytes": 100 * MB, "used_bytes": 30 * MB,
                      "remaining_bytes": 70 * MB, "expires": "2026-11-27T10:00:00+08:00",
                      "scope": {"services": None, "apps": None, "hours": None}, "active": False,
+                     "general": True, "runs_out": None,
                      "start": "2026-11-20T10:00:00+08:00", "used_in_cycle_bytes": 30 * MB}
 
 
@@ -238,7 +239,7 @@ THROTTLE = '[throttle]\nafter = "100 MB"\nrate = "1 Mbit/s"\n'
 def test_throttle(records: list[UsageRecord], throttled: bool, since: str | None) -> None:
     st = status(card(SCOPED + THROTTLE), records, "2026-11-25 12:00")
     assert st["throttled"] is throttled
-    assert st["throttle"] == {"after_bytes": 100 * MB, "rate_bps": 1_000_000, "since": since}
+    assert st["throttle"] == {"after_bytes": 100 * MB, "rate_bps": 1_000_000, "since": since, "starts_at": None}
 
 
 ONCE = """

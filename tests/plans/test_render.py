@@ -6,12 +6,13 @@ from rich.console import Console
 
 from datacap.plans.engine import Calibration
 from datacap.plans.render import render_status
+from datacap.plans.status_model import CardStatus
 
-from .helpers import MB, card, rec, status, t
+from .helpers import MB, card, model, rec, t
 from .test_calibration import PLAN, RECORDS
 
 
-def text_of(st: dict[str, object]) -> str:
+def text_of(st: CardStatus) -> str:
     console = Console(width=140, record=True, color_system=None)
     console.print(render_status(st))
     return console.export_text()
@@ -19,7 +20,7 @@ def text_of(st: dict[str, object]) -> str:
 
 def test_render_everything() -> None:
     cal = Calibration("c", None, t("2026-11-15 00:00"), 100 * MB, "sms:10086")
-    st = status(card(PLAN), [*RECORDS, rec("2026-11-21 10:00", 300 * MB)], "2026-11-25 12:00", [cal])
+    st = model(card(PLAN), [*RECORDS, rec("2026-11-21 10:00", 300 * MB)], "2026-11-25 12:00", [cal])
     out = text_of(st)
     for needle in ("tencent", "wechat", "boost (pack)", "30.00 MiB / 100.00 MiB", "pace:", "daily budget",
                    "general quota used up", "overage: 170.00 MiB = 170.00 CNY", "throttled to 1 Mbit/s",
@@ -28,11 +29,11 @@ def test_render_everything() -> None:
 
 
 def test_render_quiet_card() -> None:
-    st = status(card('buckets = [{name = "all", quota = "unlimited"}]'), [rec("2026-11-02 10:00", MB)],
+    st = model(card('buckets = [{name = "all", quota = "unlimited"}]'), [rec("2026-11-02 10:00", MB)],
                 "2026-11-25 12:00")
     out = text_of(st)
     assert "unlimited" in out and "no finite general quota" in out and "overage" not in out
-    st = status(card('label = "旅行卡"\n[cycle]\nkind = "once"\nstart = 2026-12-01\nlength = 7'), [],
+    st = model(card('label = "旅行卡"\n[cycle]\nkind = "once"\nstart = 2026-12-01\nlength = 7'), [],
                 "2026-11-25 12:00")
     assert "旅行卡" in text_of(st) and "not started" in text_of(st)
 

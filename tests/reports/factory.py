@@ -6,6 +6,16 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from datacap.plans.status_model import (
+    BucketStatus,
+    CardStatus,
+    CycleInfo,
+    Forecast,
+    GeneralQuota,
+    Headline,
+    Pace,
+    headline_state,
+)
 from datacap.reports.model import Baseline, Report
 from datacap.reports.period import Period
 from datacap.store.reader import Bytes
@@ -26,7 +36,7 @@ def make_report(total: int = 10 * GIB, *, apps: list[tuple[str, int]] | None = N
                 services: list[tuple[str, int]] | None = None, clients: list[tuple[str, int]] | None = None,
                 days: list[int] | None = None, hours: list[int] | None = None,
                 previous_apps: dict[str, int] | None = None, baseline: int | None = None,
-                plan: dict[str, Any] | None = None, elapsed: float = 1.0,
+                plan: CardStatus | None = None, elapsed: float = 1.0,
                 categories: dict[str, str] | None = None) -> Report:
     """A month with ``total`` bytes spread evenly over days and hours unless ``days``/``hours`` say."""
     since, until = PERIOD.bounds(TZ)
@@ -45,3 +55,29 @@ def make_report(total: int = 10 * GIB, *, apps: list[tuple[str, int]] | None = N
         baseline=None if baseline is None else Baseline((("2026-09", baseline),), baseline),
         plan=plan, categories=categories or {},
     )
+
+
+def bucket_status(name: str, quota: int | None, used: int, *, hours: str | None = None,
+                  services: list[str] | None = None, kind: str = "bucket") -> BucketStatus:
+    """One allowance of the October cycle as the status model holds it."""
+    left = None if quota is None else max(0, quota - used)
+    return BucketStatus(name, kind, quota, used, left, dt.datetime(2026, 11, 1, tzinfo=TZ),  # type: ignore[arg-type]
+                        {"services": services, "apps": None, "hours": hours}, True,
+                        general=not (hours or services))
+
+
+def plan_model(buckets: list[BucketStatus], *, runs_out: str | None = None, budget: int | None = 100 * MIB,
+               overage: int = 0) -> CardStatus:
+    """A card's typed status for October 2026 (hand-built: the advice rules are pure over it)."""
+    start, end = dt.datetime(2026, 10, 1, tzinfo=TZ), dt.datetime(2026, 11, 1, tzinfo=TZ)
+    general = [b for b in buckets if b.general]
+    quota = sum(b.quota_bytes or 0 for b in general) or None
+    used = sum(b.used_bytes for b in general) + overage
+    left = sum(b.remaining_bytes or 0 for b in general) if quota else None
+    g = GeneralQuota(quota, used, left)
+    when = None if runs_out is None else dt.datetime.fromisoformat(runs_out)
+    forecast = Forecast(used, when, budget, "ewma", 7.0)
+    state = headline_state(g, False, overage, when, None)
+    headline = Headline(state, g, 80.0, when, None, when is None and state == "ok", budget, None)
+    return CardStatus("cmcc", None, "active", CycleInfo(start, end, 0.8), used, tuple(buckets), overage, 0.0, None,
+                      False, None, Pace(None if not quota else used / quota, 0.8, None), forecast, None, headline)

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from datacap.reports.advice import Thresholds, advice_text, advise, category_totals
 from datacap.reports.model import Report
 
-from .factory import GIB, MIB, make_report
+from .factory import GIB, MIB, bucket_status, make_report, plan_model
 
-
-def _plan(buckets: list[dict[str, Any]], exhausted: str | None = None, end: str = "2026-11-01T00:00:00+08:00",
-          budget: int = 100 * MIB) -> dict[str, Any]:
-    return {"name": "cmcc", "state": "active", "cycle": {"start": "2026-10-01T00:00:00+08:00", "end": end},
-            "buckets": buckets, "forecast": {"exhausted_at": exhausted, "daily_budget_bytes": budget,
-                                             "cycle_end_used_bytes": 0}}
-
-
-NIGHT = {"name": "night", "kind": "bucket", "quota_bytes": 10 * GIB, "used_bytes": GIB // 2,
-         "remaining_bytes": 10 * GIB - GIB // 2, "scope": {"hours": "23:00-07:00"}}
-MAIN = {"name": "general", "kind": "bucket", "quota_bytes": 20 * GIB, "used_bytes": 15 * GIB,
-        "remaining_bytes": 5 * GIB, "scope": {"hours": None}}
+NIGHT = bucket_status("night", 10 * GIB, GIB // 2, hours="23:00-07:00")
+MAIN = bucket_status("general", 20 * GIB, 15 * GIB)
 DAYTIME = [0] * 8 + [GIB] * 14 + [0] * 2  # everything between 08:00 and 22:00
 
 CASES: list[tuple[str, Report, set[str], set[str]]] = [
@@ -47,15 +35,25 @@ CASES: list[tuple[str, Report, set[str], set[str]]] = [
     ("above usual", make_report(10 * GIB, baseline=5 * GIB), {"above_usual"}, set()),
     ("usual", make_report(10 * GIB, baseline=9 * GIB), set(), {"above_usual"}),
     ("on pace above usual", make_report(6 * GIB, baseline=5 * GIB, elapsed=0.5), {"above_usual"}, set()),
-    ("plan runs out", make_report(plan=_plan([MAIN], exhausted="2026-10-25T10:00:00+08:00")),
+    ("plan runs out", make_report(plan=plan_model([MAIN], runs_out="2026-10-25T10:00:00+08:00")),
      {"pace_over_plan"}, set()),
-    ("plan lasts", make_report(plan=_plan([MAIN], exhausted=None)), set(), {"pace_over_plan"}),
-    ("night bucket unused", make_report(20 * GIB, hours=DAYTIME, plan=_plan([MAIN, NIGHT])), {"idle_unused"},
+    ("plan lasts", make_report(plan=plan_model([MAIN])), set(), {"pace_over_plan"}),
+    ("general used up", make_report(plan=plan_model([bucket_status("general", 20 * GIB, 20 * GIB)],
+                                                    runs_out="2026-10-20T10:00:00+08:00", budget=0)),
+     {"plan_used_up"}, {"pace_over_plan"}),
+    ("night bucket unused", make_report(20 * GIB, hours=DAYTIME, plan=plan_model([MAIN, NIGHT])), {"idle_unused"},
      set()),
-    ("night bucket used", make_report(20 * GIB, hours=DAYTIME, plan=_plan([MAIN, {**NIGHT, "used_bytes": 8 * GIB}])),
+    ("night bucket used", make_report(20 * GIB, hours=DAYTIME,
+                                      plan=plan_model([MAIN, bucket_status("night", 10 * GIB, 8 * GIB,
+                                                                           hours="23:00-07:00")])),
      set(), {"idle_unused"}),
-    ("traffic already at night", make_report(20 * GIB, hours=[GIB] * 7 + [0] * 16 + [GIB], plan=_plan([MAIN, NIGHT])),
+    ("traffic already at night", make_report(20 * GIB, hours=[GIB] * 7 + [0] * 16 + [GIB],
+                                             plan=plan_model([MAIN, NIGHT])),
      set(), {"idle_unused"}),
+    ("video a scoped bucket covers", make_report(services=[("youtube", int(6.2 * GIB)), ("wechat", GIB)],
+                                                 plan=plan_model([MAIN, bucket_status("video", 30 * GIB, 6 * GIB,
+                                                                                      services=["youtube"])])),
+     set(), {"video_share"}),
 ]
 
 
@@ -75,7 +73,7 @@ def test_video_message_names_the_share_and_services() -> None:
 
 
 def test_night_bucket_message() -> None:
-    report = make_report(20 * GIB, hours=DAYTIME, plan=_plan([MAIN, NIGHT]))
+    report = make_report(20 * GIB, hours=DAYTIME, plan=plan_model([MAIN, NIGHT]))
     (item,) = [a for a in advise(report) if a.code == "idle_unused"]
     assert item.text("en") == ("The night bucket (23:00-07:00) was only 5% used (9.50 GiB left) while 100% of your "
                                "traffic ran outside those hours: move big downloads and updates into 23:00-07:00.")

@@ -5,6 +5,7 @@ card is configured, explained when not. The store is the real imported one; only
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,27 +17,19 @@ from datacap.query import views
 from datacap.query.reports import channel_sender, plan_status, service_categories
 from datacap.reports import build_report, render_report
 from datacap.store import Reader, open_read
+from datacap.units import format_bytes
 
 from .conftest import TZ, TZ_NAME, Store
 
 GIB = 1024**3
 
 
-def _status(reader: Reader, cfg: Config, card: str | None = None, at: dt.datetime | None = None) -> dict[str, Any]:
-    assert at is not None and at.tzinfo is not None
-    return {"at": at.isoformat(), "cards": [{
-        "name": "cmcc", "state": "active",
-        "cycle": {"start": "2026-10-01T00:00:00+08:00", "end": "2026-11-01T00:00:00+08:00", "elapsed_fraction": 1},
-        "used_bytes": 25 * GIB, "overage_bytes": 0, "overage_cost": 0, "currency": "CNY", "throttled": False,
-        "buckets": [
-            {"name": "general", "kind": "bucket", "quota_bytes": 30 * GIB, "used_bytes": 24 * GIB,
-             "remaining_bytes": 6 * GIB, "expires": "2026-11-01T00:00:00+08:00", "scope": {"hours": None}},
-            {"name": "night", "kind": "bucket", "quota_bytes": 20 * GIB, "used_bytes": GIB,
-             "remaining_bytes": 19 * GIB, "expires": "2026-11-01T00:00:00+08:00",
-             "scope": {"hours": "23:00-07:00"}}],
-        "forecast": {"cycle_end_used_bytes": 40 * GIB, "exhausted_at": "2026-10-27T18:00:00+08:00",
-                     "daily_budget_bytes": 200 * 1024**2},
-        "calibration": None}]}
+PLAN = {"name": "cmcc", "label": "移动卡", "buckets": [
+    {"name": "general", "quota": "20 GB"},
+    {"name": "night", "quota": "20 GB", "hours": "23:00-07:00"},
+    {"name": "video", "quota": "100 GB", "services": ["youtube"]}],
+    "overage": {"price": 0.01, "per": "1 MB", "currency": "CNY"},
+    "throttle": {"after": "40 GB", "rate": "1 Mbit/s"}}
 
 
 @pytest.fixture
@@ -48,30 +41,43 @@ def reader(store: Store) -> Iterator[Reader]:
         r.conn.close()
 
 
-def test_plan_section_shown(store: Store, reader: Reader, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(views, "status_json", _status, raising=False)
-    cfg = Config(timezone=TZ_NAME, cards=[{"name": "cmcc"}])
+def test_plan_section_shows_the_status_model(store: Store, reader: Reader) -> None:
+    """A past month's report shows that cycle's figures as `status --json` gives them at its end:
+    general quota (not the scoped or idle ones), overage with its cost, throttle; the advice speaks of
+    the general quota and never of cutting the video a scoped bucket covers."""
+    cfg = Config(timezone=TZ_NAME, cards=[PLAN])
     _, until = store.month.bounds(TZ)
-    status = plan_status(reader, cfg, "cmcc", until - dt.timedelta(seconds=1))
-    assert status.card is not None and status.card["name"] == "cmcc"
+    at = until - dt.timedelta(seconds=1)
+    status = plan_status(reader, cfg, "cmcc", at)
+    assert status.card is not None and status.card.name == "cmcc"
+    doc = views.status_json(reader, cfg, "cmcc", at)["cards"][0]
+    assert status.card.to_json() == doc
+    h = doc["headline"]
+    assert h["general"]["quota"] == 20 * GIB and h["state"] == "throttled" and doc["overage_bytes"] > 0
     report = build_report(reader, cfg, store.month, ifaces=["wwan0"], card="cmcc", plan=status.card)
     md = render_report(report, "md").decode()
-    plan = md.split("## Plan", 1)[1].split("##", 1)[0]
-    assert "- general: used 24.00 GiB / 30.00 GiB, left 6.00 GiB, expires 2026-11-01" in plan
-    assert "- night (23:00-07:00): used 1.00 GiB / 20.00 GiB, left 19.00 GiB" in plan
-    assert "forecast run-out: 2026-10-27" in plan
-    assert "At this pace the plan runs out on 2026-10-27" in md
-    assert "The night bucket (23:00-07:00) was only 5% used" in md
+    plan = md.split("## Plan", 1)[1].split("\n## ", 1)[0]
+    general = next(b for b in doc["buckets"] if b["name"] == "general")
+    assert (f"- general: used {format_bytes(general['used_bytes'])} / 20.00 GiB, left "
+            f"{format_bytes(general['remaining_bytes'])}, expires {until.date().isoformat()}") in plan
+    assert f"general quota: used {format_bytes(h['general']['used'])} / 20.00 GiB ({h['general']['used_pct']:.0f}%)" \
+        in plan
+    assert f"overage: {format_bytes(doc['overage_bytes'])} = {doc['overage_cost']:.2f} CNY" in plan
+    since = dt.datetime.fromisoformat(doc["throttle"]["since"])
+    assert f"throttled since: {since:%Y-%m-%d %H:%M} (1 Mbit/s)" in plan
+    assert "state: throttled" in plan
+    assert f"The general quota (20.00 GiB) ran out on {h['runs_out'][:10]}" in md
+    assert "Video services took" not in md  # youtube is covered by the scoped bucket
+    assert json.loads(render_report(report, "json").decode())["plan"] == doc
     html = render_report(report, "html", "zh-CN").decode()
-    assert "<td>night (23:00-07:00)</td><td>1.00 GiB</td><td>20.00 GiB</td><td>19.00 GiB</td>" in html
-    assert "闲时流量包 night" in html
+    assert "已限速" in html and "超出套餐" in html
 
 
 def test_plan_section_explained(store: Store, reader: Reader, monkeypatch: pytest.MonkeyPatch) -> None:
     at = dt.datetime(2026, 10, 31, tzinfo=TZ)
-    monkeypatch.delattr(views, "status_json", raising=False)
+    monkeypatch.delattr(views, "status_model", raising=False)
     assert plan_status(reader, Config(timezone=TZ_NAME), None, at).note == "plan_unavailable"
-    monkeypatch.setattr(views, "status_json", _status, raising=False)
+    monkeypatch.undo()
     assert plan_status(reader, Config(timezone=TZ_NAME), None, at).note == "plan_no_cards"
     cfg = Config(timezone=TZ_NAME, cards=[{"name": "cmcc"}])
     missing = plan_status(reader, cfg, "unicom", at)
@@ -80,7 +86,7 @@ def test_plan_section_explained(store: Store, reader: Reader, monkeypatch: pytes
     def broken(*args: Any, **kwargs: Any) -> dict[str, Any]:
         raise ConfigError("config.toml:3: cards[0].buckets: required key is missing")
 
-    monkeypatch.setattr(views, "status_json", broken)
+    monkeypatch.setattr(views, "status_model", broken)
     failed = plan_status(reader, cfg, None, at)
     assert failed.note == "plan_error" and "cards[0].buckets" in failed.detail
     report = build_report(reader, cfg, store.month, plan_note=failed.note, plan_detail=failed.detail)

@@ -294,23 +294,3 @@ def test_web_plugin_serves_until_the_daemon_closes_it(store: Store) -> None:
     finally:
         plugin.close()
     assert not plugin.web.thread.is_alive()
-
-
-def test_metrics_and_status_once_plan_status_exists(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With views.status_json on main, /api/v1/status returns it as is and /metrics carries its gauges."""
-    import datacap.query.views
-
-    from .test_browser import STATUS
-
-    monkeypatch.setattr(datacap.query.views, "status_json",
-                        lambda reader, cfg, card=None, at=None: STATUS, raising=False)
-    cfg = store.cfg.model_copy(update={"cards": [{"name": "unicom"}]})
-    with TestClient(create_app(store.db, cfg), base_url="http://127.0.0.1") as c:
-        assert c.get("/api/v1/status").json() == STATUS
-        assert c.get("/api/v1/features").json()["status"] is True
-        families = {f.name: f for f in text_string_to_metric_families(c.get("/metrics").text)}
-    left = {s.labels["bucket"]: s.value for s in families["datacap_bucket_remaining_bytes"].samples}
-    assert left == {"通用": 10 * 2**30, "闲时": 15 * 2**30}
-    assert families["datacap_plan_status_available"].samples[0].value == 1
-    assert families["datacap_forecast_exhausted_timestamp_seconds"].samples[0].value == \
-        dt.datetime.fromisoformat("2026-11-29T20:00:00+08:00").timestamp()

@@ -147,15 +147,36 @@ def test_rates_between() -> None:
 
 
 def test_plan_families_from_a_status_document() -> None:
-    doc = {"cards": [{"name": "unicom", "state": "active", "cycle": {"elapsed_fraction": 0.8}, "used_bytes": 100,
-                      "buckets": [{"name": "通用", "quota_bytes": 1000, "used_bytes": 100, "remaining_bytes": 900},
-                                  {"name": "night", "quota_bytes": None, "used_bytes": 5, "remaining_bytes": None}],
-                      "throttled": True, "forecast": {"exhausted_at": "2026-11-28T00:00:00+08:00"}}]}
+    """Gauges from the typed model, a bucket and its rolled-over quota as two series (a `kind` label)."""
+    from datacap.model import UsageRecord
+    from datacap.plans.config import CardConfig
+    from datacap.plans.engine import card_status
+    from datacap.plans.status_model import StatusDocument
+
+    mb = 1024**2
+    card = CardConfig.model_validate({
+        "name": "unicom", "interfaces": ["wwan0"], "throttle": {"after": "900 MB", "rate": "1 Mbit/s"},
+        "buckets": [{"name": "通用", "quota": "1000 MB", "rollover": True},
+                    {"name": "night", "quota": "unlimited", "hours": "23:00-07:00"}]})
+
+    def rec(day: str, hour: int, size: int) -> UsageRecord:
+        return UsageRecord(int(dt.datetime.fromisoformat(f"{day}T{hour:02d}:00").replace(tzinfo=SH).timestamp()),
+                           3600, "wwan0", size, 0)
+
+    records = [rec("2026-10-05", 10, 400 * mb), rec("2026-11-02", 10, 500 * mb), rec("2026-11-03", 10, 500 * mb)]
+    at = dt.datetime(2026, 11, 25, 12, tzinfo=SH)
+    doc = StatusDocument(at, (card_status(card, records, [], at, SH),))
     fams = {f.name: f for f in plan_families(doc)}
-    samples = {(f, tuple(s.labels.values())): s.value for f, fam in fams.items() for s in fam.samples}
-    assert samples[("datacap_bucket_remaining_bytes", ("unicom", "通用"))] == 900
-    assert ("datacap_bucket_remaining_bytes", ("unicom", "night")) not in samples
-    assert samples[("datacap_card_throttled", ("unicom",))] == 1
-    assert samples[("datacap_forecast_exhausted_timestamp_seconds", ("unicom",))] == \
-        dt.datetime(2026, 11, 28, tzinfo=SH).timestamp()
-    assert samples[("datacap_cycle_elapsed_ratio", ("unicom",))] == 0.8
+    samples = [(f, tuple(s.labels.values()), s.value) for f, fam in fams.items() for s in fam.samples]
+    keys = [(f, labels) for f, labels, _ in samples]
+    assert len(keys) == len(set(keys)), "a series appears twice"
+    values = {(f, labels): v for f, labels, v in samples}
+    assert values[("datacap_bucket_quota_bytes", ("unicom", "通用", "bucket"))] == 1000 * mb
+    # September left all 1000 MB; October used its 400 MB from that rollover first, so left its own whole.
+    assert values[("datacap_bucket_quota_bytes", ("unicom", "通用", "rollover"))] == 1000 * mb
+    assert ("datacap_bucket_remaining_bytes", ("unicom", "night", "bucket")) not in values  # unlimited
+    assert values[("datacap_card_throttled", ("unicom",))] == 1
+    assert values[("datacap_general_quota_bytes", ("unicom",))] == 2000 * mb
+    assert values[("datacap_general_remaining_bytes", ("unicom",))] == 1000 * mb
+    assert values[("datacap_card_headline_state", ("unicom", "throttled"))] == 1
+    assert values[("datacap_cycle_elapsed_ratio", ("unicom",))] == doc.cards[0].cycle.elapsed_fraction

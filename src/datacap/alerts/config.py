@@ -20,6 +20,7 @@ from datacap.alerts.grammar import (
     Action,
     BlockAction,
     CalibrationOlder,
+    CarrierDisagrees,
     Condition,
     CycleReset,
     DaySpike,
@@ -45,6 +46,7 @@ from datacap.units import parse_duration, parse_size
 
 __all__ = [
     "Action", "AlertRule", "AlertingOptions", "AlertsConfig", "Allowlist", "BlockAction", "CalibrationOlder",
+    "CarrierDisagrees",
     "Condition", "CycleReset", "DaySpike", "Exhausted", "ForecastExhausts", "Language", "NewEntity",
     "QuietHours", "RemainingBelow", "SwitchProfileAction", "SwitchSlotAction", "Threshold", "ThrottleAction",
     "Throttled", "UsedAbove", "canonical_when", "describe_action", "language_from_locale",

@@ -138,6 +138,14 @@ class AlertEngine:
         result.deliveries = self.deliver_due(at)
         return result
 
+    def preview(self, inputs: AlertInputs, at: dt.datetime) -> CheckResult:
+        """What :meth:`check` would fire and clear at ``at``, against the stored states, changing
+        nothing: no state recorded, no action taken, nothing delivered (``alerts check`` without
+        ``--send``, e.g. to evaluate a past instant)."""
+        evaluation = evaluate_all(self.config.alerts, inputs, at.astimezone(self.tz), self.options)
+        decision = decide(evaluation, self.store.states())
+        return CheckResult(fired=list(decision.fire), cleared=list(decision.clear))
+
     def _act(self, card: str, rule_key: str, action: Action, now: int, result: CheckResult) -> None:
         try:
             if isinstance(action, ThrottleAction | BlockAction):

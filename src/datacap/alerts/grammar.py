@@ -76,13 +76,18 @@ class CalibrationOlder:
     seconds: int
 
 
+@dataclass(frozen=True, slots=True)
+class CarrierDisagrees:
+    """A carrier text's total for a part is not the config's quota (status' ``carrier_mismatch``)."""
+
+
 Condition = (RemainingBelow | UsedAbove | Exhausted | Throttled | ForecastExhausts | DaySpike | NewEntity
-             | CycleReset | CalibrationOlder)
+             | CycleReset | CalibrationOlder | CarrierDisagrees)
 
 _WHEN_HELP = ("expected one of: 'remaining < 20%', 'remaining < 1 GB', 'used > 80%', 'used > 10 GB', "
               "'exhausted', 'throttled', 'forecast exhausts before cycle end', 'day > 3 x average', "
               "'new app > 500 MB' (or new client/new service), 'cycle reset', "
-              "'calibration older than 7d'")
+              "'calibration older than 7d', 'carrier disagrees'")
 _CMP_RE = re.compile(r"^(remaining|used)\s*([<>])\s*(.+)$")
 _SPIKE_RE = re.compile(r"^day\s*>\s*(\d+(?:\.\d+)?)\s*(?:x|×|\*)\s*(?:the\s+)?(?:trailing\s+)?average$")
 _NEW_RE = re.compile(r"^new\s+(app|client|service)s?\s*>\s*(.+)$")
@@ -109,6 +114,7 @@ def parse_when(text: str) -> Condition:
         "exhausted": Exhausted(), "throttled": Throttled(), "cycle reset": CycleReset(),
         "forecast exhausts before cycle end": ForecastExhausts(),
         "forecast exhausts": ForecastExhausts(),
+        "carrier disagrees": CarrierDisagrees(),
     }
     if norm in fixed:
         return fixed[norm]

@@ -91,6 +91,15 @@ _TEMPLATES: dict[str, dict[Language, tuple[str, str]]] = {
                   "{card}：上次按运营商数据校准是 {age} 前（{calibrated_at}）；规则：超过 {threshold}。"
                   "请重新查询余量以保持数据准确。"),
     },
+    "carrier_disagrees": {
+        "en": ("{card}: the carrier counts {carrier_total} for {part}; the config says {config_quota}",
+               "{card}: the carrier's text counts {carrier_total} for {part}, but the config's quota for "
+               "{target} is {config_quota}. What is left follows the carrier's remaining figure; fix the plan "
+               "in the config (or undo the calibration) so the two agree."),
+        "zh-CN": ("{card}：运营商按 {carrier_total} 计算{part}，配置为 {config_quota}",
+                  "{card}：运营商短信中{part}共 {carrier_total}，而配置中{target}的额度为 {config_quota}。"
+                  "剩余量按运营商的剩余数据计算；请修改配置中的套餐（或撤销该校准）使两者一致。"),
+    },
     "test": {
         "en": ("datacap test message", "This is a test from datacap: channel '{channel}' works."),
         "zh-CN": ("datacap 测试消息", "这是一条来自 datacap 的测试消息：通道“{channel}”可以正常送达。"),

@@ -17,6 +17,7 @@ from datacap.alerts.config import (
     Action,
     AlertRule,
     CalibrationOlder,
+    CarrierDisagrees,
     CycleReset,
     DaySpike,
     Exhausted,
@@ -218,6 +219,8 @@ def _evaluate_rule(rule: AlertRule, card: Mapping[str, Any], hist: CardHistory, 
                 out.append(("", "cycle_reset", cycle_period, figs, raw))
         case CalibrationOlder(seconds):
             out.extend(_calibration(card, hist, at, seconds, lang, cycle_period))
+        case CarrierDisagrees():
+            out.extend(_disagreements(card, lang, cycle_period))
 
     firings = []
     for subject, kind, period, figs, raw in out:
@@ -236,7 +239,13 @@ def select_targets(card: Mapping[str, Any], bucket: str | None, lang: Language) 
         return [_target(b["name"], b["name"], [b]) for b in buckets]
     if bucket is not None:
         return [_target(b["name"], b["name"], [b]) for b in buckets if b.get("name") == bucket]
-    # The plan engine writes every scope key, None when unset: a bucket is scoped when any value is set.
+    general = (card.get("headline") or {}).get("general")
+    if general is not None:
+        # The status model's general quota: unscoped buckets, their rollover and the packs in force,
+        # never a scoped or idle-hours bucket (the same figure status, dashboard and reports show).
+        return [Target("", word(lang, "together"), general["quota"], int(general["used"]),
+                       general["left"] if general["quota"] is not None else None)]
+    # A document without a headline (hand-built): every scope key is None when unset.
     unscoped = [b for b in buckets if not any((b.get("scope") or {}).values())]
     if not unscoped:
         return [Target("", word(lang, "together"), None, int(card.get("used_bytes", 0)), None)]
@@ -357,6 +366,19 @@ def _calibration(card: Mapping[str, Any], hist: CardHistory, at: dt.datetime, se
             "calibrated_at": _day(calib.get("at"), at) if cal_at else word(lang, "never"),
             "threshold": format_age(seconds, lang)}
     return [("", "calibration", period, figs, {"age_seconds": age})]
+
+
+def _disagreements(card: Mapping[str, Any], lang: Language,
+                   period: str) -> list[tuple[str, str, str, dict[str, str], dict[str, Any]]]:
+    """One firing per bucket whose carrier total disagrees with the config (once per cycle)."""
+    out = []
+    for m in card.get("carrier_mismatch") or []:
+        figs = {"part": str(m["part"]), "target": str(m["bucket"]),
+                "carrier_total": format_bytes(int(m["carrier_total"])),
+                "config_quota": format_bytes(int(m["config_quota"]))}
+        raw = {"part": m["part"], "carrier_total": m["carrier_total"], "config_quota": m["config_quota"]}
+        out.append((f"carrier:{m['bucket']}", "carrier_disagrees", period, figs, raw))
+    return out
 
 
 def _top(items: Sequence[tuple[str, int]], lang: Language, n: int = 3) -> str:

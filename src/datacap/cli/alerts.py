@@ -72,17 +72,25 @@ def check(ctx: typer.Context,
           at: Annotated[str | None,
                         typer.Option(help="Evaluate as of this ISO date/time (default: now).")] = None,
           exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 3 when an alert fired.")] = False,
+          send: Annotated[bool | None, typer.Option(
+              "--send/--no-send", help="Record, act and deliver what fires (default: yes for now, no with --at)."
+          )] = None,
           as_json: JsonOpt = False) -> None:
     """Evaluate every rule now, exactly as the daemon does after each flush, and deliver what fires.
+
+    With --at, evaluate as of that instant (usage up to it only) and change nothing: no alert state
+    recorded, no action, nothing delivered, unless --send is given.
 
     Example: datacap alerts check --exit-code   (from cron: exit 3 when something fired)
     """
     c = _context(ctx)
     when = parse_instant(at, c.tz, what="--at") if at else c.now().astimezone(c.tz)
-    result = c.engine.check(c.inputs(when), when)
+    if send is None:
+        send = at is None
+    result = c.engine.check(c.inputs(when), when) if send else c.engine.preview(c.inputs(when), when)
     if as_json:
         _json(c.console, {
-            "at": when.isoformat(),
+            "at": when.isoformat(), "sent": send,
             "fired": [{"rule": f.rule_key, "card": f.card, "subject": f.subject, "kind": f.kind,
                        "title": f.title, "message": f.body, "figures": dict(f.figures)}
                       for f in result.fired],
@@ -92,6 +100,8 @@ def check(ctx: typer.Context,
     else:
         if not result.fired:
             c.console.print("no alert fired")
+        elif not send:
+            c.console.print("evaluated only: nothing recorded or delivered (add --send to deliver)")
         for f in result.fired:
             c.console.print(f"[bold]{f.title}[/bold]\n  {f.body}", highlight=False)
         for s in result.cleared:

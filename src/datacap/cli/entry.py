@@ -225,6 +225,9 @@ def import_csv(file: Annotated[Path, typer.Argument(help="CSV with the header ti
                force: Annotated[bool, typer.Option("--force", help="import a file already imported")] = False) -> None:
     """Import usage from CSV, all or nothing (a bad row rejects the file with FILE:LINE reasons).
 
+    Rows must be plausible: not in the future, for a configured card, and no more bytes per 5 minutes
+    on an interface than [meter] max_rate moves.
+
     Example: datacap import usage-2026-11.csv
     """
     c = Context(db, config)
@@ -242,10 +245,23 @@ def import_csv(file: Annotated[Path, typer.Argument(help="CSV with the header ti
         task = progress.add_task("parse", total=max(size, 1))
         # Two streaming passes: check every row (a bad one rejects the file before anything is
         # written), then write in chunks in one transaction. Memory stays flat however long the file.
-        checked = csvio.check_usage_csv(file, lambda pos: progress.update(task, completed=pos // 2), sha256)
+        plausible = csvio.Plausibility(
+            now=dt.datetime.now(dt.UTC), max_rate_bps=c.cfg.meter.max_rate_bps,
+            cards=frozenset(k.name for k in c.cfg.cards) if c.cfg.cards else None,
+            stored=lambda lo, hi: _stored_5min(writer.conn, lo, hi) if writer else {})
+        checked = csvio.check_usage_csv(file, lambda pos: progress.update(task, completed=pos // 2), sha256,
+                                        plausible)
         writer = writer or c.writer()
         writer.commit_chunks(csvio.iter_usage_chunks(file), imported=(sha256, str(file), checked.rows))
     out.print(f"imported {checked.rows} rows ({format_bytes(checked.total_bytes)}) from {file}")
+
+
+def _stored_5min(conn: Any, lo: int, hi: int) -> dict[tuple[int, str], tuple[int, int]]:
+    """The store's 5-minute bytes per (bucket, interface) in [lo, hi], for the import's rate check."""
+    rows = conn.execute("SELECT u.start, i.name, sum(u.rx_bytes), sum(u.tx_bytes) FROM usage u "
+                        "JOIN interfaces i ON i.id = u.iface_id WHERE u.res = '5min' AND u.start BETWEEN ? AND ? "
+                        "GROUP BY u.start, i.name", (lo, hi))
+    return {(start, name): (rx, tx) for start, name, rx, tx in rows}
 
 
 @app.command()

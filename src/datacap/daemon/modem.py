@@ -121,8 +121,8 @@ def remaining_summary(cfg: Config, conn: Any, card: Any) -> str | None:
     except Exception as err:  # a plan that cannot be computed must never stop a text being forwarded
         log.debug("card %s: no remaining figure for a forwarded text: %s", card.name, err)
         return None
-    parts = [f"{b['name']} left {format_bytes(b['remaining_bytes'])}" for b in doc.get("buckets", [])
-             if isinstance(b, dict) and b.get("active", True) and isinstance(b.get("remaining_bytes"), int)]
+    parts = [f"{b.name} left {format_bytes(b.remaining_bytes)}" for b in doc.buckets
+             if b.active and b.remaining_bytes is not None]
     return " · ".join(parts) or None
 
 

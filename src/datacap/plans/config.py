@@ -67,7 +67,9 @@ def _quota(value: Any) -> int | None:
         return None
     try:
         return _size(value)
-    except PydanticCustomError:
+    except PydanticCustomError as err:
+        if "up to" in err.message():  # a size, but beyond any plan: say so rather than "expected a size"
+            raise
         raise _fail("expected a size like '5 GB' or \"unlimited\", found {found}",
                     found=repr(value)) from None
 
@@ -201,8 +203,9 @@ class _Scoped(_Model):
     apps: list[Label] | None = None
     hours: Hours | None = None
     priority: int | None = None
+    carrier_names: list[Label] | None = None  # the carrier's names for it in its texts ("限量流量")
 
-    @field_validator("services", "apps")
+    @field_validator("services", "apps", "carrier_names")
     @classmethod
     def _nonempty(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and not value:

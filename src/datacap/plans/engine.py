@@ -38,6 +38,7 @@ from datacap.plans.charging import prepare, split
 from datacap.plans.config import CardConfig
 from datacap.plans.cycles import Cycle, cycle_at, next_cycle, previous_cycle
 from datacap.plans.report import build_status
+from datacap.plans.status_model import CardStatus
 from datacap.plans.walk import ROLLOVER_PREFIX, Walker, pack_span
 from datacap.timeutil import local_midnight
 
@@ -61,6 +62,12 @@ class Calibration:
     used_bytes: int
     source: str = "cli"
     local_used_bytes: int | None = None
+    # From a carrier text (datacap.plans.carrier): the carrier's name for the part, the total it
+    # states or implies, and the config's quota of the target then; ``id`` once stored.
+    part: str | None = None
+    carrier_total: int | None = None
+    config_quota: int | None = None
+    id: int | None = None
 
 
 def _aware(value: dt.datetime, tz: ZoneInfo) -> dt.datetime:
@@ -136,7 +143,15 @@ def _run(card: CardConfig, records: Sequence[UsageRecord], calibrations: Sequenc
 def compute_status(card: CardConfig, records: Sequence[UsageRecord], calibrations: Sequence[Calibration],
                    at: dt.datetime, tz: ZoneInfo, *, ethernet_ifaces: frozenset[str] | set[str] = frozenset(),
                    known_since: dt.datetime | None = None) -> dict[str, Any]:
-    """The card object of ``datacap status --json`` at ``at``.
+    """The card object of ``datacap status --json`` at ``at`` (the JSON of :func:`card_status`)."""
+    return card_status(card, records, calibrations, at, tz, ethernet_ifaces=ethernet_ifaces,
+                       known_since=known_since).to_json()
+
+
+def card_status(card: CardConfig, records: Sequence[UsageRecord], calibrations: Sequence[Calibration],
+                at: dt.datetime, tz: ZoneInfo, *, ethernet_ifaces: frozenset[str] | set[str] = frozenset(),
+                known_since: dt.datetime | None = None) -> CardStatus:
+    """The typed status of a card at ``at`` (see :mod:`datacap.plans.status_model`).
 
     ``records``: this card's interfaces' usage, at least for :func:`records_needed`; any resolution.
     ``ethernet_ifaces``: interfaces with Ethernet framing, for ``l2_overhead = "auto"``.
@@ -151,29 +166,38 @@ def make_calibration(card: CardConfig, records: Sequence[UsageRecord], calibrati
                      at: dt.datetime, tz: ZoneInfo, *, used: int | None = None, remaining: int | None = None,
                      bucket: str | None = None, source: str = "cli",
                      ethernet_ifaces: frozenset[str] | set[str] = frozenset(),
-                     known_since: dt.datetime | None = None) -> Calibration:
-    """A calibration from the carrier's used or remaining figure, with datacap's count at ``at`` filled
-    in. Raises InputError when the bucket is unknown or a remaining figure cannot be converted."""
+                     known_since: dt.datetime | None = None, clamp: bool = False) -> Calibration:
+    """A calibration from the carrier's used or remaining figure, with datacap's count at ``at`` and the
+    target's quota filled in. Raises InputError when the bucket is unknown or a remaining figure cannot
+    be converted; with ``clamp``, a remaining figure above the quota means nothing used (the caller
+    reports the disagreement). An instant at a cycle's first second is the end of the cycle before."""
     if (used is None) == (remaining is None):
         raise InputError("calibrate: expected exactly one of --used or --remaining")
     at = _aware(at, tz)
+    if at == cycle_at(card.cycle, at, tz).start:
+        at -= dt.timedelta(seconds=1)
     earlier = [c for c in calibrations if _aware(c.at, tz) <= at]
     walker, current, _, _ = _run(card, records, earlier, at, tz, ethernet_ifaces, known_since)
     if current.state != "active":
         state = current.state.replace("_", " ")
         raise InputError(f"calibrate: card {card.name!r} is {state} at {at.isoformat()}")
+    assert walker.state is not None
+    if bucket is not None and bucket.startswith(ROLLOVER_PREFIX) and remaining is not None \
+            and bucket[len(ROLLOVER_PREFIX):] in walker.state.rollover_unknown:
+        # What rolled over is unknown, what is left of it now is not: it counts from this instant on.
+        return Calibration(card.name, bucket, at, 0, source, 0, carrier_total=remaining)
     local, quota = walker.calibration_target(bucket, int(at.timestamp()))
     if remaining is not None:
         if quota is None:
             raise InputError(f"calibrate: {bucket or 'the unscoped buckets'} of card {card.name!r} "
                              "include an unlimited quota, so a remaining figure cannot be converted; "
                              "use --used")
-        if remaining > quota:
+        if remaining > quota and not clamp:
             raise InputError(f"calibrate: expected a remaining figure up to the quota of {quota} bytes, "
                              f"found {remaining}")
-        used = quota - remaining
+        used = max(0, quota - remaining)
     assert used is not None
-    return Calibration(card.name, bucket, at, used, source, local)
+    return Calibration(card.name, bucket, at, used, source, local, config_quota=quota)
 
 
 def with_local(cal: Calibration, local: int) -> Calibration:
@@ -181,5 +205,5 @@ def with_local(cal: Calibration, local: int) -> Calibration:
     return replace(cal, local_used_bytes=local)
 
 
-__all__ = ["ROLLOVER_PREFIX", "Calibration", "compute_status", "make_calibration", "records_needed",
+__all__ = ["ROLLOVER_PREFIX", "Calibration", "card_status", "compute_status", "make_calibration", "records_needed",
            "with_local"]

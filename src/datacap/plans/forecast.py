@@ -213,9 +213,17 @@ def exhausted_at(segments: Sequence[tuple[int, int, float]], pools: Sequence[Poo
     Use within a segment is spread evenly; it is taken from the usable pool that expires first, as the
     engine does; a pool's leftover lapses at its end.
     """
+    return drain(segments, pools)[1]
+
+
+def drain(segments: Sequence[tuple[int, int, float]],
+          pools: Sequence[Pool]) -> tuple[list[int | None], int | None]:
+    """When each pool empties under the projected use (None: it lasts, or was empty already), and
+    when they all run dry together (as :func:`exhausted_at`)."""
     live = [Pool(p.start, p.end, p.left) for p in pools]
+    emptied: list[int | None] = [None] * len(live)
     if not live:
-        return None
+        return emptied, None
     for a, b, amount in segments:
         if b <= a:
             continue
@@ -223,18 +231,34 @@ def exhausted_at(segments: Sequence[tuple[int, int, float]], pools: Sequence[Poo
         inner = [x for p in live for x in (p.start, p.end) if a < x < b]
         cuts = sorted({a, b, *inner})
         for s, e in itertools.pairwise(cuts):
-            usable = sorted((p for p in live if p.start <= s < p.end), key=lambda p: p.end)
-            if any(p.left is None for p in usable):
+            usable = sorted((i for i, p in enumerate(live) if p.start <= s < p.end), key=lambda i: live[i].end)
+            if any(live[i].left is None for i in usable):
                 continue
-            if not any(p.left for p in usable):
-                return s
-            need = rate * (e - s)
-            for pool in usable:
-                take = min(need, pool.left or 0.0)
-                pool.left = (pool.left or 0.0) - take
+            if not any(live[i].left for i in usable):
+                return emptied, s
+            want = need = rate * (e - s)
+            for i in usable:
+                pool = live[i]
+                had = pool.left or 0.0
+                take = min(need, had)
+                pool.left = had - take
                 need -= take
+                if had > 0 and pool.left <= 1e-6 and rate > 0:
+                    emptied[i] = int(s + (want - need) / rate)
             if need > 1e-6 and rate > 0:
-                return int(e - need / rate)
+                return emptied, int(e - need / rate)
+    return emptied, None
+
+
+def crossing(segments: Sequence[tuple[int, int, float]], amount: float) -> int | None:
+    """The epoch second the projected use adds up to ``amount`` (e.g. the bytes left before the
+    throttle), or None if it stays below within the segments."""
+    if amount <= 0:
+        return segments[0][0] if segments else None
+    for a, b, used in segments:
+        if used >= amount and used > 0:
+            return int(a + (b - a) * amount / used)
+        amount -= used
     return None
 
 

@@ -17,7 +17,7 @@ from datacap.plans import CardConfig
 from datacap.plans.cycles import cycle_at, previous_cycle
 from datacap.query.status import belongs, status_json
 from datacap.store import Reader
-from datacap.timeutil import UTC, bucket_end, bucket_start
+from datacap.timeutil import UTC, bucket_start
 
 TRAILING_DAYS = 14
 SEEN_DAYS = 30
@@ -31,31 +31,38 @@ def alert_inputs(reader: Reader, cfg: Config, at: dt.datetime) -> AlertInputs:
 
 
 def card_history(reader: Reader, card: CardConfig, at: dt.datetime) -> CardHistory:
-    """Daily totals and who used what, from the day rollups (cheap enough to run after every flush)."""
+    """Daily totals and who used what as of ``at``: complete days from the day rollups, today only up to
+    ``at`` (from the finest buckets, by the status rule of which usage is the card's), so evaluating a
+    past instant never counts what came after it."""
     tz = reader.tz
     today = bucket_start("day", at, tz)
     first_day = bucket_start("day", today - dt.timedelta(days=SEEN_DAYS), tz)
-    tomorrow = bucket_end("day", today, tz)
     daily: dict[dt.date, int] = defaultdict(int)
-    for start, iface, stamp, total in reader.day_rows(first_day, tomorrow):
+    for start, iface, stamp, total in reader.day_rows(first_day, today):
         if belongs(card, iface, stamp):
             daily[dt.datetime.fromtimestamp(start, tz).date()] += total
+
+    def mine(iface: str, stamp: str) -> bool:
+        return belongs(card, iface, stamp or None)
+
+    today_bytes = sum(b.total_bytes for b in reader.totals(None, today, at, mine).values())
     today_usage: dict[tuple[str, str], int] = defaultdict(int)
+    for kind in ("app", "client", "service"):
+        for row in reader.ranking(kind, today, at, None, mine)[0]:
+            name = row.labels.get(kind) or row.labels.get("mac")
+            if name:
+                today_usage[(kind, name)] += row.bytes.total_bytes
     seen: set[tuple[str, str]] = set()
-    for start, iface, stamp, app, client, service, total in reader.attrib_day_rows(first_day, tomorrow):
+    for _start, iface, stamp, app, client, service, _total in reader.attrib_day_rows(first_day, today):
         if not belongs(card, iface, stamp):
             continue
         for kind, name in (("app", app), ("client", client), ("service", service)):
-            if name is None:
-                continue
-            if start >= today.timestamp():
-                today_usage[(kind, name)] += total
-            else:
+            if name is not None:
                 seen.add((kind, name))
     trailing_from = (today - dt.timedelta(days=TRAILING_DAYS)).date()
     trailing = [(d, daily.get(d, 0)) for d in _days(trailing_from, today.date())]
     last_total, last_top = _last_cycle(reader, card, at)
-    return CardHistory(trailing_days=trailing, today_bytes=daily.get(today.date(), 0),
+    return CardHistory(trailing_days=trailing, today_bytes=today_bytes,
                        today_usage=[EntityUsage(k, n, b) for (k, n), b in sorted(today_usage.items())],
                        seen_recently=seen, last_cycle_total=last_total, last_cycle_top=last_top)
 

@@ -17,46 +17,49 @@ from typing import Any, Protocol
 
 from datacap.config import Config
 from datacap.errors import DatacapError, DeliveryError, InputError
-from datacap.store.reader import Reader
+from datacap.plans.status_model import CardStatus, StatusDocument
+from datacap.store.reader import Belongs, Reader
 
 
 @dataclass(frozen=True, slots=True)
 class PlanStatus:
-    """The plan section of a report: the status document's card, or why there is none."""
+    """The plan section of a report: the card's typed status, or why there is none."""
 
-    card: dict[str, Any] | None
+    card: CardStatus | None
     note: str | None = None  # a key of i18n.LABELS ("plan_unavailable", ...)
     detail: str = ""  # the error text behind "plan_error"
 
 
 def plan_status(reader: Reader, cfg: Config, card: str | None, at: dt.datetime) -> PlanStatus:
-    """The card's status at ``at`` (issue #4 contract), or a note saying why it is not shown."""
-    status_json: Callable[..., dict[str, Any]] | None = getattr(_module("datacap.query.views"), "status_json", None)
-    if status_json is None:
+    """The card's status at ``at`` (the status model), or a note saying why it is not shown."""
+    build: Callable[..., StatusDocument] | None = getattr(_module("datacap.query.views"), "status_model", None)
+    if build is None:
         return PlanStatus(None, "plan_unavailable")
     if not cfg.cards:
         return PlanStatus(None, "plan_no_cards")
+    if card is not None and not any(c.name == card for c in cfg.cards):
+        return PlanStatus(None, "plan_no_card", card)
     try:
-        doc = status_json(reader, cfg, card=card, at=at)
+        doc = build(reader, cfg, card=card, at=at)
     except DatacapError as exc:
         return PlanStatus(None, "plan_error", str(exc))
-    cards = doc.get("cards") or []
-    if card is not None:
-        cards = [c for c in cards if c.get("name") == card]
+    cards = [c for c in doc.cards if card is None or c.name == card]
     if not cards:
         return PlanStatus(None, "plan_no_card", card or "")
     return PlanStatus(cards[0])
 
 
-def card_interfaces(reader: Reader, card: str) -> list[str]:
-    """Interfaces that carried ``card``'s traffic (from the store); InputError naming known cards."""
-    rows = reader.conn.execute(
-        "SELECT DISTINCT i.name FROM usage u JOIN interfaces i ON i.id = u.iface_id "
-        "WHERE u.res = 'year' AND u.card = ? ORDER BY i.name", (card,)).fetchall()
-    if rows:
-        return [r[0] for r in rows]
-    known = [r[0] for r in reader.conn.execute(
-        "SELECT DISTINCT card FROM usage WHERE res = 'year' AND card != '' ORDER BY card")]
+def card_usage(reader: Reader, cfg: Config, card: str) -> tuple[list[str], Belongs]:
+    """The interfaces that carried ``card``'s usage and the rule that picks it, the same rule as its
+    plan status (:func:`datacap.query.status.usage_rule`); InputError naming the known cards when none."""
+    from datacap.query.status import usage_rule
+
+    rule = usage_rule(cfg, card, configured=False)
+    pairs = reader.stamped_interfaces()
+    names = sorted({iface for iface, stamp in pairs if rule(iface, stamp)})
+    if names:
+        return names, rule
+    known = sorted({c.name for c in cfg.cards} | {stamp for _, stamp in pairs if stamp})
     raise InputError(f"--card {card}: no traffic for this card in the store "
                      f"(known cards: {', '.join(known) or 'none yet'})")
 

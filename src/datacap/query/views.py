@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from datacap.config import Config
 from datacap.errors import InputError
-from datacap.store.reader import Bytes, DimKind, Reader
+from datacap.store.reader import Belongs, Bytes, DimKind, Reader
 from datacap.timeutil import UTC, Resolution, bucket_end, bucket_start, from_epoch, iso
+
+if TYPE_CHECKING:
+    from datacap.plans.status_model import StatusDocument
 
 By = Literal["5min", "hour", "day", "week", "month", "year", "top"]
 DEFAULT_SPAN: dict[str, dt.timedelta | None] = {
@@ -134,22 +137,18 @@ def _resolve(reader: Reader, ifaces: Sequence[str] | None) -> list[str]:
 
 def ranking_json(reader: Reader, cfg: Config, kind: DimKind, since: dt.datetime, until: dt.datetime,
                  ifaces: Sequence[str] | None = None, limit: int | None = None,
-                 card: str | None = None) -> dict[str, Any]:
+                 card: str | None = None, rule: Belongs | None = None) -> dict[str, Any]:
     """``datacap apps|clients|services --json``: attributed totals, largest first, plus unattributed.
 
     ``card``: only that card's usage, by the same rule as its plan status (its SIM's stamp, or its
-    interfaces for a card without ICCIDs).
+    interfaces for a card without ICCIDs). ``rule``: that rule already resolved (reports).
     """
     names = _resolve(reader, ifaces)
-    belongs = None
+    belongs = rule
     if card is not None:
-        from datacap.query.status import belongs as card_belongs
-        from datacap.query.status import find_card
+        from datacap.query.status import usage_rule
 
-        [chosen] = find_card(cfg, card)
-
-        def belongs(iface: str, stamp: str) -> bool:
-            return card_belongs(chosen, iface, stamp)
+        belongs = usage_rule(cfg, card)
     rows, totals = reader.ranking(kind, since, until, names, belongs)
     iface_total = Bytes()
     for b in totals.values():
@@ -198,5 +197,13 @@ def history_json(reader: Reader, cfg: Config, kind: DimKind, name: str, by: Reso
 def status_json(reader: Reader, cfg: Config, card: str | None = None, at: dt.datetime | None = None) -> dict[str, Any]:
     """``datacap status --json`` (see :mod:`datacap.query.status`)."""
     from datacap.query.status import status_json as build
+
+    return build(reader, cfg, card, at)
+
+
+def status_model(reader: Reader, cfg: Config, card: str | None = None,
+                 at: dt.datetime | None = None) -> StatusDocument:
+    """The typed status every face reads (``status_json`` is its JSON)."""
+    from datacap.query.status import status_model as build
 
     return build(reader, cfg, card, at)

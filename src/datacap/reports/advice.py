@@ -94,6 +94,12 @@ MESSAGES: Mapping[str, Mapping[Lang, str]] = {
         "en": "At this pace the plan runs out on {date} (quota {quota}): keep to {budget} a day until the cycle "
               "ends.",
         "zh-CN": "按目前的速度，套餐将在 {date} 用完（额度 {quota}）：在本周期结束前每天控制在 {budget} 以内。"},
+    "plan_used_up": {
+        "en": "The general quota ({quota}) ran out on {date}: until the cycle ends on {end}, general traffic "
+              "is charged as overage or throttled; move what you can to Wi-Fi or to hours and apps a "
+              "bucket covers.",
+        "zh-CN": "通用流量（{quota}）已于 {date} 用完：在本周期结束（{end}）前，通用流量将按套餐外计费或被限速；"
+                 "尽量改用 Wi-Fi，或放到有专属流量包覆盖的时段和应用。"},
     "above_usual": {
         "en": "This {period_word} {verb} {amount}, {pct} more than your average of {average} over the last "
               "{count} {period_words}.",
@@ -137,9 +143,20 @@ def rule_no_data(report: Report, th: Thresholds) -> list[Advice]:
     return [Advice("no_data", "info", {})] if report.total.total_bytes == 0 else []
 
 
+def covered(report: Report, kind: str, name: str) -> bool:
+    """Whether a scoped (定向) bucket of the report's card covers this service or app: advice never tells
+    anyone to cut traffic that costs them nothing of the general quota."""
+    card = report.plan
+    if card is None or not name:
+        return False
+    key = {"service": "services", "app": "apps"}.get(kind)
+    return key is not None and any(name in (b.scope.get(key) or ()) for b in card.buckets if not b.general)
+
+
 def _category_rows(report: Report, category: str) -> list[dict[str, Any]]:
     cats = {**DEFAULT_CATEGORIES, **report.categories}
-    return [r for r in report.rankings["service"]["rows"] if cats.get(str(r.get("service") or "")) == category]
+    return [r for r in report.rankings["service"]["rows"] if cats.get(str(r.get("service") or "")) == category
+            and not covered(report, "service", str(r.get("service") or ""))]
 
 
 def category_totals(report: Report) -> list[tuple[str, int]]:
@@ -169,7 +186,8 @@ def rule_video_share(report: Report, th: Thresholds) -> list[Advice]:
 
 def rule_updates(report: Report, th: Thresholds) -> list[Advice]:
     services = _category_rows(report, "update")
-    apps = [r for r in report.rankings["app"]["rows"] if str(r.get("app") or "").lower() in UPDATE_APPS]
+    apps = [r for r in report.rankings["app"]["rows"] if str(r.get("app") or "").lower() in UPDATE_APPS
+            and not covered(report, "app", str(r.get("app") or ""))]
     # Services and apps describe the same bytes from two sides: take the larger view, never their sum.
     rows, key = (services, "service") if sum(r["total_bytes"] for r in services) >= sum(
         r["total_bytes"] for r in apps) else (apps, "app")
@@ -192,7 +210,7 @@ def rule_new_apps(report: Report, th: Thresholds) -> list[Advice]:
         share = row["total_bytes"] / total
         if share < th.new_share:
             break  # rows are largest first
-        if name and name not in before and row["total_bytes"] >= th.min_bytes:
+        if name and name not in before and row["total_bytes"] >= th.min_bytes and not covered(report, "app", name):
             out.append(Advice("new_app", "info", {"name": name, "amount": format_bytes(row["total_bytes"]),
                                                   "pct": _pct(share), "period": report.period.kind},
                               row["total_bytes"]))
@@ -240,18 +258,20 @@ def rule_above_usual(report: Report, th: Thresholds) -> list[Advice]:
 
 
 def rule_pace_over_plan(report: Report, th: Thresholds) -> list[Advice]:
+    """From the headline: the general quota (never a scoped bucket's) runs out before the cycle ends,
+    or already ran out in this cycle."""
     card = report.plan
-    if not card:
+    if card is None or card.state != "active":
         return []
-    forecast = card.get("forecast") or {}
-    cycle_end = (card.get("cycle") or {}).get("end")
-    exhausted = forecast.get("exhausted_at")
-    quota = sum(int(b.get("quota_bytes") or 0) for b in card.get("buckets") or [] if not (b.get("scope") or {}).get(
-        "hours"))
-    if not exhausted or not quota or (cycle_end and exhausted >= cycle_end):
+    h = card.headline
+    quota = h.general.quota
+    if not quota or h.runs_out is None:
         return []
-    budget = forecast.get("daily_budget_bytes")
-    return [Advice("pace_over_plan", "warn", {"date": str(exhausted)[:10], "quota": format_bytes(quota),
+    if h.general.left == 0:
+        return [Advice("plan_used_up", "warn", {"date": h.runs_out.date().isoformat(), "quota": format_bytes(quota),
+                                                "end": card.cycle.end.date().isoformat()}, quota)]
+    budget = h.daily_budget
+    return [Advice("pace_over_plan", "warn", {"date": h.runs_out.date().isoformat(), "quota": format_bytes(quota),
                                               "budget": format_bytes(int(budget or 0))}, quota)]
 
 
@@ -275,20 +295,20 @@ def rule_idle_unused(report: Report, th: Thresholds) -> list[Advice]:
     card = report.plan
     hours = report.hour_totals
     total = sum(hours)
-    if not card or total < th.min_bytes:
+    if card is None or total < th.min_bytes:
         return []
     out = []
-    for bucket in card.get("buckets") or []:
-        text = (bucket.get("scope") or {}).get("hours")
+    for bucket in card.buckets:
+        text = bucket.scope.get("hours")
         window = _window(text) if text else None
-        quota = int(bucket.get("quota_bytes") or 0)
-        if window is None or quota <= 0:
+        quota = bucket.quota_bytes or 0
+        if window is None or quota <= 0 or bucket.kind != "bucket":
             continue
-        used = int(bucket.get("used_bytes") or 0)
+        used = bucket.used_bytes
         outside = sum(b for h, b in enumerate(hours) if not _in_window(h, window)) / total
         if used / quota < th.idle_used and outside >= th.idle_outside:
-            left = int(bucket.get("remaining_bytes") or max(quota - used, 0))
-            out.append(Advice("idle_unused", "warn", {"bucket": str(bucket.get("name")), "hours": str(text),
+            left = bucket.remaining_bytes if bucket.remaining_bytes is not None else max(quota - used, 0)
+            out.append(Advice("idle_unused", "warn", {"bucket": bucket.name, "hours": str(text),
                                                       "used_pct": _pct(used / quota), "left": format_bytes(left),
                                                       "outside_pct": _pct(outside)}, left))
     return out

@@ -36,6 +36,11 @@ LABELS: Mapping[Lang, Mapping[str, str]] = {
         "plan_no_cards": "no [[cards]] configured: add your plan to see per-bucket use",
         "plan_error": "plan status unavailable: {detail}",
         "plan_no_card": "no plan configured for card {detail}",
+        "general": "general quota", "overage": "overage", "ran_out": "general quota ran out",
+        "throttled_since": "throttled since",
+        "throttle_from": "throttled from (forecast)", "rollover": "rolled over", "pack": "pack",
+        "state_ok": "fine", "state_low": "running low", "state_exhausted": "used up",
+        "state_throttled": "throttled", "state_overage": "in overage",
     },
     "zh-CN": {
         "title": "datacap 流量报告", "month": "月份", "week": "周", "card": "卡", "interfaces": "接口",
@@ -57,6 +62,11 @@ LABELS: Mapping[Lang, Mapping[str, str]] = {
         "plan_no_cards": "尚未配置 [[cards]]：添加套餐后可查看各流量包用量",
         "plan_error": "无法获取套餐状态：{detail}",
         "plan_no_card": "卡 {detail} 没有配置套餐",
+        "general": "通用流量", "overage": "超出套餐", "ran_out": "通用流量用完于",
+        "throttled_since": "已限速，开始于",
+        "throttle_from": "预计限速开始", "rollover": "结转", "pack": "加油包",
+        "state_ok": "正常", "state_low": "即将用完", "state_exhausted": "已用完",
+        "state_throttled": "已限速", "state_overage": "已超出套餐",
     },
 }
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datacap.config import Config
+from datacap.plans.status_model import CardStatus
 from datacap.query import views
-from datacap.store.reader import Bytes, Reader
+from datacap.store.reader import Belongs, Bytes, Reader
 from datacap.timeutil import bucket_start, from_epoch, iso, iter_buckets
 
 from .period import Period
@@ -51,7 +52,7 @@ class Report:
     # kind -> {name: total bytes} in the previous period; empty when the store does not cover it.
     previous: Mapping[str, Mapping[str, int]]
     baseline: Baseline | None
-    plan: dict[str, Any] | None = None  # the card's status document (issue #4 contract)
+    plan: CardStatus | None = None  # the card's status at the period's end (or now)
     plan_note: str | None = None  # why there is no plan: a key of i18n.LABELS
     plan_detail: str = ""
     categories: Mapping[str, str] = field(default_factory=dict)
@@ -109,18 +110,19 @@ class Report:
 
 
 def build_report(reader: Reader, cfg: Config, period: Period, *, ifaces: Sequence[str] | None = None,
-                 card: str | None = None, now: dt.datetime | None = None,
-                 categories: Mapping[str, str] | None = None, plan: dict[str, Any] | None = None,
+                 card: str | None = None, rule: Belongs | None = None, now: dt.datetime | None = None,
+                 categories: Mapping[str, str] | None = None, plan: CardStatus | None = None,
                  plan_note: str | None = None, plan_detail: str = "") -> Report:
-    """Figures for ``period`` over ``ifaces`` (all when None); ``categories`` maps service -> category."""
+    """Figures for ``period`` over ``ifaces`` (all when None); ``rule`` keeps one card's usage (see
+    :func:`datacap.query.reports.card_usage`); ``categories`` maps service -> category."""
     tz = cfg.tz
     now = now or views.now_utc()
     since, until = period.bounds(tz)
     names = views._resolve(reader, ifaces)  # same resolution (and errors) as the CLI's --iface
-    totals = reader.totals(names, since, until)
-    rankings = {kind: views.ranking_json(reader, cfg, kind, since, until, names)
+    totals = reader.totals(names, since, until, rule)
+    rankings = {kind: views.ranking_json(reader, cfg, kind, since, until, names, rule=rule)
                 for kind in ("app", "client", "service")}
-    baseline = _baseline(reader, cfg, period, names)
+    baseline = _baseline(reader, cfg, period, names, rule)
     previous: dict[str, dict[str, int]] = {}
     prev = period.shifted(-1)
     if baseline is not None and baseline.periods[0][0] == prev.label:
@@ -128,13 +130,13 @@ def build_report(reader: Reader, cfg: Config, period: Period, *, ifaces: Sequenc
         prev_since, prev_until = prev.bounds(tz)
         for kind in ("app", "client", "service"):
             sums = previous.setdefault(kind, {})
-            for r in reader.ranking(kind, prev_since, prev_until, names)[0]:
+            for r in reader.ranking(kind, prev_since, prev_until, names, rule)[0]:
                 key = r.labels.get(kind) or ""
                 sums[key] = sums.get(key, 0) + r.bytes.total_bytes
     return Report(
         period=period, since=since, until=until, generated_at=now.astimezone(tz), timezone=cfg.timezone,
         card=card, interfaces={n: totals.get(n, Bytes()) for n in names},
-        days=_days(reader, names, since, until), heatmap=_heatmap(reader, names, since, until),
+        days=_days(reader, names, since, until, rule), heatmap=_heatmap(reader, names, since, until, rule),
         rankings=rankings, previous=previous,
         baseline=baseline, plan=plan, plan_note=plan_note, plan_detail=plan_detail,
         categories=dict(categories or {}),
@@ -142,9 +144,9 @@ def build_report(reader: Reader, cfg: Config, period: Period, *, ifaces: Sequenc
 
 
 def _days(reader: Reader, names: Sequence[str], since: dt.datetime,
-          until: dt.datetime) -> tuple[tuple[dt.date, Bytes], ...]:
+          until: dt.datetime, rule: Belongs | None) -> tuple[tuple[dt.date, Bytes], ...]:
     sums: dict[int, Bytes] = {}
-    for rows in reader.series("day", names, since, until).values():
+    for rows in reader.series("day", names, since, until, rule).values():
         for start, b in rows:
             sums[start] = sums.get(start, Bytes()) + b
     return tuple((start.date(), sums.get(int(start.timestamp()), Bytes()))
@@ -152,16 +154,17 @@ def _days(reader: Reader, names: Sequence[str], since: dt.datetime,
 
 
 def _heatmap(reader: Reader, names: Sequence[str], since: dt.datetime,
-             until: dt.datetime) -> tuple[tuple[int, ...], ...]:
+             until: dt.datetime, rule: Belongs | None) -> tuple[tuple[int, ...], ...]:
     grid = [[0] * 24 for _ in range(7)]
-    for rows in reader.series("hour", names, since, until).values():
+    for rows in reader.series("hour", names, since, until, rule).values():
         for start, b in rows:
             local = from_epoch(start, reader.tz)
             grid[local.weekday()][local.hour] += b.total_bytes
     return tuple(tuple(row) for row in grid)
 
 
-def _baseline(reader: Reader, cfg: Config, period: Period, names: Sequence[str]) -> Baseline | None:
+def _baseline(reader: Reader, cfg: Config, period: Period, names: Sequence[str],
+              rule: Belongs | None = None) -> Baseline | None:
     """Average of earlier periods the store covers from their first day (a partial first period would
     drag the average down, so a period is only counted when data exists from its first local day)."""
     firsts = [i.first_seen for i in reader.interfaces() if i.name in names]
@@ -173,7 +176,7 @@ def _baseline(reader: Reader, cfg: Config, period: Period, names: Sequence[str])
         since, until = earlier.bounds(cfg.tz)
         if since < first_day:
             break
-        sums = reader.totals(names, since, until)
+        sums = reader.totals(names, since, until, rule)
         out.append((earlier.label, sum(b.total_bytes for b in sums.values())))
     if not out:
         return None
@@ -199,5 +202,5 @@ def report_json(report: Report) -> dict[str, Any]:
         "busiest_hours": [{"hour": h, "total_bytes": b} for h, b in report.busiest_hours()],
         "apps": report.rankings["app"], "clients": report.rankings["client"],
         "services": report.rankings["service"],
-        "plan": report.plan, "plan_note": report.plan_note,
+        "plan": None if report.plan is None else report.plan.to_json(), "plan_note": report.plan_note,
     }

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from datacap.config import Config
 from datacap.errors import InputError
-from datacap.query.reports import Sender, card_interfaces, plan_status, service_categories
+from datacap.query.reports import Sender, card_usage, plan_status, service_categories
 from datacap.store.reader import Reader
 
 from .i18n import Lang
@@ -22,10 +22,11 @@ from .schedule import ReportsConfig, due_report
 
 def assemble_report(reader: Reader, cfg: Config, period: Period, *, card: str | None = None,
                     ifaces: Sequence[str] | None = None, now: dt.datetime) -> Report:
-    """The report for ``period``; ``card`` narrows to the interfaces that carried it (and ``ifaces``)."""
+    """The report for ``period``; ``card`` narrows to that card's usage by the status rule (and ``ifaces``)."""
     names = list(ifaces) if ifaces else None
+    rule = None
     if card is not None:
-        carried = card_interfaces(reader, card)
+        carried, rule = card_usage(reader, cfg, card)
         names = [n for n in carried if not ifaces or n in reader.match_interfaces(ifaces)]
         if not names:
             raise InputError(f"--card {card} --iface {', '.join(ifaces or [])}: the card's interfaces "
@@ -33,7 +34,7 @@ def assemble_report(reader: Reader, cfg: Config, period: Period, *, card: str | 
     _, until = period.bounds(cfg.tz)
     # The plan as it stood at the period's end (or now, for the current period).
     status = plan_status(reader, cfg, card, min(now, until - dt.timedelta(seconds=1)))
-    return build_report(reader, cfg, period, ifaces=names, card=card, now=now,
+    return build_report(reader, cfg, period, ifaces=names, card=card, rule=rule, now=now,
                         categories=service_categories(cfg), plan=status.card, plan_note=status.note,
                         plan_detail=status.detail)
 

@@ -123,27 +123,42 @@ def _baseline_lines(report: Report, lang: Lang) -> list[str]:
 
 
 def _plan_rows(report: Report, lang: Lang) -> list[dict[str, str]]:
-    card = report.plan or {}
+    card = report.plan
     rows = []
-    for b in card.get("buckets") or []:
-        quota = b.get("quota_bytes")
-        hours = (b.get("scope") or {}).get("hours")
-        rows.append({"name": str(b.get("name")) + (f" ({hours})" if hours else ""),
-                     "quota": format_bytes(quota) if quota is not None else label(lang, "unlimited"),
-                     "used": format_bytes(int(b.get("used_bytes") or 0)),
-                     "left": format_bytes(b["remaining_bytes"]) if b.get("remaining_bytes") is not None else "–",
-                     "expires": str(b.get("expires") or "")[:10]})
+    for b in card.buckets if card else ():
+        hours = b.scope.get("hours")
+        kind = f" ({label(lang, b.kind)})" if b.kind in ("rollover", "pack") else ""
+        rows.append({"name": b.name + kind + (f" ({hours})" if hours else ""),
+                     "quota": format_bytes(b.quota_bytes) if b.quota_bytes is not None else label(lang, "unlimited"),
+                     "used": format_bytes(b.used_bytes),
+                     "left": format_bytes(b.remaining_bytes) if b.remaining_bytes is not None else "–",
+                     "expires": b.expires.date().isoformat()})
     return rows
 
 
 def _plan_summary(report: Report, lang: Lang) -> list[str]:
+    """The headline of the status model: state, general quota, overage and throttle of the cycle."""
     card = report.plan
-    if not card:
+    if card is None:
         return []
-    out = [f"{label(lang, 'card')}: {card.get('name')} · {label(lang, 'state')}: {card.get('state')}"]
-    forecast = card.get("forecast") or {}
-    if forecast.get("exhausted_at"):
-        out.append(f"{label(lang, 'forecast')}: {str(forecast['exhausted_at'])[:10]}")
+    h = card.headline
+    out = [f"{label(lang, 'card')}: {card.label or card.name} · {label(lang, 'state')}: "
+           f"{label(lang, 'state_' + h.state)}"]
+    g = h.general
+    if g.quota is not None:
+        out.append(f"{label(lang, 'general')}: {label(lang, 'used')} {format_bytes(g.used)} / "
+                   f"{format_bytes(g.quota)} ({g.used_pct:.0f}%), {label(lang, 'left')} {format_bytes(g.left or 0)}")
+    if h.runs_out is not None:
+        word = "ran_out" if g.left == 0 else "forecast"  # used up: when it happened, not a forecast
+        out.append(f"{label(lang, word)}: {h.runs_out.date().isoformat()}")
+    if card.overage_bytes:
+        cost = f" = {card.overage_cost:.2f} {card.currency}" if card.currency else ""
+        out.append(f"{label(lang, 'overage')}: {format_bytes(card.overage_bytes)}{cost}")
+    if card.throttled and card.throttle is not None and card.throttle.since is not None:
+        out.append(f"{label(lang, 'throttled_since')}: {card.throttle.since:%Y-%m-%d %H:%M} "
+                   f"({card.throttle.rate_bps / 1e6:g} Mbit/s)")
+    elif h.throttle_from is not None:
+        out.append(f"{label(lang, 'throttle_from')}: {h.throttle_from:%Y-%m-%d %H:%M}")
     return out
 
 

@@ -2,7 +2,9 @@
 
 ``time`` is the instant the bytes were used (ISO 8601 with an offset or Z); the bytes go into the
 5-minute bucket holding it. A row with an app, client or service is also attribution of those bytes.
-An import is all or nothing: every row is checked first, and any bad row rejects the file.
+An import is all or nothing: every row is checked first, and any bad row rejects the file. Besides
+its syntax a row must be plausible (:class:`Plausibility`): not in the future, for a configured card,
+and within ``max_rate`` for its 5 minutes.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import hashlib
 import io
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -33,6 +35,32 @@ _MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 
 MAX_INTERFACE = 15  # the kernel's IFNAMSIZ - 1
 CHUNK_ROWS = 20_000  # rows handed to the writer at a time: an import's memory does not grow with the file
+
+
+MAX_DIGITS = 16  # 10^16 bytes is ~9 PB: beyond any 5 minutes of any link, and far from 2^63
+BUCKET = 300
+FUTURE_SLACK = dt.timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Plausibility:
+    """What an imported row must respect besides its syntax (issue #10 item 8).
+
+    ``now``: no row may lie after it (plus a minute of clock slack). ``max_rate_bps``: the meter's
+    ``max_rate``; the bytes of one interface in one 5-minute bucket (each direction, this file's rows
+    plus what the store already holds there) may not exceed what that rate moves in 300 s.
+    ``cards``: the configured card names a ``card`` column may name (None: any, when no card is
+    configured). ``stored``: the store's bytes per (bucket, interface) for buckets in [lo, hi].
+    """
+
+    now: dt.datetime
+    max_rate_bps: int | None = None
+    cards: frozenset[str] | None = None
+    stored: Callable[[int, int], Mapping[tuple[int, str], tuple[int, int]]] | None = None
+
+    @property
+    def bucket_limit(self) -> int | None:
+        return None if self.max_rate_bps is None else self.max_rate_bps * BUCKET // 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,18 +86,44 @@ def file_sha256(path: Path) -> str:
 
 
 def check_usage_csv(path: Path, progress: Callable[[int], None] | None = None,
-                    sha256: str | None = None) -> CheckedFile:
-    """Check every row, streaming; raise ImportRejected listing up to 20 bad rows as ``FILE:LINE: reason``."""
+                    sha256: str | None = None, plausible: Plausibility | None = None) -> CheckedFile:
+    """Check every row, streaming (and, with ``plausible``, that it could be true); raise ImportRejected
+    listing up to 20 bad rows as ``FILE:LINE: reason``."""
     problems: list[str] = []
     bad = rows = total = 0
+    rate = _RateCheck(plausible.bucket_limit) if plausible and plausible.bucket_limit else None
+    lo = hi = None
     for line, item in _rows(path, progress):
         if isinstance(item, str):
             bad += 1
             if len(problems) < MAX_SHOWN:
                 problems.append(f"{path}:{line}: {item}")
             continue
+        delta, _, epoch = item
+        try:
+            if plausible is not None:
+                _plausible(delta, epoch, plausible)
+            if rate is not None:
+                rate.add(delta)
+        except InputError as exc:
+            bad += 1
+            if len(problems) < MAX_SHOWN:
+                problems.append(f"{path}:{line}: {exc}")
+            continue
         rows += 1
-        total += item[0].rx_bytes + item[0].tx_bytes
+        total += delta.rx_bytes + delta.tx_bytes
+        lo = delta.bucket if lo is None else min(lo, delta.bucket)
+        hi = delta.bucket if hi is None else max(hi, delta.bucket)
+    if rate is not None and not bad and plausible is not None and plausible.stored is not None and lo is not None:
+        over = rate.against(plausible.stored(lo, hi or lo))
+        if over:  # rare: a second pass finds the first line of each bucket pushed beyond the limit
+            for line, item in _rows(path, None):
+                if not isinstance(item, str) and (item[0].bucket, item[0].interface) in over:
+                    bad += 1
+                    if len(problems) < MAX_SHOWN:
+                        problems.append(f"{path}:{line}: {over.pop((item[0].bucket, item[0].interface))}")
+                    if not over:
+                        break
     if bad:
         raise ImportRejected(problems, bad)
     if rows == 0:
@@ -95,7 +149,7 @@ def iter_usage_chunks(path: Path, size: int = CHUNK_ROWS) -> Iterator[tuple[list
 
 
 def _rows(path: Path, progress: Callable[[int], None] | None
-          ) -> Iterator[tuple[int, tuple[TrafficDelta, AttribDelta | None] | str]]:
+          ) -> Iterator[tuple[int, tuple[TrafficDelta, AttribDelta | None, int] | str]]:
     """(line, parsed row or the reason it is bad), one row at a time."""
     try:
         raw = path.open("rb")
@@ -141,7 +195,9 @@ def _check_header(path: Path, header: list[str] | None) -> list[str]:
     return columns
 
 
-def _parse_row(row: dict[str, str], width: int, expected: int) -> tuple[TrafficDelta, AttribDelta | None]:
+def _parse_row(row: dict[str, str], width: int,
+               expected: int) -> tuple[TrafficDelta, AttribDelta | None, int]:
+    """The row's traffic, its attribution (if any) and its instant (epoch seconds)."""
     if width != expected:
         raise InputError(f"expected {expected} fields, found {width}")
     instant = parse_time(row["time"])
@@ -161,10 +217,10 @@ def _parse_row(row: dict[str, str], width: int, expected: int) -> tuple[TrafficD
     client = (row.get("client") or "").strip()
     service = (row.get("service") or "").strip()
     if not (app or client or service):
-        return delta, None
+        return delta, None, epoch
     return delta, AttribDelta(bucket, iface, rx, tx, flows=0, card=card,
                               app=AppIdentity(app) if app else None,
-                              client=client_identity(client) if client else None, service=service or None)
+                              client=client_identity(client) if client else None, service=service or None), epoch
 
 
 def parse_time(text: str) -> dt.datetime:
@@ -181,9 +237,78 @@ def parse_time(text: str) -> dt.datetime:
 
 def _bytes(row: dict[str, str], key: str) -> int:
     value = row[key].strip()
-    if not value.isdigit():
-        raise InputError(f"{key}: expected a non-negative integer, found {row[key]!r}")
+    if not value.isascii() or not value.isdigit():
+        shown = row[key] if len(row[key]) <= 40 else row[key][:40] + "…"
+        raise InputError(f"{key}: expected a non-negative integer, found {shown!r}")
+    digits = value.lstrip("0")
+    if len(digits) > MAX_DIGITS:
+        raise InputError(f"{key}: expected at most {MAX_DIGITS} digits (about 9 PB), found a {len(digits)}-digit "
+                         "number")
     return int(value)
+
+
+def _plausible(delta: TrafficDelta, epoch: int, check: Plausibility) -> None:
+    """A row that could not be true: in the future, or for a card the config does not know."""
+    instant = dt.datetime.fromtimestamp(epoch, dt.UTC)
+    if instant > check.now + FUTURE_SLACK:
+        now = check.now.astimezone(dt.UTC).isoformat(timespec="seconds")
+        raise InputError(f"time: {instant.isoformat()} is in the future (now {now})")
+    if delta.card is not None and check.cards is not None and delta.card not in check.cards:
+        known = ", ".join(sorted(check.cards)) or "none"
+        raise InputError(f"card: no card {delta.card!r} in the config (known: {known})")
+
+
+class _RateCheck:
+    """Bytes per (5-minute bucket, interface), each direction, against what ``max_rate`` moves in 300 s.
+
+    Compact, since a file may hold a million rows: one small-int key and one packed int per bucket
+    (``rx << 64 | tx``; both stay below the limit, far below 2^64), about 75 bytes each."""
+
+    _SHIFT = 64
+    _MASK = (1 << 64) - 1
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.ifaces: dict[str, int] = {}
+        self.sums: dict[int, int] = {}
+
+    def _key(self, bucket: int, interface: str) -> int:
+        index = self.ifaces.setdefault(interface, len(self.ifaces))
+        return (bucket // BUCKET) << 20 | index
+
+    def add(self, delta: TrafficDelta) -> None:
+        key = self._key(delta.bucket, delta.interface)
+        packed = self.sums.get(key, 0)
+        rx, tx = (packed >> self._SHIFT) + delta.rx_bytes, (packed & self._MASK) + delta.tx_bytes
+        over = self._over(rx, tx, delta.bucket, delta.interface)
+        if over:
+            raise InputError(over)
+        self.sums[key] = rx << self._SHIFT | tx
+
+    def against(self, stored: Mapping[tuple[int, str], tuple[int, int]]) -> dict[tuple[int, str], str]:
+        """The reason for each (bucket, interface) this file would push beyond the limit with what the
+        store already holds there."""
+        out = {}
+        for (bucket, interface), (srx, stx) in stored.items():
+            if interface not in self.ifaces:
+                continue
+            packed = self.sums.get(self._key(bucket, interface))
+            if packed is None:
+                continue
+            over = self._over((packed >> self._SHIFT) + srx, (packed & self._MASK) + stx, bucket, interface,
+                              stored=True)
+            if over:
+                out[(bucket, interface)] = over
+        return out
+
+    def _over(self, rx: int, tx: int, bucket: int, interface: str, stored: bool = False) -> str | None:
+        if max(rx, tx) <= self.limit:
+            return None
+        direction, amount = ("rx_bytes", rx) if rx >= tx else ("tx_bytes", tx)
+        start = dt.datetime.fromtimestamp(bucket, dt.UTC).isoformat()
+        with_store = " with what the store already holds there" if stored else ""
+        return (f"{direction}: {amount} bytes on {interface} in the 5 minutes from {start}{with_store} is more "
+                f"than max_rate allows ({self.limit} bytes in 300 s); refused as implausible")
 
 
 def client_identity(value: str) -> ClientIdentity:

@@ -73,6 +73,12 @@ class Reader:
     def interface_names(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT name FROM interfaces ORDER BY name")]
 
+    def stamped_interfaces(self) -> list[tuple[str, str]]:
+        """Every (interface, card stamp or "") pair that carried usage, from the year rollups."""
+        return [(n, c or "") for n, c in self.conn.execute(
+            "SELECT DISTINCT i.name, u.card FROM usage u JOIN interfaces i ON i.id = u.iface_id "
+            "WHERE u.res = 'year' ORDER BY i.name")]
+
     def link_types(self) -> dict[str, str]:
         return {r[0]: r[1] for r in self.conn.execute("SELECT name, link_type FROM interfaces") if r[1]}
 
@@ -90,18 +96,32 @@ class Reader:
 
     # -- series -----------------------------------------------------------------------------------
     def series(self, res: Resolution, names: Sequence[str] | None, since: dt.datetime,
-               until: dt.datetime) -> dict[str, list[tuple[int, Bytes]]]:
-        """Per interface, the stored buckets of ``res`` starting in [since, until), oldest first."""
+               until: dt.datetime, belongs: Belongs | None = None) -> dict[str, list[tuple[int, Bytes]]]:
+        """Per interface, the stored buckets of ``res`` starting in [since, until), oldest first;
+        ``belongs`` keeps only one card's usage (as in :meth:`totals`)."""
         ids = self._ids(names)
         out: dict[str, list[tuple[int, Bytes]]] = {n: [] for n in ids.values()}
         lo = int(bucket_start(res, since, self.tz, self.week_start).timestamp())
+        if belongs is None:
+            rows = self.conn.execute(
+                "SELECT iface_id, start, sum(rx_bytes), sum(tx_bytes) FROM usage "
+                "WHERE res = ? AND start >= ? AND start < ? GROUP BY iface_id, start ORDER BY iface_id, start",
+                (res, lo, int(until.timestamp())))
+            for iface_id, start, rx, tx in rows:
+                if iface_id in ids:
+                    out[ids[iface_id]].append((start, Bytes(rx, tx)))
+            return out
         rows = self.conn.execute(
-            "SELECT iface_id, start, sum(rx_bytes), sum(tx_bytes) FROM usage "
-            "WHERE res = ? AND start >= ? AND start < ? GROUP BY iface_id, start ORDER BY iface_id, start",
+            "SELECT iface_id, start, card, sum(rx_bytes), sum(tx_bytes) FROM usage "
+            "WHERE res = ? AND start >= ? AND start < ? GROUP BY iface_id, start, card ORDER BY iface_id, start",
             (res, lo, int(until.timestamp())))
-        for iface_id, start, rx, tx in rows:
-            if iface_id in ids:
-                out[ids[iface_id]].append((start, Bytes(rx, tx)))
+        for iface_id, start, card, rx, tx in rows:
+            if iface_id in ids and belongs(ids[iface_id], card):
+                kept = out[ids[iface_id]]
+                if kept and kept[-1][0] == start:
+                    kept[-1] = (start, kept[-1][1] + Bytes(rx, tx))
+                else:
+                    kept.append((start, Bytes(rx, tx)))
         return out
 
     def most_buckets(self, res: str, lo: int, hi: int) -> int:

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from datacap.config import Config
 from datacap.errors import DatacapError, InputError
+from datacap.plans.status_model import StatusDocument
 from datacap.query import views
 from datacap.store import Writer, open_write
 from datacap.store.reader import Reader
@@ -50,6 +51,16 @@ def status(reader: Reader, cfg: Config, card: str | None = None, at: dt.datetime
     if not cfg.cards:
         raise Unavailable("no cards configured: add a [[cards]] section to the config to see plan status")
     return views.status_json(reader, cfg, card=card, at=at)
+
+
+def status_model(reader: Reader, cfg: Config, card: str | None = None,
+                 at: dt.datetime | None = None) -> StatusDocument:
+    """The typed status (what :func:`status` returns as JSON), for /metrics and the pages."""
+    if not cfg.cards:
+        raise Unavailable("no cards configured: add a [[cards]] section to the config to see plan status")
+    from datacap.query.status import status_model as build
+
+    return build(reader, cfg, card, at)
 
 
 def _engine(reader: Reader, cfg: Config) -> Any:
@@ -103,11 +114,11 @@ def calibrate_sms(db_path: Path, cfg: Config, sms: SmsMessage) -> dict[str, Any]
     try:
         reader = Reader(writer.conn, cfg.tz, cfg.week_start_index)
         source = f"sms:{sms.sender}" if sms.sender else "sms"
-        cals, notes = plan_status.calibrate_sms(writer, reader, card, sms.text, sender=sms.sender or None,
-                                                now=sms.received, source=source)
+        applied = plan_status.calibrate_sms(writer, reader, card, sms.text, sender=sms.sender or None,
+                                            now=sms.received, source=source)
     finally:
         writer.conn.close()
-    return plan_status.calibration_doc(card.name, cals, notes, cfg.tz)
+    return plan_status.calibration_doc(card.name, applied.calibrations, applied.notes, cfg.tz, applied.unmatched)
 
 
 def _writer(db_path: Path, cfg: Config) -> Writer:

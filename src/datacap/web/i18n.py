@@ -32,6 +32,9 @@ EN: dict[str, str] = {
     "back": "Back to the list", "range_7d": "7 days", "range_30d": "30 days", "range_month": "This month",
     "range_year": "12 months", "no_live": "No metered interface is up on this machine right now",
     "ahead": "ahead of the calendar",
+    "ok": "fine", "low": "running low", "exhausted": "used up", "throttle_from": "Throttled from",
+    "carrier_disagrees": "Carrier disagrees", "config_says": "the config says",
+    "rollover_unknown": "Rolled over: unknown",
 }
 
 ZH: dict[str, str] = {
@@ -58,6 +61,9 @@ ZH: dict[str, str] = {
     "back": "返回列表", "range_7d": "7 天", "range_30d": "30 天", "range_month": "本月",
     "range_year": "12 个月", "no_live": "本机当前没有正在计量的网卡",
     "ahead": "用得比日历快",
+    "ok": "正常", "low": "即将用完", "exhausted": "已用完", "throttle_from": "限速开始",
+    "carrier_disagrees": "与运营商不一致", "config_says": "配置为",
+    "rollover_unknown": "结转：未知",
 }
 
 WORDS: dict[Lang, dict[str, str]] = {"en": EN, "zh-CN": ZH}

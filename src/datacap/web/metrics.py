@@ -6,7 +6,6 @@ restart of the dashboard never resets them; plan gauges come from the status vie
 
 from __future__ import annotations
 
-import datetime as dt
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from datacap.config import Config
 from datacap.errors import DatacapError
+from datacap.plans.status_model import StatusDocument
 from datacap.store import health
 from datacap.store.reader import Reader
 from datacap.web import data
@@ -94,7 +94,7 @@ def _write_health(state: dict[str, Any] | None) -> Iterator[Metric]:
 def _plan(reader: Reader, cfg: Config) -> Iterator[Metric]:
     available = GaugeMetricFamily("datacap_plan_status_available", "1 when plan status is configured and built")
     try:
-        doc = data.status(reader, cfg)
+        doc = data.status_model(reader, cfg)
     except data.Unavailable:
         available.add_metric([], 0)
         yield available
@@ -104,38 +104,71 @@ def _plan(reader: Reader, cfg: Config) -> Iterator[Metric]:
     yield from plan_families(doc)
 
 
-def plan_families(doc: dict[str, Any]) -> Iterator[Metric]:
-    """Gauges from a status document (issue #4 contract): pure, so tests feed it documents directly."""
-    labels = ["card", "bucket"]
+def plan_families(doc: StatusDocument) -> Iterator[Metric]:
+    """Gauges from the typed status model, figure for figure what ``status --json`` says.
+
+    A bucket is labelled by card, name and kind (bucket | rollover | pack), so a bucket and its
+    rolled-over quota are two series, never one series twice."""
+    labels = ["card", "bucket", "kind"]
     used = GaugeMetricFamily("datacap_bucket_used_bytes", "Bytes used in the bucket this cycle", labels=labels)
     left = GaugeMetricFamily("datacap_bucket_remaining_bytes", "Bytes left in the bucket", labels=labels)
     quota = GaugeMetricFamily("datacap_bucket_quota_bytes", "The bucket's quota", labels=labels)
     card_used = GaugeMetricFamily("datacap_card_used_bytes", "Bytes charged to the card this cycle", labels=["card"])
+    g_quota = GaugeMetricFamily("datacap_general_quota_bytes",
+                                "The cycle's general quota (unscoped buckets, rollover and packs)", labels=["card"])
+    g_used = GaugeMetricFamily("datacap_general_used_bytes", "General use this cycle, overage included",
+                               labels=["card"])
+    g_left = GaugeMetricFamily("datacap_general_remaining_bytes", "What the general quota still holds",
+                               labels=["card"])
+    g_ratio = GaugeMetricFamily("datacap_general_used_ratio", "Used fraction of the general quota", labels=["card"])
+    headline = GaugeMetricFamily("datacap_card_headline_state", "1 for the card's headline state",
+                                 labels=["card", "state"])
+    overage = GaugeMetricFamily("datacap_overage_bytes", "Bytes beyond every allowance this cycle", labels=["card"])
+    cost = GaugeMetricFamily("datacap_overage_cost", "What the overage costs so far", labels=["card", "currency"])
+    budget = GaugeMetricFamily("datacap_daily_budget_bytes",
+                               "Bytes a day that neither exhaust the general quota nor reach the throttle",
+                               labels=["card"])
     runout = GaugeMetricFamily("datacap_forecast_exhausted_timestamp_seconds",
                                "When the forecast says the card runs out (absent: it lasts the cycle)", labels=["card"])
+    throttle_at = GaugeMetricFamily("datacap_forecast_throttle_timestamp_seconds",
+                                    "When the forecast says the throttle starts (absent: not this cycle)",
+                                    labels=["card"])
     throttled = GaugeMetricFamily("datacap_card_throttled", "1 when the carrier throttles the card", labels=["card"])
     enforced = GaugeMetricFamily("datacap_card_enforced", "1 when datacap itself limits or blocks the card",
                                  labels=["card", "state"])
     elapsed = GaugeMetricFamily("datacap_cycle_elapsed_ratio", "Fraction of the billing cycle elapsed", labels=["card"])
-    for card in doc.get("cards", []):
-        name = str(card.get("name"))
-        card_used.add_metric([name], card.get("used_bytes") or 0)
-        for bucket in card.get("buckets", []):
-            key = [name, str(bucket.get("name"))]
-            used.add_metric(key, bucket.get("used_bytes") or 0)
-            if bucket.get("remaining_bytes") is not None:
-                left.add_metric(key, bucket["remaining_bytes"])
-            if bucket.get("quota_bytes") is not None:
-                quota.add_metric(key, bucket["quota_bytes"])
-        exhausted = (card.get("forecast") or {}).get("exhausted_at")
-        if exhausted:
-            runout.add_metric([name], dt.datetime.fromisoformat(exhausted).timestamp())
-        throttled.add_metric([name], 1 if card.get("throttled") else 0)
-        state = str(card.get("state") or "unknown")
-        enforced.add_metric([name, state], 1 if card.get("enforced") or state in ("blocked", "limited") else 0)
-        if (card.get("cycle") or {}).get("elapsed_fraction") is not None:
-            elapsed.add_metric([name], card["cycle"]["elapsed_fraction"])
-    yield from (card_used, used, left, quota, runout, throttled, enforced, elapsed)
+    for card in doc.cards:
+        name = card.name
+        card_used.add_metric([name], card.used_bytes)
+        for bucket in card.buckets:
+            key = [name, bucket.name, bucket.kind]
+            used.add_metric(key, bucket.used_bytes)
+            if bucket.remaining_bytes is not None:
+                left.add_metric(key, bucket.remaining_bytes)
+            if bucket.quota_bytes is not None:
+                quota.add_metric(key, bucket.quota_bytes)
+        h = card.headline
+        g_used.add_metric([name], h.general.used)
+        if h.general.quota is not None:
+            g_quota.add_metric([name], h.general.quota)
+            g_ratio.add_metric([name], h.general.used / h.general.quota if h.general.quota else 0.0)
+        if h.general.left is not None:
+            g_left.add_metric([name], h.general.left)
+        headline.add_metric([name, h.state], 1)
+        overage.add_metric([name], card.overage_bytes)
+        if card.currency:
+            cost.add_metric([name, card.currency], card.overage_cost)
+        if card.forecast.daily_budget_bytes is not None:
+            budget.add_metric([name], card.forecast.daily_budget_bytes)
+        if card.forecast.exhausted_at is not None:
+            runout.add_metric([name], card.forecast.exhausted_at.timestamp())
+        if card.forecast.throttle_at is not None:
+            throttle_at.add_metric([name], card.forecast.throttle_at.timestamp())
+        throttled.add_metric([name], 1 if card.throttled else 0)
+        enforced.add_metric([name, card.state], 1 if card.state in ("blocked", "limited") else 0)
+        elapsed.add_metric([name], card.cycle.elapsed_fraction)
+    yield from (card_used, used, left, quota, g_quota, g_used, g_left, g_ratio, headline, overage, cost, budget,
+                runout, throttle_at, throttled, enforced, elapsed)
 
 
 def make_registry(open_reader: Callable[[], AbstractContextManager[Reader]], cfg: Config) -> CollectorRegistry:

@@ -118,25 +118,32 @@ async function drawCards(container, path = "status") {
   const res = await api(path);
   if (!res.ok) { container.append(el("p", { class: "warn", text: res.data.error })); return; }
   for (const card of res.data.cards) {
-    const state = card.throttled ? "throttled" : card.state || "active";
-    const panel = el("section", { class: "panel card", "data-card": card.name },
-      el("h2", {}, card.name, " ", el("span", { class: `badge ${state}`, text: t(state) })));
+    // Every figure comes from the status model's headline (the same one `datacap status` prints).
+    const h = card.headline || {};
+    const state = h.state || (card.throttled ? "throttled" : card.state || "active");
+    const panel = el("section", { class: "panel card", "data-card": card.name, "data-state": state },
+      el("h2", {}, card.label || card.name, " ", el("span", { class: `badge ${state}`, text: t(state) })));
     const gauges = el("div", { class: "gauges" });
     panel.append(gauges);
-    const elapsed = card.cycle ? card.cycle.elapsed_fraction : null;
-    const usedFrac = sumQuota(card) ? card.used_bytes / sumQuota(card) : null;
     const facts = el("dl", { class: "facts" });
     const fact = (k, v) => facts.append(el("dt", { text: k }), el("dd", { text: v }));
-    if (elapsed !== null) {
-      const ahead = usedFrac !== null && usedFrac > elapsed ? ` · ${t("ahead")}` : "";
-      fact(t("pace"), `${t("used")} ${pct(usedFrac)} / ${pct(elapsed)} ${t("elapsed")}${ahead}`);
+    const g = h.general || {};
+    if (g.quota !== null && g.quota !== undefined) fact(t("left"), `${fmtBytes(g.left ?? 0)} / ${fmtBytes(g.quota)}`);
+    if (h.pace) {
+      const used = h.pace.used_pct, elapsed = h.pace.elapsed_pct;
+      const ahead = used !== null && used > elapsed ? ` · ${t("ahead")}` : "";
+      fact(t("pace"), `${t("used")} ${pctOf(used)} / ${pctOf(elapsed)} ${t("elapsed")}${ahead}`);
     }
-    const fc = card.forecast || {};
-    if (fc.daily_budget_bytes !== undefined) fact(t("daily_budget"), fmtBytes(fc.daily_budget_bytes));
-    fact(t("forecast"), fc.exhausted_at ? fmtTime(fc.exhausted_at) : t("lasts_cycle"));
+    if (h.daily_budget !== null && h.daily_budget !== undefined) fact(t("daily_budget"), fmtBytes(h.daily_budget));
+    fact(t("forecast"), h.runs_out ? fmtTime(h.runs_out) : t("lasts_cycle"));
+    if (h.throttle_from) fact(t("throttle_from"), fmtTime(h.throttle_from));
     if (card.cycle) fact(t("cycle_ends"), fmtTime(card.cycle.end));
-    if (card.overage_bytes) fact(t("overage"), `${fmtBytes(card.overage_bytes)} (${card.overage_cost} ${card.currency || ""})`);
+    if (h.overage && h.overage.bytes) fact(t("overage"), `${fmtBytes(h.overage.bytes)} (${h.overage.cost} ${h.overage.currency})`);
     fact(t("calibration"), card.calibration ? fmtTime(card.calibration.at || "") : t("never"));
+    for (const m of card.carrier_mismatch || []) {  // the carrier's total for a part is not the config's quota
+      fact(t("carrier_disagrees"), `${m.part}: ${fmtBytes(m.carrier_total)} · ${t("config_says")} ${fmtBytes(m.config_quota)}`);
+    }
+    for (const r of card.rollover_unknown || []) fact(t("rollover_unknown"), r.bucket);
     panel.append(facts);
     container.append(panel);
     card.buckets.forEach((b, i) => {
@@ -155,8 +162,7 @@ async function drawCards(container, path = "status") {
     });
   }
 }
-const sumQuota = (card) => card.buckets.reduce((a, b) => a + (b.quota_bytes || 0), 0);
-const pct = (f) => (f === null || f === undefined ? "–" : `${(f * 100).toFixed(0)}%`);
+const pctOf = (p) => (p === null || p === undefined ? "–" : `${Math.round(p)}%`);
 
 async function pollLive() {
   const box = document.getElementById("live");
