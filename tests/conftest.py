@@ -11,6 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Tests never fail on time: a property that takes long on a loaded 2-core CI box is slow, not wrong.
+settings.register_profile("datacap", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("datacap")
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
