@@ -78,7 +78,7 @@ def plan_check(card: CardOpt = None, at: AtOpt = None, config: ConfigOpt = None,
                   f"   count: {s['count']}   l2_overhead: {s['l2_overhead']}")
 
 
-calibrate_app = typer.Typer(help="The carrier's own figures.", invoke_without_command=True)
+calibrate_app = typer.Typer(invoke_without_command=True)  # help: the callback's docstring
 app.add_typer(calibrate_app, name="calibrate")
 
 
