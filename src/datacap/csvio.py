@@ -15,7 +15,8 @@ import hashlib
 import io
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -92,6 +93,7 @@ def read_usage_csv(path: Path, progress: Callable[[int], None] | None = None,
     rows = 0
     total = 0
     rate = _RateCheck(plausible.bucket_limit) if plausible and plausible.bucket_limit else None
+    lines = array("I")  # the line of each traffic row, to name it when the store's bytes add up
     for line, fields in enumerate(reader, start=2):
         if not fields or all(not f.strip() for f in fields):
             continue
@@ -108,6 +110,8 @@ def read_usage_csv(path: Path, progress: Callable[[int], None] | None = None,
                 problems.append(f"{path}:{line}: {exc}")
             continue
         traffic.append(delta)
+        if rate is not None:
+            lines.append(line)
         total += delta.rx_bytes + delta.tx_bytes
         if extra is not None:
             attrib.append(extra)
@@ -115,7 +119,7 @@ def read_usage_csv(path: Path, progress: Callable[[int], None] | None = None,
             progress(reader.line_num)
     if rate is not None and not bad and plausible is not None and plausible.stored is not None and traffic:
         stored = plausible.stored(min(d.bucket for d in traffic), max(d.bucket for d in traffic))
-        for line, reason in rate.against(stored):
+        for line, reason in rate.against(stored, traffic, lines) if stored else []:
             bad += 1
             if len(problems) < MAX_SHOWN:
                 problems.append(f"{path}:{line}: {reason}")
@@ -211,44 +215,58 @@ def _plausible(delta: TrafficDelta, epoch: int, check: Plausibility) -> None:
 
 
 class _RateCheck:
-    """Bytes per (5-minute bucket, interface), each direction, against what ``max_rate`` moves in 300 s."""
+    """Bytes per (5-minute bucket, interface), each direction, against what ``max_rate`` moves in 300 s.
+
+    Compact, since a file may hold a million rows: one small-int key and one packed int per bucket
+    (``rx << 64 | tx``; both stay below the limit, far below 2^64), about 75 bytes each."""
+
+    _SHIFT = 64
+    _MASK = (1 << 64) - 1
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.sums: dict[tuple[int, str], list[int]] = {}  # [rx, tx, first line]
+        self.ifaces: dict[str, int] = {}
+        self.sums: dict[int, int] = {}
+
+    def _key(self, bucket: int, interface: str) -> int:
+        index = self.ifaces.setdefault(interface, len(self.ifaces))
+        return (bucket // BUCKET) << 20 | index
 
     def add(self, delta: TrafficDelta, line: int) -> None:
-        key = (delta.bucket, delta.interface)
-        acc = self.sums.get(key)
-        rx = delta.rx_bytes + (acc[0] if acc else 0)
-        tx = delta.tx_bytes + (acc[1] if acc else 0)
-        over = self._over(rx, tx, key)
+        key = self._key(delta.bucket, delta.interface)
+        packed = self.sums.get(key, 0)
+        rx, tx = (packed >> self._SHIFT) + delta.rx_bytes, (packed & self._MASK) + delta.tx_bytes
+        over = self._over(rx, tx, delta.bucket, delta.interface)
         if over:
             raise InputError(over)
-        if acc is None:
-            self.sums[key] = [rx, tx, line]
-        else:
-            acc[0], acc[1] = rx, tx
+        self.sums[key] = rx << self._SHIFT | tx
 
-    def against(self, stored: Mapping[tuple[int, str], tuple[int, int]]) -> list[tuple[int, str]]:
-        """(first line, reason) of each bucket this file would push beyond the limit with the store's bytes."""
+    def against(self, stored: Mapping[tuple[int, str], tuple[int, int]], traffic: Sequence[TrafficDelta],
+                lines: Sequence[int]) -> list[tuple[int, str]]:
+        """(line, reason) of the first row of each bucket this file would push beyond the limit with
+        what the store already holds there."""
         out = []
-        for key, (srx, stx) in stored.items():
-            acc = self.sums.get(key)
-            if acc is not None:
-                over = self._over(acc[0] + srx, acc[1] + stx, key, stored=True)
-                if over:
-                    out.append((acc[2], over))
-        return sorted(out)
+        seen: set[tuple[int, str]] = set()
+        for delta, line in zip(traffic, lines, strict=True):
+            where = (delta.bucket, delta.interface)
+            if where not in stored or where in seen:
+                continue
+            seen.add(where)
+            packed = self.sums[self._key(*where)]
+            srx, stx = stored[where]
+            over = self._over((packed >> self._SHIFT) + srx, (packed & self._MASK) + stx, *where, stored=True)
+            if over:
+                out.append((line, over))
+        return out
 
-    def _over(self, rx: int, tx: int, key: tuple[int, str], stored: bool = False) -> str | None:
+    def _over(self, rx: int, tx: int, bucket: int, interface: str, stored: bool = False) -> str | None:
         if max(rx, tx) <= self.limit:
             return None
         direction, amount = ("rx_bytes", rx) if rx >= tx else ("tx_bytes", tx)
-        start = dt.datetime.fromtimestamp(key[0], dt.UTC).isoformat()
+        start = dt.datetime.fromtimestamp(bucket, dt.UTC).isoformat()
         with_store = " with what the store already holds there" if stored else ""
-        return (f"{direction}: {amount} bytes on {key[1]} in the 5 minutes from {start}{with_store} is more than "
-                f"max_rate allows ({self.limit} bytes in 300 s); refused as implausible")
+        return (f"{direction}: {amount} bytes on {interface} in the 5 minutes from {start}{with_store} is more "
+                f"than max_rate allows ({self.limit} bytes in 300 s); refused as implausible")
 
 
 def client_identity(value: str) -> ClientIdentity:

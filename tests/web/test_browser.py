@@ -168,50 +168,6 @@ def test_chinese_on_a_phone(browser: Any, server: WebThread, tmp_path: Path) -> 
         phone.close()
 
 
-STATUS = {"at": "2026-11-25T12:00:00+08:00", "cards": [{
-    "name": "unicom", "state": "active", "cycle": {"start": "2026-11-01T00:00:00+08:00",
-                                                   "end": "2026-12-01T00:00:00+08:00", "elapsed_fraction": 0.8},
-    "used_bytes": 25 * 2**30, "buckets": [
-        {"name": "通用", "kind": "bucket", "quota_bytes": 30 * 2**30, "used_bytes": 20 * 2**30,
-         "remaining_bytes": 10 * 2**30, "expires": "2026-12-01T00:00:00+08:00"},
-        {"name": "闲时", "kind": "bucket", "quota_bytes": 20 * 2**30, "used_bytes": 5 * 2**30,
-         "remaining_bytes": 15 * 2**30, "expires": "2026-12-01T00:00:00+08:00"}],
-    "overage_bytes": 0, "overage_cost": 0.0, "currency": "CNY", "throttled": False,
-    "forecast": {"cycle_end_used_bytes": 31 * 2**30, "exhausted_at": "2026-11-29T20:00:00+08:00",
-                 "daily_budget_bytes": 2 * 2**30},
-    "headline": {"state": "low", "general": {"quota": 30 * 2**30, "used": 20 * 2**30, "left": 10 * 2**30,
-                                             "used_pct": 66.7},
-                 "pace": {"used_pct": 66.7, "elapsed_pct": 80.0}, "runs_out": "2026-11-29T20:00:00+08:00",
-                 "throttle_from": None, "lasts_cycle": False, "daily_budget": 2 * 2**30, "overage": None},
-    "calibration": {"at": "2026-11-20T09:00:00+08:00", "source": "sms"}}]}
-
-
-def test_overview_with_plan_status(browser: Any, store: Any, monkeypatch: pytest.MonkeyPatch,
-                                   tmp_path: Path) -> None:
-    """Once status_json lands on main the overview draws a gauge per bucket with pace and forecast."""
-    import datacap.views
-    from datacap.web.cli import start_in_thread
-
-    monkeypatch.setattr(datacap.views, "status_json", lambda reader, cfg, card=None, at=None: STATUS, raising=False)
-    cfg = store.cfg.model_copy(update={"cards": [{"name": "unicom"}]})
-    web = start_in_thread(store.db, cfg, listen="127.0.0.1:0")
-    tab = None
-    try:
-        assert web.wait_started() and web.url
-        tab = Page(browser, web.url, viewport={"width": 1280, "height": 900})
-        page = tab.open("/")
-        gauges = {k: v for k, v in tab.series().items() if k.startswith("gauge-")}
-        assert len(gauges) == 2 and all(s[0]["type"] == "gauge" for s in gauges.values())
-        text = page.inner_text("#cards")
-        assert "unicom" in text and "80%" in text and "2026-11-29 20:00" in text
-        page.screenshot(path=tmp_path / "overview-plan.png", full_page=True)
-        assert tab.errors == []
-    finally:
-        if tab:
-            tab.close()
-        web.stop()
-
-
 def test_plan_page_lists_each_cards_resolved_config(browser: Any, store: Any, tmp_path: Path) -> None:
     from datacap.web.cli import start_in_thread
 

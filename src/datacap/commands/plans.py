@@ -78,7 +78,7 @@ def plan_check(card: CardOpt = None, at: AtOpt = None, config: ConfigOpt = None,
                   f"   count: {s['count']}   l2_overhead: {s['l2_overhead']}")
 
 
-calibrate_app = typer.Typer(invoke_without_command=True)  # help: the callback's docstring
+calibrate_app = typer.Typer(invoke_without_command=True)  # help: the callback's docstring, with its example
 app.add_typer(calibrate_app, name="calibrate")
 
 

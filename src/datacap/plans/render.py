@@ -66,7 +66,7 @@ def _headline_line(st: CardStatus) -> Text:
     if h.lasts_cycle:
         line.append("; lasts the cycle", style="green")
     elif h.runs_out is not None:
-        verb = "ran out" if h.state in ("exhausted", "overage") else "runs out"
+        verb = "ran out" if g.left == 0 else "runs out"
         line.append(f"; {verb} {_when(h.runs_out)}", style="bold red")
     if h.throttle_from is not None and not st.throttled:
         line.append(f"; throttled from {_when(h.throttle_from)}", style="bold red")

@@ -149,7 +149,8 @@ def _plan_summary(report: Report, lang: Lang) -> list[str]:
         out.append(f"{label(lang, 'general')}: {label(lang, 'used')} {format_bytes(g.used)} / "
                    f"{format_bytes(g.quota)} ({g.used_pct:.0f}%), {label(lang, 'left')} {format_bytes(g.left or 0)}")
     if h.runs_out is not None:
-        out.append(f"{label(lang, 'forecast')}: {h.runs_out.date().isoformat()}")
+        word = "ran_out" if g.left == 0 else "forecast"  # used up: when it happened, not a forecast
+        out.append(f"{label(lang, word)}: {h.runs_out.date().isoformat()}")
     if card.overage_bytes:
         cost = f" = {card.overage_cost:.2f} {card.currency}" if card.currency else ""
         out.append(f"{label(lang, 'overage')}: {format_bytes(card.overage_bytes)}{cost}")

@@ -249,7 +249,7 @@ def _api_router(state: State) -> Any:
                 operation_id=f"{kind}s")(handler)
         api.get(f"/{kind}s/{{name}}", summary=f"one {kind}'s history", operation_id=f"{kind}_history")(history)
 
-    @api.get("/status", summary="Plan status per card (buckets, pace, forecast, state); 503 until configured")
+    @api.get("/status", summary="Plan status per card (headline, buckets, pace, forecast, state); 503 until configured")
     def status(card: str | None = None, at: SinceQ = None) -> JSONResponse:
         with state.pool.reader() as r:
             return JSONResponse(data.status(r, cfg, card, when(at, "at")))
