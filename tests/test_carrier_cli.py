@@ -132,6 +132,8 @@ def test_list_undo_and_the_future(card: Any) -> None:
     assert future.returncode == 2 and "expected a time in the past" in future.stderr
     assert len(_json(card, "calibrate", "list")["calibrations"]) == 3
     assert card("calibrate", check=False).returncode == 2
+    huge = card("calibrate", "--card", "unicom", "--sms", "-", input="剩余" + "1" * 1_000_000 + "GB", check=False)
+    assert huge.returncode == 2 and "expected one carrier text" in huge.stderr
 
 
 def test_post_sms_applies_every_part(card: Any) -> None:

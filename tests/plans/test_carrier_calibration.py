@@ -233,3 +233,23 @@ def test_a_rollover_figure_when_the_rollover_is_unknown() -> None:
     # the half GB used after the text came out of the rolled-over quota first
     assert (rolled["quota_bytes"], rolled["used_bytes"], rolled["remaining_bytes"]) == (G("1.5"), GB // 2, GB)
     assert bucket(st, "通用", "bucket")["used_bytes"] == 3 * GB
+
+
+def test_a_scoped_part_finds_the_bucket_of_the_app_it_names() -> None:
+    plan = """
+[[buckets]]
+name = "通用"
+quota = "30 GB"
+[[buckets]]
+name = "video"
+quota = "20 GB"
+services = ["bilibili"]
+[[buckets]]
+name = "social"
+quota = "10 GB"
+services = ["tencent", "wechat"]
+"""
+    text = "【中国联通】截至11月25日10时，您的腾讯王卡定向流量剩余9.00GB，哔哩哔哩定向流量剩余15.00GB。"
+    applied = apply(text, card(plan))
+    assert [(c.bucket, c.used_bytes) for c in applied.calibrations] == [("social", GB), ("video", 5 * GB)]
+    assert applied.unmatched == []

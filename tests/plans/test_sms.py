@@ -204,3 +204,11 @@ def test_cli_refuses_what_is_no_data_report(run_cli: Any) -> None:
 def test_cli_refuses_a_megabyte(run_cli: Any) -> None:
     proc = _cli(run_cli, "-", input="剩余" + "1" * 1_000_000 + "GB")
     assert proc.returncode == 2 and "expected one carrier text" in proc.stderr
+
+
+def test_two_scoped_parts_named_by_their_apps_stay_two() -> None:
+    text = "【中国联通】截至11月25日10时，您的腾讯王卡定向流量剩余9.00GB，哔哩哔哩定向流量剩余15.00GB。"
+    reading = parse_sms(text, NOW, SH)
+    assert [(p.name, p.category, p.remaining) for p in reading.parts] == [
+        ("腾讯王卡定向流量", "scoped", G(9)), ("哔哩哔哩定向流量", "scoped", G(15))]
+    assert reading.figures == {"scoped_remaining": G(9)}  # the first, as texts give the summary first

@@ -78,8 +78,7 @@ def plan_check(card: CardOpt = None, at: AtOpt = None, config: ConfigOpt = None,
                   f"   count: {s['count']}   l2_overhead: {s['l2_overhead']}")
 
 
-calibrate_app = typer.Typer(help="The carrier's own figures.\n\nExample: datacap calibrate --card unicom --remaining "
-                                 "'14.23 GB'", invoke_without_command=True)
+calibrate_app = typer.Typer(invoke_without_command=True)  # help: the callback's docstring, with its example
 app.add_typer(calibrate_app, name="calibrate")
 
 
@@ -114,7 +113,7 @@ def calibrate(ctx: typer.Context,
     reader = plan_status.Reader(writer.conn, c.cfg.tz, c.cfg.week_start_index)
     unmatched = []
     if sms is not None:
-        text = sys.stdin.read() if sms == "-" else _read_text(Path(sms))
+        text = _read_text(sms)
         applied = plan_status.calibrate_sms(writer, reader, chosen, text, at=when)
         cals, notes, unmatched = applied.calibrations, applied.notes, applied.unmatched
     else:
@@ -181,10 +180,22 @@ def calibrate_undo(calibration_id: Annotated[int, typer.Argument(metavar="ID", h
     out.print(f"removed calibration #{gone.id} of {gone.card} at {doc['undone']['at']}", markup=False)
 
 
-def _read_text(path: Path) -> str:
+SMS_FILE_MAX = 64 * 1024  # a carrier text is under 1 KB: a bigger file is not one, and is not read whole
+
+
+def _read_text(source: str) -> str:
+    """The text of an SMS file, or of stdin for ``-``, bounded in size."""
     try:
-        return path.read_text(encoding="utf-8")
+        if source == "-":
+            raw = sys.stdin.buffer.read(SMS_FILE_MAX + 1)
+        else:
+            with Path(source).open("rb") as fh:
+                raw = fh.read(SMS_FILE_MAX + 1)
     except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+        raise InputError(f"{source}: cannot read: {exc.strerror}") from None
+    if len(raw) > SMS_FILE_MAX:
+        raise InputError(f"{source}: expected one carrier text (under {SMS_FILE_MAX // 1024} KiB), found more")
+    try:
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise InputError(f"{path}: expected UTF-8 text") from None
+        raise InputError(f"{source}: expected UTF-8 text") from None

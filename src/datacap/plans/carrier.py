@@ -33,7 +33,7 @@ from datacap.model import UsageRecord
 from datacap.plans.config import BucketConfig, CardConfig, PackConfig
 from datacap.plans.cycles import cycle_at
 from datacap.plans.engine import ROLLOVER_PREFIX, Calibration, make_calibration
-from datacap.plans.sms import Part, SmsReading
+from datacap.plans.sms import SERVICE_WORDS, Part, SmsReading
 from datacap.plans.walk import GENERAL_TARGET, OVERAGE_TARGET, THROTTLE_TARGET, pack_span
 from datacap.units import format_bytes
 
@@ -95,9 +95,15 @@ def mismatch_of(cal: Calibration, quota: int | None = None) -> Mismatch | None:
 
 
 def _mentions(item: BucketConfig | PackConfig, part: Part, *, by_name: bool = True) -> bool:
-    """Whether the part's words name the bucket: one of its ``carrier_names`` (or its own name)."""
+    """Whether the part's words name the bucket: one of its ``carrier_names`` (or its own name, or the
+    Chinese name of one of its services or apps)."""
     words = f"{part.name} {part.text}"
-    return any(name in words for name in item.carrier_names or ()) or (by_name and item.name in words)
+    if any(name in words for name in item.carrier_names or ()):
+        return True
+    if not by_name:
+        return False
+    scope = [*(item.services or ()), *(item.apps or ())]
+    return item.name in words or any(w in words for s in scope for w in SERVICE_WORDS.get(s, ()))
 
 
 def _pick(candidates: Sequence[BucketConfig | PackConfig], part: Part) -> str | None:

@@ -84,6 +84,19 @@ _CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 _NAME_PREFIXES = ("国内", "省内", "本地", "全国", "上月", "本月", "当月", "套餐内", "4G", "5G")
 _NAME_SUFFIX = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]{0,4}?(?:流量|包)")
+# How carriers name the apps of a 定向 offer ("腾讯王卡定向流量"): the service catalog's names in Chinese.
+# They qualify a part's name (two 定向 parts of one text stay two) and find the bucket scoped to them.
+SERVICE_WORDS: dict[str, tuple[str, ...]] = {
+    "tencent": ("腾讯",), "wechat": ("微信",), "qq": ("QQ",), "tencent-video": ("腾讯视频",), "douyin": ("抖音",),
+    "tiktok": ("TikTok",), "bilibili": ("哔哩哔哩", "B站"), "iqiyi": ("爱奇艺",), "youku": ("优酷",),
+    "kuaishou": ("快手",), "mango-tv": ("芒果",), "baidu": ("百度",), "baidu-netdisk": ("百度网盘",),
+    "alibaba": ("阿里", "淘宝", "支付宝"), "jd": ("京东",), "pinduoduo": ("拼多多",), "meituan": ("美团",),
+    "weibo": ("微博",), "xiaohongshu": ("小红书",), "zhihu": ("知乎",), "netease": ("网易",),
+    "netease-music": ("网易云音乐",), "qq-music": ("QQ音乐",), "huawei": ("华为",), "xiaomi": ("小米",),
+    "mihoyo": ("米哈游", "原神"),
+}
+_APP_WORDS = tuple(w for words in SERVICE_WORDS.values() for w in words)
+_QUALIFIER_STOP = set("的您中前月，,:;。 ")
 _MEASURES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("none_left", ("已用尽", "已用完", "已经用完", "用尽", "用完")),
     ("used", ("已使用", "已用", "使用了", "用了", "已消费", "累计使用", "使用")),
@@ -354,6 +367,7 @@ def _category(clause: str) -> tuple[str, str] | None:
                         start -= len(prefix)
                         moved = True
                         break
+            start = _app_qualified(clause, start)
             end = at + len(word)
             if not word.endswith(("流量", "包")):
                 suffix = _NAME_SUFFIX.match(clause, end)
@@ -361,6 +375,16 @@ def _category(clause: str) -> tuple[str, str] | None:
                     end = suffix.end()
             return category, clause[start:end]
     return None
+
+
+def _app_qualified(clause: str, start: int) -> int:
+    """Where the name starts when an app qualifies it ("哔哩哔哩定向流量"), else ``start``."""
+    first = start
+    while first > 0 and start - first < 8 and clause[first - 1] not in _QUALIFIER_STOP:
+        first -= 1
+    run = clause[first:start]
+    found = [run.find(w) for w in _APP_WORDS if w in run]
+    return first + min(found) if found else start
 
 
 def _marks(clause: str) -> list[tuple[int, int, str]]:
