@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 TEST_APT=(python3 python3-venv python3-dev iproute2 nftables conntrack kmod
           libpango-1.0-0 libpangoft2-1.0-0 fonts-wqy-microhei procps
-          iperf3 vnstat nethogs dbus python3-dbusmock chromium poppler-utils
+          iperf3 vnstat nethogs dbus python3-dbusmock chromium poppler-utils faketime
           util-linux mount postgresql)  # unshare, nsenter, setpriv, mount: the full-disk and read-only store tests
 
 if [ "$(id -u)" = 0 ]; then
@@ -20,5 +20,5 @@ if [ "$(id -u)" = 0 ]; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip >/dev/null
-.venv/bin/pip install -q -e ".[test,hub-pg]"
+.venv/bin/pip install -q -e ".[test,pdf,hub-pg]"
 exec .venv/bin/python -m pytest "$@"

@@ -1,3 +1,3 @@
-from datacap.cli import main
+from datacap.cli.glance import main
 
 main()

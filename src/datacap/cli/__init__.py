@@ -1,11 +1,12 @@
 """The command line: the entry point, shared options and output, one module per command group.
 
-Command modules are imported only when the command line names them (see entry.FEATURES).
+``glance`` answers the glance commands without typer, pydantic or rich and hands every other command
+line to the typer app in ``entry``, whose command modules are imported only when named (entry.FEATURES).
 """
 
 
 def main() -> None:
-    """Console entry point (imports the app only when run)."""
-    from datacap.cli.entry import main as run
+    """Console entry point: the fast path, else the typer app."""
+    from datacap.cli.glance import main as run
 
     run()

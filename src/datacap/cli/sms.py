@@ -29,7 +29,7 @@ MAX_FILE = 64 * 1024  # a carrier text is under 1 KB; more is not one
 
 
 @sms_app.command("read")
-def sms_read(source: Annotated[str, typer.Argument(help="a file holding the text, or - for stdin")],
+def sms_read(source: Annotated[str, typer.Argument(metavar="FILE", help="a file holding the text, or - for stdin")],
              at: Annotated[str | None, typer.Option("--at", help="when the text was received (ISO; default now): "
                                                      "a date without a year or month is completed before it")]
              = None,

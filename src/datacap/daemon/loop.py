@@ -13,6 +13,7 @@ import select
 import signal
 import socket
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,6 +29,10 @@ from datacap.model import AttribDelta
 from datacap.store import DaemonLock, Reader, Writer, open_write
 from datacap.store.db import DAMAGED_HINT
 from datacap.store.health import WRITE_HEALTH
+from datacap.store.writer import Rollups
+
+log = logging.getLogger("datacap.daemon.loop")
+LINK_RESYNC = "resync"  # the event kind `datacap events` shows after a link-event overflow
 
 # While the store cannot be written (a full disk), metered bytes wait in memory, at most this many
 # (5-minute bucket, interface, card) entries: about 350 bytes each (measured), so ~7 MB. One interface fills
@@ -37,8 +42,6 @@ MAX_HELD_ENTRIES = 20_000
 # Attributed bytes (apps, clients, services) waiting alongside; past it they are summed per key,
 # then the oldest are dropped: interface bytes stay counted, shown as unattributed.
 MAX_HELD_ATTRIB = 50_000
-
-log = logging.getLogger("datacap.daemon.loop")
 
 
 class Plugin(Protocol):
@@ -71,7 +74,8 @@ class DaemonOptions:
 class Daemon:
     options: DaemonOptions
     source: LinkSource = field(default_factory=ProcNetDev)
-    plugin_factory: Callable[[Config, Writer, DaemonOptions], list[Plugin]] | None = None
+    # (cfg, writer, options) -> plugins; on reload also only={names} and running=[plugins kept]
+    plugin_factory: Callable[..., list[Plugin]] | None = None
     cfg: Config = field(init=False)
     _stop: bool = field(init=False, default=False)
     _reload: bool = field(init=False, default=False)
@@ -130,7 +134,7 @@ class Daemon:
             if self._stop or (self.options.max_runtime and now - started >= self.options.max_runtime):
                 break
             if self._reload:
-                self._do_reload(meter)
+                self._do_reload(meter, writer, plugins)
             if now >= next_sample:
                 meter.on_sample(self.source.sample())
                 for plugin in plugins:
@@ -149,7 +153,7 @@ class Daemon:
             timeout = max(0.0, min(next_sample, next_flush) - time.monotonic())
             ready, _, _ = select.select(waiting, [], [], timeout)
             if events is not None and events in ready:
-                meter.on_events(events.drain())
+                self._link_events(meter, events)
             if wake in ready:
                 _drain_socket(wake)
         # Final reading and flush: a clean stop loses nothing.
@@ -162,6 +166,24 @@ class Daemon:
             log.error("final flush failed: %d bytes not stored; they will be counted from the kernel "
                       "counters at the next start", meter.pending_bytes())
         log.info("stopped")
+
+    def _link_events(self, meter: Meter, events: LinkEvents) -> None:
+        """Apply queued link events; if the kernel dropped some (ENOBUFS), re-read every counter now.
+
+        A lost RTM_NEWLINK/DELLINK means an interface may have come or gone unseen: a fresh sample
+        puts every present interface right (a re-created one is counted from zero by its new
+        ifindex); only the last seconds of one deleted meanwhile cannot be recovered, and the
+        event in `datacap events` says so.
+        """
+        meter.on_events(events.drain())
+        if not events.overflowed:
+            return
+        events.overflowed = False
+        meter.on_sample(self.source.sample())
+        detail = ("link events were lost (netlink receive buffer overflow, ENOBUFS): every interface's counters "
+                  "were read again; an interface removed meanwhile may have lost its last seconds")
+        meter.note_event(LINK_RESYNC, detail)
+        log.warning("%s", detail)
 
     def _check_rollup_zone(self, writer: Writer, reader: Reader) -> None:
         """Days, weeks and months are summed in the zone they were written in: say so if it changed."""
@@ -241,16 +263,36 @@ class Daemon:
         if deleted:
             log.info("retention: %d old rows removed", deleted)
 
-    def _do_reload(self, meter: Meter) -> None:
+    def _do_reload(self, meter: Meter, writer: Writer, plugins: list[Plugin]) -> None:
+        """SIGHUP: apply the whole new config, or say exactly what needs a restart (see datacap.daemon.reload)."""
+        from datacap.daemon.reload import plan_reload
+
         self._reload = False
         try:
             cfg = load_config(self.options.config_path)
         except DatacapError as exc:
             log.error("reload refused, keeping the running config: %s", exc)
             return
+        plan = plan_reload(self.cfg, cfg)
         self.cfg = cfg
-        meter.max_rate_bps = cfg.meter.max_rate_bps
-        log.info("config reloaded")
+        meter.max_rate_bps = cfg.meter.max_rate_bps  # [meter] and [retention] are read from self.cfg
+        if plan.zone_changed:
+            writer.rollups = Rollups(cfg.tz, cfg.week_start_index)
+            self._check_rollup_zone(writer, Reader(writer.conn, cfg.tz, cfg.week_start_index))
+        for plugin in plugins:
+            if hasattr(plugin, "cfg") and plugin.name == "attribution":
+                plugin.cfg = cfg  # the cards' interfaces: new uplinks are picked up at the next check
+        restarted = sorted(p.name for p in plugins if p.name in plan.restart_plugins)
+        if plan.restart_plugins and self.plugin_factory is not None:
+            for plugin in [p for p in plugins if p.name in plan.restart_plugins]:
+                _quietly(plugin.close)
+                plugins.remove(plugin)
+            started = self.plugin_factory(cfg, writer, self.options, only=plan.restart_plugins, running=plugins)
+            plugins.extend(started)
+            restarted = sorted({*restarted, *(p.name for p in started)})
+        for line in plan.needs_restart:
+            log.warning("reload: %s", line)
+        log.info("config reloaded%s", f"; started again with it: {', '.join(restarted)}" if restarted else "")
 
     def _wanted(self, name: str) -> bool:
         return bool(select_interfaces([name], self.cfg.meter.include, self.cfg.meter.exclude))
@@ -340,3 +382,20 @@ def _quietly(fn: Callable[..., Any], *args: object) -> Any:
     except Exception:
         log.exception("plugin call %s failed", getattr(fn, "__qualname__", fn))
         return None
+
+
+def run_foreground(db: Path | None, config: Path | None, interval: float | None = None, flush: float | None = None,
+                   max_runtime: float | None = None, *, no_web: bool = False, verbose: bool = False) -> int:
+    """`datacap run`, as both command-line paths (typer's and the fast one) start it."""
+    from datacap.daemon.plugins import build_plugins
+    from datacap.daemon.worker import exit_now_if_abandoned
+    from datacap.store import default_db_path
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    options = DaemonOptions(db or default_db_path(), config, interval, flush, max_runtime, web=not no_web)
+    daemon = Daemon(options, plugin_factory=lambda cfg, writer, opts, **kw: build_plugins(
+        cfg, writer, opts.db_path, web=opts.web, config_path=opts.config_path, **kw))
+    code = daemon.run()
+    exit_now_if_abandoned(code)  # a delivery stuck on a silent channel must not hold the stop
+    return code

@@ -68,6 +68,10 @@ class Meter:
                 if event.deleted:
                     log.info("%s: removed; its final counters are kept", event.name)
 
+    def note_event(self, kind: str, detail: str, iface: str | None = None) -> None:
+        """An event of the meter itself (not of one delta), stored with the next flush."""
+        self._events.append(MeterEvent(int(time.time()), iface, kind, detail))
+
     def observe(self, name: str, reading: Reading) -> Delta:
         prev = self.last.get(name)
         if prev is None and self._started:

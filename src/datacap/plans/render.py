@@ -155,3 +155,15 @@ def render_status(st: CardStatus) -> RenderableType:
         parts.append(_pace_line(st))
     parts += _forecast_lines(st) + _extra_lines(st)
     return Panel(Group(*parts), title=title, title_align="left", expand=False)
+
+
+def carrier_lines(st: CardStatus) -> list[str]:
+    """Where the carrier and the config disagree, and rolled-over quota nobody knows, under a card."""
+    lines = [f"  ! {m.sentence()}" for m in st.carrier_mismatch]
+    lines += [f"  ? rolled over ({r.bucket}): unknown: {r.note}" for r in st.rollover_unknown]
+    return lines
+
+
+def render_card(st: CardStatus) -> RenderableType:
+    """What ``datacap status`` prints for one card: its panel, then the carrier's disagreements."""
+    return Group(render_status(st), *(Text(line) for line in carrier_lines(st)))

@@ -52,7 +52,9 @@ NOW_SLACK = 300  # an instant this close to the wall clock is "now": the store h
 def card_records(reader: Reader, card: CardConfig, since: dt.datetime, until: dt.datetime,
                  at: dt.datetime | None = None) -> list[UsageRecord]:
     """The card's usage records in [since, until); ``at``: the instant a status is computed for."""
-    return select_records(card, reader.usage_records(since, until), at)
+    # Filtered as the store reads them: another card's intervals never become objects here.
+    records = reader.usage_records(since, until, keep=lambda iface, stamp: belongs(card, iface, stamp))
+    return select_records(card, records, at)
 
 
 def select_records(card: CardConfig, records: list[UsageRecord], at: dt.datetime | None = None) -> list[UsageRecord]:

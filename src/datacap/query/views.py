@@ -10,12 +10,12 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from datacap.config import Config
 from datacap.errors import InputError
 from datacap.store.reader import Belongs, Bytes, DimKind, Reader
 from datacap.timeutil import UTC, Resolution, bucket_end, bucket_start, from_epoch, iso
 
 if TYPE_CHECKING:
+    from datacap.config import Config
     from datacap.plans.status_model import StatusDocument
 
 By = Literal["5min", "hour", "day", "week", "month", "year", "top"]

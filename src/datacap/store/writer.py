@@ -37,6 +37,11 @@ ON CONFLICT (res, start, iface_id, card, app_id, client_id, service_id) DO UPDAT
     flows = flows + excluded.flows"""
 
 
+# Every write transaction bumps it: what a cache computed from the store is keyed by.
+BUMP_GENERATION = ("INSERT INTO meta (key, value) VALUES ('generation', 1) "
+                   "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+
+
 @dataclass(frozen=True, slots=True)
 class TrafficDelta:
     """Interface bytes used within one 5-minute bucket."""
@@ -111,6 +116,8 @@ class Writer:
                 raise StoreWriteFailed(f"cannot start a write: {exc}", exc) from exc
             try:
                 yield self.conn
+                # Readers in other processes (the CLI's caches, the dashboard) see that something changed.
+                self.conn.execute(BUMP_GENERATION)
                 self.conn.execute("COMMIT")
             except BaseException as exc:
                 self._rollback()
