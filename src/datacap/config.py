@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -104,6 +104,14 @@ class WebConfig(Strict):
     enabled: bool = True
 
 
+class DisplayConfig(Strict):
+    """``[display]``: how sizes are shown (datacap.units.format_bytes and the dashboard)."""
+
+    # carrier: "GB" = 1024 MB, as carriers' texts, apps and bills write it (and the config reads it);
+    # iec: the same sizes written GiB/MiB; si: GB = 1000 MB, as disk makers count.
+    units: Literal["carrier", "iec", "si"] = "carrier"
+
+
 class ModemOptions(Strict):
     """``[modem]``: how datacap treats the modems' texts and SIM switches (issue #16)."""
 
@@ -120,6 +128,7 @@ class Config(Strict):
     meter: MeterConfig = Field(default_factory=lambda: MeterConfig())
     retention: RetentionConfig = Field(default_factory=lambda: RetentionConfig())
     web: WebConfig = Field(default_factory=WebConfig)
+    display: DisplayConfig = Field(default_factory=lambda: DisplayConfig())
     attribution: AttributionConfig = Field(default_factory=lambda: AttributionConfig())
     cards: Cards = Field(default_factory=list)
     modem: ModemOptions = Field(default_factory=lambda: ModemOptions())

@@ -18,7 +18,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 SERIES_JS = """() => Object.fromEntries(Object.entries(window.datacapCharts || {}).map(([k, c]) => [k,
     c.getOption().series.map(s => ({id: s.id, type: s.type, n: (s.data || []).length,
-      sum: (s.data || []).reduce((a, v) => a + (Array.isArray(v) ? v[2] : (v.value ?? v)), 0)}))]))"""
+      sum: (s.data || []).reduce((a, v) => a + (v === null ? 0 : Array.isArray(v) ? v[2] : (v.value ?? v)), 0)}))]))"""
 
 
 @pytest.fixture(scope="module")

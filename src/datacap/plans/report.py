@@ -16,6 +16,8 @@ from datacap.plans.status_model import (
     CalibrationInfo,
     CardStatus,
     CycleInfo,
+    CycleSeries,
+    DayPoint,
     Forecast,
     GeneralQuota,
     Headline,
@@ -193,6 +195,7 @@ def build_status(card: CardConfig, walker: Walker, current: Cycle, at: dt.dateti
         since=_when(state.throttled_since, tz) if throttled else None, starts_at=forecast.throttle_at)
     cost = cycle_cost(state.overage_by_day.values(), card.overage) if card.overage else 0.0
     runs_out = projection.runs_out if projection else {}
+    series = _series(walker, state, general, projection, now, tz)
     return CardStatus(
         name=card.name, label=card.label, state=current.state,
         cycle=CycleInfo(current.start, current.end, round(elapsed, 4)),
@@ -203,7 +206,36 @@ def build_status(card: CardConfig, walker: Walker, current: Cycle, at: dt.dateti
         throttled=throttled, throttle=throttle, pace=_pace(general, elapsed), forecast=forecast,
         calibration=_calibration(state, tz),
         headline=_headline(card, state, general, forecast, throttle, throttled, cost, tz, elapsed),
-        rollover_unknown=tuple(RolloverUnknown(name) for name in state.rollover_unknown))
+        rollover_unknown=tuple(RolloverUnknown(name) for name in state.rollover_unknown), series=series)
+
+
+def _series(walker: Walker, state: CycleState, general: GeneralQuota, projection: _Projection | None, now: int,
+            tz: ZoneInfo) -> CycleSeries:
+    """Cumulative general use per local day of the cycle: the charged days through today (today ends
+    at the headline's figure, calibrations and overage included), then the general forecast's days."""
+    cycle = state.cycle
+    end = min(now, cycle.end_epoch)
+    points: list[DayPoint] = []
+    running = 0
+    for midnight in walker.midnights:
+        if midnight < cycle.start_epoch or midnight >= end:
+            continue
+        running += walker.general_by_day.get(midnight, 0)
+        points.append(DayPoint(dt.datetime.fromtimestamp(midnight, tz).date(), running, False))
+    if points:
+        points[-1] = DayPoint(points[-1].day, general.used, False)
+    if projection is not None:
+        ahead: dict[dt.date, float] = {}
+        for start, _, amount in projection.general:
+            day = dt.datetime.fromtimestamp(start, tz).date()
+            ahead[day] = ahead.get(day, 0.0) + amount
+        total = float(general.used)
+        for day in sorted(ahead):
+            total += ahead[day]
+            if points and day <= points[-1].day:
+                continue  # the rest of today: counted in the next day's total (one point per day)
+            points.append(DayPoint(day, int(total), True))
+    return CycleSeries(tuple(points))
 
 
 def _plan_entry(cfg: BucketConfig | PackConfig, kind: str, start: dt.datetime, end: dt.datetime,

@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 from datacap.timeutil import iso
 
 HeadlineState = Literal["ok", "low", "exhausted", "throttled", "overage"]
+BucketState = Literal["ok", "low", "exhausted", "inactive"]
 LOW_FRACTION = 0.2  # under a fifth of the general quota left is "running low"
 
 
@@ -81,11 +82,29 @@ class BucketStatus:
     start: dt.datetime | None = None  # packs only
     used_in_cycle_bytes: int | None = None  # packs only: a pack may have begun in an earlier cycle
 
+    @property
+    def used_pct(self) -> float | None:
+        return _pct(self.used_bytes, self.quota_bytes)
+
+    @property
+    def state(self) -> BucketState:
+        """Its own state, so a used-up bucket never looks like a healthy one: ``inactive`` when it is
+        not running now (expired, or a pack not begun), else as the headline's words."""
+        if not self.active:
+            return "inactive"
+        if self.quota_bytes is not None and self.remaining_bytes is not None and self.remaining_bytes <= 0:
+            return "exhausted"
+        quota, left = self.quota_bytes, self.remaining_bytes
+        if self.runs_out is not None or (quota and left is not None and left < LOW_FRACTION * quota):
+            return "low"
+        return "ok"
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "name": self.name, "kind": self.kind, "quota_bytes": self.quota_bytes, "used_bytes": self.used_bytes,
             "remaining_bytes": self.remaining_bytes, "expires": iso(self.expires), "scope": dict(self.scope),
             "active": self.active, "general": self.general, "runs_out": _iso(self.runs_out),
+            "state": self.state, "used_pct": self.used_pct,
         }
         if self.kind == "pack":
             out["start"] = _iso(self.start)
@@ -231,6 +250,30 @@ def headline_state(general: GeneralQuota, throttled: bool, overage_bytes: int, r
 
 
 @dataclass(frozen=True, slots=True)
+class DayPoint:
+    """The general quota's cumulative use at the end of one local day of the cycle (``forecast``:
+    projected, not measured)."""
+
+    day: dt.date
+    used_bytes: int
+    forecast: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"date": self.day.isoformat(), "used_bytes": self.used_bytes, "forecast": self.forecast}
+
+
+@dataclass(frozen=True, slots=True)
+class CycleSeries:
+    """The cycle as a chart reads it: measured days through today (today ends at the headline's
+    general use), then the forecast's days to the cycle's end."""
+
+    points: tuple[DayPoint, ...]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [p.to_json() for p in self.points]
+
+
+@dataclass(frozen=True, slots=True)
 class CardStatus:
     """A card's plan status at one instant: the card object of ``datacap status --json``."""
 
@@ -251,6 +294,7 @@ class CardStatus:
     headline: Headline
     carrier_mismatch: tuple[MismatchNote, ...] = field(default=())
     rollover_unknown: tuple[RolloverUnknown, ...] = field(default=())
+    series: CycleSeries | None = field(default=None, compare=False)  # not in to_json: /api/v1/cycle serves it
 
     def bucket(self, name: str, kind: str = "bucket") -> BucketStatus | None:
         return next((b for b in self.buckets if b.name == name and b.kind == kind), None)

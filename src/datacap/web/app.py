@@ -261,6 +261,12 @@ def _api_router(state: State) -> Any:
         with state.pool.reader() as r:
             return JSONResponse(data.status(r, cfg, card, when(at, "at")))
 
+    @api.get("/cycle", summary="Per card: the cycle's cumulative general use per day (measured, then forecast), "
+             "the quota and the alert lines; 503 until configured")
+    def cycle(card: str | None = None) -> JSONResponse:
+        with state.pool.reader() as r:
+            return JSONResponse(data.cycle(r, cfg, card))
+
     @api.get("/alerts", summary="Alert rules and their state; 503 until alerts are configured")
     def alerts() -> JSONResponse:
         with state.pool.reader() as r:

@@ -104,6 +104,48 @@ def status_model(reader: Reader, cfg: Config, card: str | None = None,
     return build(reader, cfg, card, at)
 
 
+def cycle(reader: Reader, cfg: Config, card: str | None = None) -> dict[str, Any]:
+    """Each card's cycle as the overview's chart draws it: the cumulative general use per day (measured,
+    then forecast) from the status model, the general quota, and the alert rules' lines on it."""
+    doc = status_model(reader, cfg, card)
+    cards = []
+    for st in doc.cards:
+        quota = st.headline.general.quota
+        cards.append({"name": st.name, "label": st.label, "start": st.cycle.to_json()["start"],
+                      "end": st.cycle.to_json()["end"], "quota_bytes": quota,
+                      "throttle_after_bytes": None if st.throttle is None else st.throttle.after_bytes,
+                      "days": [] if st.series is None else st.series.to_json(),
+                      "alert_lines": alert_lines(cfg, st.name, quota)})
+    return {"at": doc.to_json()["at"], "cards": cards}
+
+
+def alert_lines(cfg: Config, card: str, quota: int | None) -> list[dict[str, Any]]:
+    """Where the card's general-quota alert rules fire, as used bytes: "remaining below 20%" of a
+    10 GB quota is a line at 8 GB used. Rules on a bucket, or in percent without a quota, draw none."""
+    from datacap.alerts.grammar import RemainingBelow, UsedAbove
+
+    lines = []
+    for rule in cfg.alerts:
+        if rule.card not in (None, card) or rule.bucket is not None:
+            continue
+        cond = rule.condition
+        if not isinstance(cond, RemainingBelow | UsedAbove):
+            continue
+        th = cond.threshold
+        if th.percent is not None:
+            if not quota:
+                continue
+            amount = quota * th.percent / 100
+        else:
+            amount = float(th.bytes or 0)
+        used = quota - amount if isinstance(cond, RemainingBelow) and quota is not None else amount
+        if isinstance(cond, RemainingBelow) and quota is None:
+            continue
+        lines.append({"when": rule.when, "kind": "remaining_below" if isinstance(cond, RemainingBelow)
+                      else "used_above", "percent": th.percent, "bytes": th.bytes, "used_bytes": int(used)})
+    return lines
+
+
 def _engine(reader: Reader, cfg: Config) -> Any:
     if not cfg.alerts:
         raise Unavailable("no alert rules configured: add [[alerts]] and [channels] to the config")
@@ -113,8 +155,50 @@ def _engine(reader: Reader, cfg: Config) -> Any:
 
 
 def alerts_list(reader: Reader, cfg: Config) -> dict[str, Any]:
-    """``datacap alerts list --json``: rules and their current state."""
-    return {"rules": _engine(reader, cfg).rule_states()}
+    """``datacap alerts list --json``: rules and their current state, plus each rule's condition and
+    action as data (``condition``, ``do``), so the page words them in its own language."""
+    rules = _engine(reader, cfg).rule_states()
+    parsed = {r.key: r for r in cfg.alerts}
+    for doc in rules:
+        rule = parsed.get(doc["rule"])
+        if rule is not None:
+            doc["condition"] = condition_json(rule.condition)
+            doc["do"] = None if rule.parsed_action is None else action_json(rule.parsed_action)
+    return {"rules": rules}
+
+
+def condition_json(cond: Any) -> dict[str, Any]:
+    """An alert condition as data: ``kind`` and its figures (a threshold in percent or bytes)."""
+    from datacap.alerts import grammar as g
+
+    match cond:
+        case g.RemainingBelow(th) | g.UsedAbove(th):
+            kind = "remaining_below" if isinstance(cond, g.RemainingBelow) else "used_above"
+            return {"kind": kind, "percent": th.percent, "bytes": th.bytes}
+        case g.DaySpike(factor):
+            return {"kind": "day_spike", "factor": factor}
+        case g.NewEntity(size, kinds):
+            return {"kind": "new_entity", "bytes": size, "kinds": list(kinds)}
+        case g.CalibrationOlder(seconds):
+            return {"kind": "calibration_older", "seconds": seconds}
+    names = {g.Exhausted: "exhausted", g.Throttled: "throttled", g.ForecastExhausts: "forecast_exhausts",
+             g.CycleReset: "cycle_reset", g.CarrierDisagrees: "carrier_disagrees"}
+    return {"kind": names.get(type(cond), type(cond).__name__.lower())}
+
+
+def action_json(action: Any) -> dict[str, Any]:
+    from datacap.alerts import grammar as g
+
+    match action:
+        case g.ThrottleAction(rate):
+            return {"kind": "throttle", "rate_bps": rate}
+        case g.BlockAction():
+            return {"kind": "block"}
+        case g.SwitchSlotAction(slot):
+            return {"kind": "switch_slot", "slot": slot}
+        case g.SwitchProfileAction(iccid):
+            return {"kind": "switch_profile", "iccid": iccid}
+    return {"kind": "unknown"}
 
 
 def alerts_history(reader: Reader, cfg: Config, limit: int = 100) -> dict[str, Any]:

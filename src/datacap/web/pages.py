@@ -60,7 +60,8 @@ def pages_router(state: Any) -> APIRouter:
         words = WORDS[lang]
         context = {"page": page, "lang": lang, "t": words, "words_json": json.dumps(words, ensure_ascii=False),
                    "nav": [(p, PATHS[p], words[p]) for p in PAGES], "other_lang": LANGS[1 - LANGS.index(lang)],
-                   "timezone": state.cfg.timezone, "token_set": state.token is not None,
+                   "timezone": state.cfg.timezone, "units": state.cfg.display.units,
+                   "token_set": state.token is not None,
                    "asset_version": version, **extra}
         response = TEMPLATES.TemplateResponse(request, f"{page}.html", context, status_code=status_code)
         response.headers["Cache-Control"] = "no-store"

@@ -2,24 +2,42 @@
    No framework and no build step: the file is served as it is. */
 "use strict";
 
-const W = window.DC_WORDS || {};
+const W = JSON.parse(document.getElementById("dc-words")?.textContent || "{}");
 const t = (key) => W[key] || key;
 const charts = (window.datacapCharts = {});
-const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 const DAY = 86400000;
 const DARK = window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches;
+/* one unit policy with the CLI (datacap.units): "carrier" = GB of 1024 MB as carriers write it,
+   "iec" = GiB, "si" = GB of 1000 MB */
+const POLICY = document.body.dataset.units || "carrier";
+const BASE = POLICY === "si" ? 1000 : 1024;
+const UNITS = POLICY === "iec" ? ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+  : POLICY === "si" ? ["B", "kB", "MB", "GB", "TB", "PB"] : ["B", "KB", "MB", "GB", "TB", "PB"];
 
-function fmtBytes(n) {
+function fmtBytes(n, axis = false) {
   let v = Math.abs(Number(n) || 0);
   let i = 0;
-  while (v >= 1024 && i < UNITS.length - 1) { v /= 1024; i++; }
+  while (v >= BASE && i < UNITS.length - 1) { v /= BASE; i++; }
   const sign = n < 0 ? "-" : "";
-  return i === 0 ? `${sign}${v} B` : `${sign}${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${UNITS[i]}`;
+  if (i === 0) return `${sign}${Math.round(v)} B`;
+  const digits = axis ? (v < 1 ? 2 : 1) : v >= 100 ? 0 : v >= 10 ? 1 : 2;
+  return `${sign}${Number(v.toFixed(digits))} ${UNITS[i]}`;  // 20 GB, 1.5 GB, 1.22 GB: no trailing zeros
+}
+
+/* an axis from 0 to a 1-2-5 step in the display unit above ``top``: ticks at 1, 2, 5, 10... of B/MB/GB */
+function niceStep(top) {
+  if (!(top > 0)) return { interval: 1, max: 5 };
+  let unit = 1;
+  while (top / unit >= BASE && unit < BASE ** 5) unit *= BASE;
+  const raw = top / unit / 5;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((f) => f * mag).find((s) => s >= raw) * unit;
+  return { interval: step, max: Math.ceil(top / step) * step };
 }
 
 function fmtRate(bps) {
   const steps = [["Gbit/s", 1e9], ["Mbit/s", 1e6], ["kbit/s", 1e3]];
-  for (const [unit, size] of steps) if (bps >= size) return `${(bps / size).toFixed(1)} ${unit}`;
+  for (const [unit, size] of steps) if (bps >= size) return `${Number((bps / size).toFixed(1))} ${unit}`;
   return `${Math.round(bps)} bit/s`;
 }
 
@@ -81,8 +99,16 @@ async function fillInterfaces() {
   for (const i of res.data.interfaces) select.append(el("option", { value: i.name, text: i.name }));
 }
 
-function bytesAxis() { return { type: "value", axisLabel: { formatter: (v) => fmtBytes(v) } }; }
-const tooltip = { trigger: "axis", valueFormatter: (v) => fmtBytes(v) };
+function bytesAxis(top) {
+  return { type: "value", min: 0, ...niceStep(top), axisLabel: { formatter: (v) => fmtBytes(v, true) } };
+}
+/* axis tooltips list each series and their total */
+const tooltip = { trigger: "axis", formatter: (ps) => {
+  const rows = ps.map((p) => `${p.marker}${p.seriesName}: ${fmtBytes(p.value)}`);
+  const total = ps.reduce((a, p) => a + (Number(p.value) || 0), 0);
+  return [ps[0].axisValueLabel, ...rows, `${t("total")}: ${fmtBytes(total)}`].join("<br>");
+} };
+const stackTop = (a, b) => Math.max(0, ...a.map((v, i) => v + (b[i] || 0)));
 
 /* ---------------------------------------------------------------- overview */
 async function overview() {
@@ -115,55 +141,152 @@ async function overview() {
 }
 
 async function drawCards(container, path = "status") {
-  const res = await api(path);
+  // the dashboard also has the cycle's daily series; the fleet hub's card page only the status
+  const [res, cyc] = await Promise.all([api(path), path === "status" ? api("cycle") : Promise.resolve(null)]);
   if (!res.ok) { container.append(el("p", { class: "warn", text: res.data.error })); return; }
-  for (const card of res.data.cards) {
-    // Every figure comes from the status model's headline (the same one `datacap status` prints).
-    const h = card.headline || {};
-    const state = h.state || (card.throttled ? "throttled" : card.state || "active");
-    const panel = el("section", { class: "panel card", "data-card": card.name, "data-state": state },
-      el("h2", {}, card.label || card.name, " ", el("span", { class: `badge ${state}`, text: t(state) })));
-    const gauges = el("div", { class: "gauges" });
-    panel.append(gauges);
-    const facts = el("dl", { class: "facts" });
-    const fact = (k, v) => facts.append(el("dt", { text: k }), el("dd", { text: v }));
-    const g = h.general || {};
-    if (g.quota !== null && g.quota !== undefined) fact(t("left"), `${fmtBytes(g.left ?? 0)} / ${fmtBytes(g.quota)}`);
-    if (h.pace) {
-      const used = h.pace.used_pct, elapsed = h.pace.elapsed_pct;
-      const ahead = used !== null && used > elapsed ? ` · ${t("ahead")}` : "";
-      fact(t("pace"), `${t("used")} ${pctOf(used)} / ${pctOf(elapsed)} ${t("elapsed")}${ahead}`);
-    }
-    if (h.daily_budget !== null && h.daily_budget !== undefined) fact(t("daily_budget"), fmtBytes(h.daily_budget));
-    fact(t("forecast"), h.runs_out ? fmtTime(h.runs_out) : t("lasts_cycle"));
-    if (h.throttle_from) fact(t("throttle_from"), fmtTime(h.throttle_from));
-    if (card.cycle) fact(t("cycle_ends"), fmtTime(card.cycle.end));
-    if (h.overage && h.overage.bytes) fact(t("overage"), `${fmtBytes(h.overage.bytes)} (${h.overage.cost} ${h.overage.currency})`);
-    fact(t("calibration"), card.calibration ? fmtTime(card.calibration.at || "") : t("never"));
-    for (const m of card.carrier_mismatch || []) {  // the carrier's total for a part is not the config's quota
-      fact(t("carrier_disagrees"), `${m.part}: ${fmtBytes(m.carrier_total)} · ${t("config_says")} ${fmtBytes(m.config_quota)}`);
-    }
-    for (const r of card.rollover_unknown || []) fact(t("rollover_unknown"), r.bucket);
-    panel.append(facts);
-    container.append(panel);
-    card.buckets.forEach((b, i) => {
-      const id = `gauge-${card.name}-${i}`.replace(/[^\w-]/g, "_");
-      gauges.append(el("div", { class: "gauge", id }));
-      const frac = b.quota_bytes ? Math.min(b.used_bytes / b.quota_bytes, 1) : 0;
-      chart(id, {
-        series: [{ type: "gauge", name: b.name, min: 0, max: 100, progress: { show: true, width: 12 },
-          axisLine: { lineStyle: { width: 12 } }, axisLabel: { show: false }, splitLine: { show: false },
-          axisTick: { show: false }, pointer: { show: false },
-          title: { offsetCenter: [0, "92%"], fontSize: 13 },
-          detail: { valueAnimation: false, offsetCenter: [0, "5%"], fontSize: 14,
-            formatter: () => `${fmtBytes(b.remaining_bytes ?? 0)}\n${t("left")}` },
-          data: [{ value: Math.round(frac * 1000) / 10, name: `${b.name} · ${fmtBytes(b.used_bytes)} ${t("used")}` }] }],
-      });
-    });
-  }
+  const series = new Map((cyc && cyc.ok ? cyc.data.cards : []).map((c) => [c.name, c]));
+  for (const card of res.data.cards) container.append(cardPanel(card, series.get(card.name)));
+  for (const card of res.data.cards) if (series.has(card.name)) cycleChart(card, series.get(card.name));
 }
-const pctOf = (p) => (p === null || p === undefined ? "–" : `${Math.round(p)}%`);
 
+/* Every figure comes from the status model (the same one `datacap status` prints): the headline
+   first, then the cycle's chart, then each bucket and pack by its own state. */
+function cardPanel(card, cycle) {
+  const h = card.headline || {};
+  const state = h.state || "ok";
+  const g = h.general || {};
+  const panel = el("section", { class: "panel card", "data-card": card.name, "data-state": state },
+    el("h2", { text: card.label || card.name }));
+  const head = el("div", { class: "headline" });
+  const big = el("div", { class: "left-figure" });
+  if (g.quota !== null && g.quota !== undefined) {
+    big.append(el("strong", { class: "big", text: fmtBytes(g.left ?? 0) }),
+      el("span", { class: "muted", text: fill(t("left_of"), { quota: fmtBytes(g.quota) }) }));
+  } else big.append(el("strong", { class: "big", text: t("unlimited") }));
+  head.append(big);
+  let word = t(`state_${state}`);
+  if (state === "overage" && h.overage) word = fill(t("overage_cost"), { cost: money(h.overage.cost, h.overage.currency) });
+  const lines = el("ul", { class: "verdict" }, el("li", {}, el("span", { class: `badge ${state}`, text: word })));
+  if (state === "overage" && h.overage) lines.append(el("li", { text: `${t("overage")}: ${fmtBytes(h.overage.bytes)}` }));
+  else if (state === "throttled" && h.overage && h.overage.bytes) {
+    lines.append(el("li", { text: fill(t("overage_cost"), { cost: money(h.overage.cost, h.overage.currency) }) }));
+  }
+  if (h.lasts_cycle) lines.append(el("li", { class: "good", text: t("lasts_the_cycle") }));
+  else if (h.runs_out) {
+    const past = g.left !== null && g.left !== undefined && g.left <= 0;  // it ran out already
+    lines.append(el("li", { class: "bad", text: fill(t(past ? "ran_out_on" : "runs_out_on"), { date: fmtDate(h.runs_out) }) }));
+  }
+  if (h.throttle_from) lines.append(el("li", { class: "bad", text: fill(t("throttled_from_on"), { date: fmtDate(h.throttle_from) }) }));
+  if (h.daily_budget !== null && h.daily_budget !== undefined) {
+    lines.append(el("li", { text: `${t("daily_budget")}: ${fmtBytes(h.daily_budget)}` }));
+  }
+  head.append(lines);
+  panel.append(head);
+  const facts = el("dl", { class: "facts" });
+  const fact = (k, v) => facts.append(el("dt", { text: k }), el("dd", { text: v }));
+  if (h.pace) {
+    const used = h.pace.used_pct, elapsed = h.pace.elapsed_pct;
+    const ahead = used !== null && used > elapsed ? ` · ${t("ahead")}` : "";
+    fact(t("pace"), `${t("used")} ${pctOf(used)} / ${pctOf(elapsed)} ${t("elapsed")}${ahead}`);
+  }
+  if (card.cycle) fact(t("cycle_ends"), fmtDate(card.cycle.end));
+  fact(t("calibration"), card.calibration ? fmtTime(card.calibration.at || "") : t("never"));
+  for (const m of card.carrier_mismatch || []) {  // the carrier's total for a part is not the config's quota
+    fact(t("carrier_disagrees"), `${m.part}: ${fmtBytes(m.carrier_total)} · ${t("config_says")} ${fmtBytes(m.config_quota)}`);
+  }
+  for (const r of card.rollover_unknown || []) fact(t("rollover_unknown"), r.bucket);
+  if (cycle) panel.append(el("div", { class: "chart cycle", id: chartId("cycle", card.name), role: "img",
+    "aria-label": t("cycle_chart") }));
+  panel.append(facts, bucketList(card));
+  return panel;
+}
+
+const pctOf = (p) => (p === null || p === undefined ? "–" : `${Math.round(p)}%`);
+const chartId = (kind, name) => `${kind}-${name}`.replace(/[^\w-]/g, "_");
+function fill(text, values) { return text.replace(/\{(\w+)\}/g, (_, k) => values[k] ?? ""); }
+function money(cost, currency) { return `${Number(cost).toFixed(2)} ${currency || ""}`.trim(); }
+
+function fmtDate(iso) {
+  if (!iso) return "–";
+  try {
+    return new Intl.DateTimeFormat(document.documentElement.lang || "en", { month: "short", day: "numeric",
+      timeZone: document.body.dataset.timezone || undefined }).format(new Date(iso));
+  } catch { return iso.slice(0, 10); }
+}
+
+function scopeText(scope) {
+  const parts = [];
+  const covers = [...(scope.services || []), ...(scope.apps || [])];
+  if (covers.length) parts.push(fill(t("covers"), { what: covers.join(", ") }));
+  if (scope.hours) parts.push(fill(t("hours_only"), { hours: scope.hours.replace("-", "–") }));
+  return parts.join(" · ");
+}
+
+function bucketList(card) {
+  const list = el("ul", { class: "buckets" });
+  for (const b of card.buckets) {
+    const kind = b.kind === "rollover" ? ` · ${t("kind_rollover")}` : b.kind === "pack" ? ` · ${t("kind_pack")}` : "";
+    const state = b.state || "ok";
+    const title = el("div", { class: "bucket-head" }, el("strong", { text: `${b.name}${kind}` }),
+      el("span", { class: `badge ${state}`, text: t(`bucket_${state}`) }));
+    const bar = el("div", { class: "bar", role: "progressbar", "aria-label": b.name, "aria-valuemin": "0",
+      "aria-valuemax": "100", "aria-valuenow": String(Math.round(Math.min(100, b.used_pct ?? 0))) });
+    const fillBar = el("div", { class: `fill ${state}` });
+    fillBar.style.width = `${Math.min(100, b.used_pct ?? 0)}%`;  // CSSOM, not a style attribute: allowed by the CSP
+    bar.append(fillBar);
+    const figures = b.quota_bytes === null || b.quota_bytes === undefined
+      ? `${fmtBytes(b.used_bytes)} ${t("used")} · ${t("unlimited")}`
+      : `${fmtBytes(b.remaining_bytes ?? 0)} ${t("left")} · ${fmtBytes(b.used_bytes)} / ${fmtBytes(b.quota_bytes)}`;
+    const notes = [figures, fill(t("expires_on"), { date: fmtDate(b.expires) })];
+    if (b.runs_out) notes.push(fill(t("runs_out_on"), { date: fmtDate(b.runs_out) }));
+    const scope = scopeText(b.scope || {});
+    list.append(el("li", { class: "bucket", "data-bucket": b.name, "data-kind": b.kind, "data-state": state },
+      title, bar, el("p", { class: "muted", text: notes.join(" · ") }), ...(scope ? [el("p", { class: "scope", text: scope })] : [])));
+  }
+  return list;
+}
+
+function cssVar(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
+
+function cycleChart(card, cycle) {
+  const days = cycle.days || [];
+  const labels = days.map((d) => d.date.slice(5));
+  const measured = days.map((d) => (d.forecast ? null : d.used_bytes));
+  const lastMeasured = measured.reduce((at, v, i) => (v === null ? at : i), -1);
+  const forecast = days.map((d, i) => (i === lastMeasured ? d.used_bytes : d.forecast ? d.used_bytes : null));
+  const marks = [];
+  const fg = cssVar("--fg"), muted = cssVar("--muted");
+  if (cycle.quota_bytes) marks.push({ name: t("quota_line"), yAxis: cycle.quota_bytes, lineStyle: { color: cssVar("--bad"), type: "solid" } });
+  for (const a of cycle.alert_lines || []) marks.push({ name: t("alert_line"), yAxis: a.used_bytes, lineStyle: { color: cssVar("--low"), type: "dotted" } });
+  if (cycle.throttle_after_bytes) marks.push({ name: t("throttle_line"), yAxis: cycle.throttle_after_bytes, lineStyle: { color: cssVar("--muted"), type: "dashed" } });
+  const top = Math.max(0, ...days.map((d) => d.used_bytes), ...marks.map((m) => m.yAxis));
+  // lines close together: their labels take turns at the end, the start and the middle
+  const spots = ["insideEndTop", "insideStartTop", "insideMiddleTop", "insideEndBottom", "insideStartBottom"];
+  marks.sort((a, b) => a.yAxis - b.yAxis).forEach((m, i) => {
+    m.label = { position: spots[i % spots.length], color: fg, formatter: () => `${m.name} ${fmtBytes(m.yAxis)}` };
+  });
+  chart(chartId("cycle", card.name), {
+    textStyle: { color: fg },
+    tooltip: { trigger: "axis", formatter: (ps) => {
+      const i = ps[0].dataIndex;
+      const d = days[i];
+      const rows = [`${d.date}`, `${t(d.forecast ? "forecast_line" : "measured")}: ${fmtBytes(d.used_bytes)}`];
+      if (cycle.quota_bytes) rows.push(`${t("left")}: ${fmtBytes(Math.max(0, cycle.quota_bytes - d.used_bytes))} / ${fmtBytes(cycle.quota_bytes)}`);
+      return rows.join("<br>");
+    } },
+    legend: { top: 0, textStyle: { color: fg } },
+    grid: { left: 8, right: 12, top: 34, bottom: 8, containLabel: true },
+    xAxis: { type: "category", boundaryGap: false, data: labels, axisLabel: { color: muted, hideOverlap: true } },
+    yAxis: { ...bytesAxis(top), axisLabel: { color: muted, formatter: (v) => fmtBytes(v, true) } },
+    series: [
+      { id: "measured", name: t("measured"), type: "line", data: measured, showSymbol: false, areaStyle: { opacity: 0.15 },
+        lineStyle: { width: 2, color: cssVar("--accent") }, itemStyle: { color: cssVar("--accent") },
+        markLine: { symbol: "none", silent: true, data: marks } },
+      { id: "forecast", name: t("forecast_line"), type: "line", data: forecast, showSymbol: false,
+        lineStyle: { width: 2, type: "dashed", color: muted }, itemStyle: { color: muted } },
+    ],
+  });
+}
 async function pollLive() {
   const box = document.getElementById("live");
   const tick = async () => {
@@ -206,7 +329,7 @@ async function drawUsage() {
   const tx = starts.map((s) => sums.get(s)[1]);
   chart("usage-chart", {
     tooltip, legend: { top: 0 }, grid: { left: 70, right: 16, top: 30, bottom: 70 },
-    xAxis: { type: "category", data: starts.map((s) => label(by, s)) }, yAxis: bytesAxis(),
+    xAxis: { type: "category", data: starts.map((s) => label(by, s)) }, yAxis: bytesAxis(stackTop(rx, tx)),
     dataZoom: [{ type: "inside" }, { type: "slider", height: 18, bottom: 10 }],
     series: [
       { id: "rx", name: t("rx"), type: "bar", stack: "bytes", data: rx, itemStyle: { color: "#3b82f6" } },
@@ -244,7 +367,8 @@ async function route() {
   const rows = res.data.rows;
   chart("history-chart", {
     tooltip, legend: { top: 0 }, grid: { left: 70, right: 16, top: 30, bottom: 30 },
-    xAxis: { type: "category", data: rows.map((r) => r.start.slice(0, 10)) }, yAxis: bytesAxis(),
+    xAxis: { type: "category", data: rows.map((r) => r.start.slice(0, 10)) },
+    yAxis: bytesAxis(stackTop(rows.map((r) => r.rx_bytes), rows.map((r) => r.tx_bytes))),
     series: [
       { id: "rx", name: t("rx"), type: "bar", stack: "bytes", data: rows.map((r) => r.rx_bytes), itemStyle: { color: "#3b82f6" } },
       { id: "tx", name: t("tx"), type: "bar", stack: "bytes", data: rows.map((r) => r.tx_bytes), itemStyle: { color: "#f59e0b" } },
@@ -261,7 +385,9 @@ async function drawWho() {
   const top = rows.slice(0, 15).reverse();
   chart("who-chart", {
     tooltip, legend: { top: 0 }, grid: { left: 120, right: 16, top: 30, bottom: 30 },
-    yAxis: { type: "category", data: top.map((r) => nameOf(kind, r)) }, xAxis: bytesAxis(),
+    yAxis: { type: "category", data: top.map((r) => nameOf(kind, r)), axisLabel: { width: 110, overflow: "truncate" } },
+    xAxis: { ...bytesAxis(stackTop(top.map((r) => r.rx_bytes), top.map((r) => r.tx_bytes))),
+      axisLabel: { formatter: (v) => fmtBytes(v, true), hideOverlap: true, rotate: window.innerWidth < 600 ? 30 : 0 } },
     series: [
       { id: "rx", name: t("rx"), type: "bar", stack: "bytes", data: top.map((r) => r.rx_bytes), itemStyle: { color: "#3b82f6" } },
       { id: "tx", name: t("tx"), type: "bar", stack: "bytes", data: top.map((r) => r.tx_bytes), itemStyle: { color: "#f59e0b" } },
@@ -312,40 +438,80 @@ async function drawWhen() {
 }
 
 /* ---------------------------------------------------------------- alerts, plan */
-function genericTable(container, rows) {
-  if (!rows.length) { notice(container, t("no_data")); return; }
-  const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
-  const cell = (v) => (v !== null && typeof v === "object" ? JSON.stringify(v) : v === null || v === undefined ? "" : String(v));
-  container.replaceChildren(el("table", {}, el("thead", {}, el("tr", {}, ...cols.map((c) => el("th", { text: c })))),
-    el("tbody", {}, ...rows.map((r) => el("tr", {}, ...cols.map((c) => el("td", { text: cell(r[c]) })))))));
+function threshold(c) { return c.percent !== null && c.percent !== undefined ? `${c.percent}%` : fmtBytes(c.bytes); }
+function duration(seconds) {
+  const units = [[86400, "unit_day"], [3600, "unit_hour"], [60, "unit_minute"]];
+  for (const [size, key] of units) if (seconds >= size && seconds % size === 0) return fill(t(key), { n: seconds / size });
+  return fill(t("unit_second"), { n: seconds });
 }
-const firstList = (doc) => Object.values(doc).find(Array.isArray) || [];
+
+/* a rule as a sentence in the page's language: "剩余不足 20% 时通知 phone" */
+function ruleSentence(rule, labels) {
+  const c = rule.condition || { kind: "unknown" };
+  const values = { x: c.kind === "remaining_below" || c.kind === "used_above" ? threshold(c) : fmtBytes(c.bytes || 0),
+    f: c.factor, kinds: (c.kinds || []).map((k) => t(`kind_${k}`)).join(t("or")), age: duration(c.seconds || 0) };
+  const when = fill(t(`when_${c.kind}`), values);
+  const to = rule.notify.length ? rule.notify.join(t("and")) : "";
+  const sp = /[\w%)]$/.test(when) ? " " : "";  // "剩余不足 20% 时通知": a space after Latin, none after Han
+  let text = to ? fill(t("rule_notify"), { when, to, sp }) : fill(t("rule_record"), { when, sp });
+  if (rule.do) text += fill(t(`do_${rule.do.kind}`), { rate: fmtRate(rule.do.rate_bps || 0), slot: rule.do.slot, iccid: rule.do.iccid });
+  const who = rule.card ? labels.get(rule.card) || rule.card : t("all_cards");
+  const what = rule.bucket ? (rule.bucket === "*" ? t("each_bucket") : rule.bucket) : t("general_quota");
+  return { who: `${who} · ${what}`, text };
+}
 
 async function alerts() {
   const features = (await api("features")).data;
   const rules = document.getElementById("alert-rules");
   const history = document.getElementById("alert-history");
   if (!features.alerts) { notice(rules, t("not_configured")); notice(history, t("not_configured")); return; }
-  const [a, h] = await Promise.all([api("alerts"), api("alerts/history")]);
-  if (a.ok) genericTable(rules, firstList(a.data)); else notice(rules, a.data.error, "warn");
-  if (h.ok) genericTable(history, firstList(h.data)); else notice(history, h.data.error, "warn");
+  const [a, h, p] = await Promise.all([api("alerts"), api("alerts/history"), api("plan")]);
+  const labels = new Map((p.ok ? p.data.cards : []).map((c) => [c.name, c.label || c.name]));
+  if (!a.ok) notice(rules, a.data.error, "warn");
+  else if (!a.data.rules.length) notice(rules, t("no_data"));
+  else rules.replaceChildren(el("ul", { class: "rules" }, ...a.data.rules.map((r) => {
+    const s = ruleSentence(r, labels);
+    const fired = (r.states || []).filter((x) => x.status === "fired");
+    const state = fired.length ? fill(t("rule_fired"), { date: fmtTime(fired[0].fired_at) }) : t("rule_armed");
+    return el("li", { class: "rule", "data-rule": r.rule }, el("p", { class: "rule-text", text: s.text }),
+      el("p", { class: "muted", text: `${s.who} · ${state}` }));
+  })));
+  if (!h.ok) { notice(history, h.data.error, "warn"); return; }
+  if (!h.data.alerts.length) { notice(history, t("no_alerts_yet")); return; }
+  history.replaceChildren(el("ol", { class: "timeline" }, ...h.data.alerts.map((ev) => {
+    const sent = el("ul", { class: "deliveries" }, ...ev.deliveries.map((d) => el("li", {},
+      el("span", { class: "channel", text: d.channel }), " ",
+      el("span", { class: `badge ${deliveryState(d)}`, text: fill(t(`delivery_${d.status}`), { n: d.attempts }) }))));
+    return el("li", { class: "event" }, el("time", { datetime: ev.fired_at, text: fmtTime(ev.fired_at) }),
+      el("div", { class: "message" }, el("strong", { text: ev.title }), el("p", { text: ev.body }), sent));
+  })));
+}
+const deliveryState = (d) => (d.status === "delivered" ? "ok" : d.status === "pending" ? "low" : "exhausted");
+
+const hhmm = (minutes) => `${String(Math.floor(minutes / 60)).padStart(2, "0")}:${String(minutes % 60).padStart(2, "0")}`;
+function hoursText(hours) {
+  if (!hours) return "";
+  if (Array.isArray(hours)) return `${hhmm(hours[0])}–${hhmm(hours[1])}`;
+  return String(hours).replace("-", "–");
 }
 
-/* a card's resolved config as nested key/value lists: readable whatever fields the plan model has */
-function describe(value) {
-  if (Array.isArray(value)) {
-    if (value.every((v) => v === null || typeof v !== "object")) return document.createTextNode(value.join(", "));
-    return el("ol", { class: "kv-list" }, ...value.map((v) => el("li", {}, describe(v))));
-  }
-  if (value !== null && typeof value === "object") {
-    const dl = el("dl", { class: "facts" });
-    for (const [k, v] of Object.entries(value)) {
-      if (v === null || v === undefined || (Array.isArray(v) && !v.length)) continue;
-      dl.append(el("dt", { text: k }), el("dd", {}, describe(v)));
-    }
-    return dl;
-  }
-  return document.createTextNode(String(value));
+function cycleText(c) {
+  if (!c) return "";
+  if (c.kind === "monthly") return fill(t("cycle_monthly"), { day: c.day || 1 });
+  const date = c.start ? fmtDay(c.start) : "";
+  return fill(t(c.kind === "days" ? "cycle_days" : "cycle_once"), { n: c.length, date });
+}
+function fmtDay(iso) { return iso.slice(0, 10); }
+
+function allowanceRow(b, pack) {
+  const covers = [...(b.services || []), ...(b.apps || [])];
+  const scope = [covers.length ? fill(t("covers"), { what: covers.join(", ") }) : t("general_traffic")];
+  if (b.hours) scope.push(fill(t("hours_only"), { hours: hoursText(b.hours) }));
+  if (b.rollover) scope.push(t("rolls_over"));
+  const quota = b.quota === null || b.quota === undefined ? t("unlimited") : fmtBytes(b.quota);
+  const cells = [b.name, quota, scope.join(" · ")];
+  if (pack) cells.push(b.end ? `${fmtDay(b.start)} – ${fmtDay(b.end)}` : fill(t("pack_days"), { date: fmtDay(b.start), n: b.days }));
+  return el("tr", {}, ...cells.map((v) => el("td", { text: v })));
 }
 
 async function plan() {
@@ -353,8 +519,21 @@ async function plan() {
   const res = await api("plan");
   if (!res.ok) { notice(box, res.data.error, "warn"); return; }
   if (!res.data.cards.length) { notice(box, t("not_configured")); return; }
-  box.replaceChildren(...res.data.cards.map((c) => el("section", { class: "plan-card" },
-    el("h3", { text: c.name || "?" }), describe(c))));
+  box.replaceChildren(...res.data.cards.map((c) => {
+    const facts = el("dl", { class: "facts" });
+    const fact = (k, v) => { if (v) facts.append(el("dt", { text: t(k) }), el("dd", { text: v })); };
+    fact("interface", (c.interfaces || []).join(", "));
+    fact("cycle", cycleText(c.cycle));
+    if (c.throttle) fact("throttle", fill(t("throttle_text"), { after: fmtBytes(c.throttle.after), rate: fmtRate(c.throttle.rate) }));
+    if (c.overage) fact("overage", fill(t("overage_text"), { price: c.overage.price, currency: c.overage.currency, per: fmtBytes(c.overage.per) }));
+    const head = (cols) => el("thead", {}, el("tr", {}, ...cols.map((h) => el("th", { text: t(h) }))));
+    const parts = [el("h3", { text: c.label || c.name }), facts];
+    if ((c.buckets || []).length) parts.push(el("div", { class: "table-wrap" }, el("table", { class: "plan-table" },
+      head(["bucket", "quota_col", "covers_col"]), el("tbody", {}, ...c.buckets.map((b) => allowanceRow(b, false))))));
+    if ((c.packs || []).length) parts.push(el("div", { class: "table-wrap" }, el("table", { class: "plan-table" },
+      head(["pack", "quota_col", "covers_col", "valid"]), el("tbody", {}, ...c.packs.map((b) => allowanceRow(b, true))))));
+    return el("section", { class: "plan-card", "data-card": c.name }, ...parts);
+  }));
 }
 
 /* ---------------------------------------------------------------- calibrate */
