@@ -267,9 +267,27 @@ def test_status_and_alerts_from_the_real_features(card_store: tuple[Any, Config]
         assert c.get("/api/v1/features").json()["status"] is True
 
 
-def test_writes_are_disabled_without_a_configured_token(client: TestClient) -> None:
+def test_writes_without_a_token_need_the_pages_form_token_and_same_origin(client: TestClient) -> None:
     r = client.post("/api/v1/sms", json={"text": "x"})
-    assert r.status_code == 403 and "needs an access token" in r.json()["error"]
+    assert r.status_code == 403 and "own pages" in r.json()["error"]
+    page = client.get("/calibrate").text
+    form_token = page.split('data-form-token="')[1].split('"')[0]
+    assert len(form_token) == 64
+    body = {"card": "nope", "used": "1 GB"}
+    # another site's page: its Origin is not this host, whatever it sends
+    other = client.post("/api/v1/calibrate", json=body,
+                        headers={"Origin": "http://evil.example", "X-Datacap-CSRF": form_token})
+    assert other.status_code == 403
+    # the right origin without the page's token (a form posted blind) is refused too
+    blind = client.post("/api/v1/calibrate", json=body, headers={"Origin": "http://127.0.0.1"})
+    assert blind.status_code == 403
+    wrong = client.post("/api/v1/calibrate", json=body,
+                        headers={"Origin": "http://127.0.0.1", "X-Datacap-CSRF": "0" * 64})
+    assert wrong.status_code == 403
+    # the dashboard's own page: past the guard (the unknown card is then the ordinary 400)
+    own = client.post("/api/v1/calibrate", json=body,
+                      headers={"Origin": "http://127.0.0.1", "X-Datacap-CSRF": form_token})
+    assert own.status_code in (400, 503), own.text
 
 
 def test_real_server_starts_and_stops(server: WebThread) -> None:

@@ -232,8 +232,29 @@ def test_alerts_and_plan_pages_read_as_sentences(browser: Any, site: Site) -> No
             tab.close()
 
 
+def test_calibrate_on_loopback_without_a_token(browser: Any, site: Site) -> None:
+    """No token configured: the page's own form token and same origin let the write through; card and
+    bucket are choices; the answer is a sentence."""
+    tab = _tab(browser, site, "zh-CN", "light", DESKTOP)
+    try:
+        page = tab.open("/calibrate")
+        assert page.locator("#cal-card option").all_inner_texts() == ["移动主卡", "联通副卡", "电信流量卡"]
+        page.select_option("#cal-card", "mobile")
+        assert "加油包 · 加油包" in page.locator("#cal-bucket option").all_inner_texts()
+        page.select_option("#cal-bucket", "通用")
+        page.fill("#cal-used", "1 GB")
+        page.click("#calibrate-form button[type=submit]")
+        page.wait_for_selector("#calibrate-result.ok")
+        text = page.inner_text("#calibrate-result")
+        assert text.startswith("已保存：按运营商数据，移动主卡 · 通用 已用 1 GB"), text
+        assert "{" not in text
+        assert tab.errors == []
+    finally:
+        tab.close()
+
+
 ENGLISH_JS = """() => {
-  const words = (document.body.innerText.match(/[A-Za-z][A-Za-z]+/g) || []);
+  const words = (document.body.innerText.match(/[A-Za-z][A-Za-z0-9_]*/g) || []).filter((w) => w.length > 1);
   return [...new Set(words)];
 }"""
 NAV_JS = """() => {

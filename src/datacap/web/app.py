@@ -32,7 +32,7 @@ from datacap.store import Reader, open_read
 from datacap.store.db import describe_sqlite_error
 from datacap.timeutil import Resolution, bucket_start, parse_instant
 from datacap.units import parse_size
-from datacap.web import auth, data, queries
+from datacap.web import auth, csrf, data, queries
 from datacap.web.metrics import make_registry
 from datacap.web.sms import sms_from_fields
 
@@ -50,7 +50,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorDoc, "description": "the store or the feature is not available"},
 }
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    **ERRORS, 403: {"model": ErrorDoc, "description": "no token is configured, so writes are disabled"},
+    **ERRORS, 403: {"model": ErrorDoc,
+                    "description": "no token is configured and the request is not from the dashboard's own page"},
     422: {"model": ErrorDoc, "description": "the body is not a usable SMS or calibration"}}
 
 
@@ -87,6 +88,7 @@ class State:
         self.token = token
         self.pool = ReaderPool(db_path, cfg)
         self.live = live
+        self.forms = csrf.FormTokens()
 
 
 def create_app(db_path: Path, cfg: Config, token: str | None = None, *, host: str = "127.0.0.1",
@@ -188,11 +190,14 @@ def _reader_guard(state: State) -> Any:
 
 
 def _writer_guard(state: State) -> Any:
-    """Writes (calibration, SMS) always need a token; without one configured they are disabled."""
+    """Writes (calibration, SMS) need the access token; without one configured (loopback only), they
+    come from the dashboard's own pages: same origin and the page's form token (web/csrf.py)."""
     def guard(request: Request) -> None:
         if state.token is None:
-            raise AuthFailed("calibrating over the web needs an access token: set web.token in the config "
-                             "or start with --token", 403)
+            if state.forms.accepts(request):
+                return
+            raise AuthFailed("writes without an access token come only from this dashboard's own pages "
+                             "(same origin, with the page's form token)", 403)
         if not auth.token_ok(state.token, auth.presented_token(request)):
             raise AuthFailed("send the access token as 'Authorization: Bearer TOKEN' or sign in at /login", 401)
     return guard

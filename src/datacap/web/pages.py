@@ -61,7 +61,7 @@ def pages_router(state: Any) -> APIRouter:
         context = {"page": page, "lang": lang, "t": words, "words_json": json.dumps(words, ensure_ascii=False),
                    "nav": [(p, PATHS[p], words[p]) for p in PAGES], "other_lang": LANGS[1 - LANGS.index(lang)],
                    "timezone": state.cfg.timezone, "units": state.cfg.display.units,
-                   "token_set": state.token is not None,
+                   "token_set": state.token is not None, "form_token": state.forms.token(),
                    "asset_version": version, **extra}
         response = TEMPLATES.TemplateResponse(request, f"{page}.html", context, status_code=status_code)
         response.headers["Cache-Control"] = "no-store"

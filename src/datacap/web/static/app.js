@@ -539,24 +539,47 @@ async function plan() {
 /* ---------------------------------------------------------------- calibrate */
 async function calibrate() {
   const features = (await api("features")).data;
+  const form = document.getElementById("calibrate-form");
+  const out = document.getElementById("calibrate-result");
   if (!features.calibration) {
-    document.getElementById("calibrate-result").textContent = t("not_configured");
-    document.querySelectorAll("#calibrate-form input, #calibrate-form textarea, #calibrate-form button")
-      .forEach((n) => { n.disabled = true; });
+    out.textContent = t("not_configured");
+    form.querySelectorAll("input, select, textarea, button").forEach((n) => { n.disabled = true; });
     return;
   }
   const plans = await api("plan");
-  if (plans.ok) for (const c of plans.data.cards) document.getElementById("card-names").append(el("option", { value: c.name || "" }));
-  const out = document.getElementById("calibrate-result");
-  document.getElementById("calibrate-form").addEventListener("submit", async (e) => {
+  const cards = plans.ok ? plans.data.cards : [];
+  const cardSel = document.getElementById("cal-card");
+  const bucketSel = document.getElementById("cal-bucket");
+  for (const c of cards) cardSel.append(el("option", { value: c.name, text: c.label || c.name }));
+  const fillBuckets = () => {
+    const c = cards.find((x) => x.name === cardSel.value) || {};
+    bucketSel.replaceChildren(el("option", { value: "", text: t("general_quota") }),
+      ...(c.buckets || []).map((b) => el("option", { value: b.name, text: b.name })),
+      ...(c.packs || []).map((b) => el("option", { value: b.name, text: `${b.name} · ${t("kind_pack")}` })));
+  };
+  cardSel.addEventListener("change", fillBuckets);
+  fillBuckets();
+  form.addEventListener("submit", async (e) => {
     e.preventDefault();
-    const body = new URLSearchParams(new FormData(e.target));
-    const res = await fetch("/api/v1/calibrate", { method: "POST", body, credentials: "same-origin" });
+    const body = new URLSearchParams(new FormData(form));
+    const res = await fetch("/api/v1/calibrate", { method: "POST", body, credentials: "same-origin",
+      headers: { "X-Datacap-CSRF": form.dataset.formToken } });
     const doc = await res.json().catch(() => ({ error: res.statusText }));
     if (res.status === 401) { location.href = `/login?next=${encodeURIComponent(location.pathname)}`; return; }
     out.className = res.ok ? "ok" : "warn";
-    out.textContent = res.ok ? `${t("saved")}: ${JSON.stringify(doc)}` : `${t("error")}: ${doc.error}`;
+    out.textContent = res.ok ? calibrationSentence(doc, cards) : `${t("error")}: ${doc.error}`;
   });
+}
+
+/* "联通副卡 · 通用流量：按运营商数据已用 8.50 GB（本机计为 8.61 GB，相差 -110 MB），已保存。" */
+function calibrationSentence(doc, cards) {
+  const card = cards.find((c) => c.name === doc.card);
+  const name = card ? card.label || card.name : doc.card;
+  if (!doc.calibrations.length) return fill(t("calibrated_none"), { card: name });
+  return doc.calibrations.map((k) => fill(t(k.drift_bytes === null ? "calibrated" : "calibrated_drift"), {
+    card: name, what: k.bucket || t("general_quota"), used: fmtBytes(k.carrier_used_bytes),
+    local: fmtBytes(k.local_used_bytes ?? 0), drift: fmtBytes(k.drift_bytes ?? 0),
+  })).join(" ");
 }
 
 /* quick ranges: set the dates, then apply like the form's own button */
@@ -570,6 +593,15 @@ document.querySelectorAll(".preset").forEach((b) => b.addEventListener("click", 
 
 /* the fleet hub's card page: the same card panel, from the hub's status of that card */
 const hubcard = () => drawCards(document.getElementById("cards"), document.body.dataset.statusApi);
+
+/* the phone's tab bar: the active tab in view, the fading edge only while more tabs lie beyond it */
+const navBar = document.querySelector("header nav");
+if (navBar) {
+  navBar.querySelector("a.on")?.scrollIntoView({ block: "nearest", inline: "center" });
+  const edge = () => navBar.classList.toggle("at-end", navBar.scrollLeft + navBar.clientWidth >= navBar.scrollWidth - 2);
+  navBar.addEventListener("scroll", edge, { passive: true });
+  edge();
+}
 
 const PAGES = { overview, usage, who, when, alerts, plan, calibrate, hubcard };
 const page = PAGES[document.body.dataset.page];
