@@ -240,6 +240,9 @@ def parse_config(data: dict[str, Any], path: Path | str = "<config>", text: str 
         from datacap.meter.clients import clients_config
 
         clients_config(cfg.clients, str(path))
+    from datacap.units import set_unit_policy
+
+    set_unit_policy(cfg.display.units)  # one unit policy for every face of this process
     return cfg
 
 

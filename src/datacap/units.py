@@ -3,12 +3,17 @@
 Carriers bill in binary multiples (1 KB = 1024 B), so every size suffix here is binary, whether it is
 written ``KB`` or ``KiB``. Rates are in bits per second and decimal (1 Mbit/s = 1,000,000 bit/s), as
 ``tc`` and every speed test use them.
+
+Sizes are shown by one policy (``[display] units``) for every face: ``carrier`` (the default) writes
+them as carriers, the config and this parser do, GB = 1024 MB; ``iec`` writes the same values GiB/MiB;
+``si`` divides by 1000 (GB = 1000 MB), as disk makers count. The dashboard's script follows it too.
 """
 
 from __future__ import annotations
 
 import re
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Literal
 
 from datacap.errors import InputError
 
@@ -76,17 +81,40 @@ def parse_duration(text: str) -> int:
     return round(float(match.group(1)) * _DURATION_UNITS[match.group(2)])
 
 
-def format_bytes(count: int | float, precision: int = 2) -> str:
-    """IEC units: ``1536`` -> ``'1.50 KiB'``."""
+UnitPolicy = Literal["carrier", "iec", "si"]
+_UNITS: dict[str, tuple[int, tuple[str, ...]]] = {
+    "carrier": (1024, ("B", "KB", "MB", "GB", "TB", "PB")),
+    "iec": (1024, ("B", "KiB", "MiB", "GiB", "TiB", "PiB")),
+    "si": (1000, ("B", "kB", "MB", "GB", "TB", "PB")),
+}
+_policy: UnitPolicy = "carrier"
+
+
+def set_unit_policy(policy: UnitPolicy) -> None:
+    """Set how :func:`format_bytes` writes sizes (the config loader applies ``[display] units``)."""
+    global _policy
+    if policy not in _UNITS:
+        raise InputError(f"expected a unit policy ({', '.join(_UNITS)}), found {policy!r}")
+    _policy = policy
+
+
+def unit_policy() -> UnitPolicy:
+    return _policy
+
+
+def format_bytes(count: int | float, precision: int = 2, policy: UnitPolicy | None = None) -> str:
+    """Sizes for people, by the unit policy: ``1536`` -> ``'1.50 KB'`` (carrier), ``'1.50 KiB'`` (iec),
+    ``'1.54 kB'`` (si)."""
+    base, units = _UNITS[policy or _policy]
     value = float(count)
     sign = "-" if value < 0 else ""
     value = abs(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if value < 1024 or unit == "PiB":
+    for unit in units:
+        if value < base or unit == units[-1]:
             if unit == "B":
                 return f"{sign}{int(value)} B"
             return f"{sign}{value:.{precision}f} {unit}"
-        value /= 1024
+        value /= base
     raise AssertionError("unreachable")
 
 

@@ -180,3 +180,15 @@ def test_plan_families_from_a_status_document() -> None:
     assert values[("datacap_general_remaining_bytes", ("unicom",))] == 1000 * mb
     assert values[("datacap_card_headline_state", ("unicom", "throttled"))] == 1
     assert values[("datacap_cycle_elapsed_ratio", ("unicom",))] == doc.cards[0].cycle.elapsed_fraction
+
+
+def test_a_client_is_named_by_hostname_else_ip_else_mac() -> None:
+    from datacap.store.reader import client_names
+
+    assert client_names("192.168.8.23", "aa:bb:cc:dd:ee:01", "pixel-7")["client"] == "pixel-7"
+    assert client_names("192.168.8.23", "aa:bb:cc:dd:ee:01", "")["client"] == "192.168.8.23"
+    mac_only = client_names("", "aa:bb:cc:dd:ee:02", "")
+    assert mac_only["client"] == "aa:bb:cc:dd:ee:02" and mac_only["ip"] == ""
+    # an imported client column holding a name is a hostname, never an "ip"
+    named = client_names("xiaomi-13", "", "")
+    assert named == {"client": "xiaomi-13", "ip": "", "mac": "", "hostname": "xiaomi-13"}

@@ -147,8 +147,10 @@ def light_config(path: Path | None) -> LightConfig:
         except (KeyError, TypeError, ValueError):
             pass
     light = _validate(path, resolved, explicit, key)
+    from datacap.units import unit_policy
+
     facts = {"timezone": light.timezone, "week_start": light.week_start, "cards": list(light.cards),
-             "zone_from_system": content is None or not _sets_timezone(content)}
+             "zone_from_system": content is None or not _sets_timezone(content), "units": unit_policy()}
     write_entry(name, key, facts)
     return light
 
@@ -163,6 +165,9 @@ def _sets_timezone(content: bytes) -> bool:
 
 
 def _light(path: Path, explicit: bool, key: str, facts: dict[str, Any]) -> LightConfig:
+    from datacap.units import set_unit_policy
+
+    set_unit_policy(facts.get("units", "carrier"))  # [display] units, as load_config would set it
     zone = facts["timezone"]
     if facts["zone_from_system"]:  # the config leaves it to the system, which may have changed since
         from datacap.timeutil import system_timezone_name

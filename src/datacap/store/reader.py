@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import ipaddress
 import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -301,8 +302,7 @@ class Reader:
                     for r in self.conn.execute(sql, keys)}
         if kind == "client":
             sql = f"SELECT id, ip, mac, hostname FROM clients WHERE id IN ({marks})"
-            return {r[0]: {"client": r[3] or r[1], "ip": r[1], "mac": r[2], "hostname": r[3]}
-                    for r in self.conn.execute(sql, keys)}
+            return {r[0]: client_names(r[1], r[2], r[3]) for r in self.conn.execute(sql, keys)}
         sql = f"SELECT id, name FROM services WHERE id IN ({marks})"
         return {r[0]: {"service": r[1]} for r in self.conn.execute(sql, keys)}
 
@@ -369,3 +369,15 @@ def _fit(parts: list[tuple[int, int, str | None, str | None, str | None]], rx: i
     ft = tx / atx if atx > tx else 1.0
     scaled = [(int(p[0] * fx), int(p[1] * ft), *p[2:]) for p in parts]
     return [p for p in scaled if p[0] or p[1]]
+
+
+def client_names(ip: str, mac: str, hostname: str) -> dict[str, str]:
+    """A LAN client's names: ``client`` is the hostname, else the IP, else the MAC, never empty. An
+    imported "client" that is no IP address (``xiaomi-13``) is a hostname, not an ``ip``."""
+    try:
+        ipaddress.ip_address(ip)
+        address = ip
+    except ValueError:
+        address = ""
+    host = hostname or ("" if address else ip)
+    return {"client": host or address or mac or "", "ip": address, "mac": mac, "hostname": host}

@@ -48,7 +48,7 @@ EN: dict[str, str] = {
     "calibrated_drift": "Saved: {card} · {what} has used {used} by the carrier's count; datacap counted {local} "
     "(a difference of {drift}).",
     "calibrated_none": "Nothing was saved for {card}: the text holds no figure datacap can use.",
-    "throttle_line": "Throttle", "nav_label": "Pages", "kind_label": "Show",
+    "throttle_line": "Throttle", "nav_label": "Pages", "unnamed": "(no name)", "kind_label": "Show",
     "unit_day": "{n} d", "unit_hour": "{n} h", "unit_minute": "{n} min", "unit_second": "{n} s",
     "kind_app": "app", "kind_client": "device", "kind_service": "service", "or": " or ", "and": ", ",
     "when_remaining_below": "less than {x} is left", "when_used_above": "more than {x} is used",
@@ -112,7 +112,7 @@ ZH: dict[str, str] = {
     "calibrated": "已保存：按运营商数据，{card} · {what} 已用 {used}。",
     "calibrated_drift": "已保存：按运营商数据，{card} · {what} 已用 {used}；本机计为 {local}（相差 {drift}）。",
     "calibrated_none": "{card} 没有保存任何数据：这段文字里没有可用的流量数字。",
-    "throttle_line": "限速线", "nav_label": "页面", "kind_label": "查看",
+    "throttle_line": "限速线", "nav_label": "页面", "unnamed": "（无名称）", "kind_label": "查看",
     "unit_day": "{n} 天", "unit_hour": "{n} 小时", "unit_minute": "{n} 分钟", "unit_second": "{n} 秒",
     "kind_app": "应用", "kind_client": "设备", "kind_service": "服务", "or": "或", "and": "、",
     "when_remaining_below": "剩余不足 {x}", "when_used_above": "已用超过 {x}",

@@ -341,7 +341,8 @@ async function drawUsage() {
 }
 
 /* ---------------------------------------------------------------- who */
-const nameOf = (kind, row) => row[kind] || row.exe || row.ip || "?";
+/* a client is named by its hostname, else IP, else MAC (store/reader.py client_names): never "?" */
+const nameOf = (kind, row) => row[kind] || row.exe || row.hostname || row.ip || row.mac || t("unnamed");
 
 async function who() {
   const now = new Date();
