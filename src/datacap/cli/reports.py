@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -27,7 +27,8 @@ def report(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="file to write; default: md and json to "
                                                 "stdout, others to ./datacap-report-PERIOD.EXT")] = None,
     send: Annotated[bool, typer.Option("--send", help="also deliver it through the alert channels")] = False,
-    lang: Annotated[str, typer.Option("--lang", help="en or zh-CN")] = "en",
+    lang: Annotated[str | None, typer.Option("--lang", help="en or zh-CN (default: [reports] lang, else "
+                                             "[alerting] language)")] = None,
     iface: Annotated[list[str] | None, typer.Option("--iface", "-i", help="interface name or glob; "
                                                     "repeatable")] = None,
     db: DbOpt = None, config: ConfigOpt = None,
@@ -40,8 +41,8 @@ def report(
     from datacap.cli.entry import Context  # here, not at import: datacap.cli.entry imports this module
 
     kind = check_format(fmt)
-    language = check_lang(lang)
     c = Context(db, config)
+    language = check_lang(lang or report_language(c.cfg))
     reader = c.reader()
     now = views.now_utc()
     chosen = choose_period(period, week, now, c.cfg.tz)
@@ -61,3 +62,11 @@ def report(
         attach = kind if kind != "json" else "md"
         for line in send_report(rep, sender, attach, language, data if attach == kind else None):
             print(f"datacap: warning: {line}", file=sys.stderr)
+
+
+def report_language(cfg: Any) -> str:
+    """``[reports] lang`` when the config sets it, else the alerts' language (``[alerting] language``,
+    else the locale's): a user who reads alerts in Chinese gets reports in Chinese."""
+    if "lang" in cfg.reports.model_fields_set:
+        return str(cfg.reports.lang)
+    return str(cfg.alerting.lang())

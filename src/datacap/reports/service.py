@@ -41,10 +41,12 @@ def assemble_report(reader: Reader, cfg: Config, period: Period, *, card: str | 
 
 def send_report(report: Report, sender: Sender, fmt: str = "md", lang: Lang = "en",
                 rendered: bytes | None = None) -> list[str]:
-    """Deliver ``report``: the Markdown in the message body, plus the ``fmt`` file attached unless md.
-    ``rendered`` is the ``fmt`` file when the caller already has it."""
-    body = render_report(report, "md", lang).decode()
-    title = f"datacap report {report.period.label}" + (f" ({report.card})" if report.card else "")
+    """Deliver ``report``: its text in the message body (plain text every channel shows as it is, not
+    raw Markdown), plus the ``fmt`` file attached unless md. ``rendered`` is the ``fmt`` file when the
+    caller already has it. The title is the report's own, in its language."""
+    title, body = channel_text(render_report(report, "md", lang).decode())
+    if report.card and report.card not in title:
+        title += f" ({report.card})"
     if fmt == "md":
         return sender(title, body)
     with tempfile.TemporaryDirectory(prefix="datacap-report-") as tmp:
@@ -64,4 +66,23 @@ def send_scheduled(reader: Reader, cfg: Config, rcfg: ReportsConfig, now: dt.dat
     if period is None:
         return None
     report = assemble_report(reader, cfg, period, card=rcfg.card, now=now)
-    return period, send_report(report, sender, rcfg.format, rcfg.lang)
+    lang = rcfg.lang if "lang" in rcfg.model_fields_set else cfg.alerting.lang()  # as `datacap report`
+    return period, send_report(report, sender, rcfg.format, lang)
+
+
+def channel_text(markdown: str) -> tuple[str, str]:
+    """(title, body) of the Markdown report as plain text: headings become lines of their own, emphasis
+    marks and code fences go, lists stay as "- " lines (readable in any chat or mail client)."""
+    lines = markdown.splitlines()
+    title = lines[0].lstrip("#").strip() if lines else "datacap"
+    out: list[str] = []
+    for line in lines[1:]:
+        if line.startswith("```"):
+            continue
+        if line.startswith("#"):
+            line = "【" + line.lstrip("#").strip() + "】"
+        line = line.replace("**", "")
+        if len(line) > 1 and line.startswith("_") and line.endswith("_"):
+            line = line[1:-1]
+        out.append(line)
+    return title, "\n".join(out).strip() + "\n"
