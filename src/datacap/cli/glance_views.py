@@ -158,20 +158,53 @@ def print_ranking(kind: str, doc: dict[str, Any]) -> None:
 
 
 def print_plan_check(doc: dict[str, Any]) -> None:
+    """The plan as a person reads it (the dashboard's plan page says the same): sizes in units, hours
+    as 23:00–07:00, rates in Mbit/s, dates, what each bucket covers."""
     cards = doc["cards"]
     say(f"{doc['config']}: valid, {len(cards)} card(s), timezone {doc['timezone']}")
     for s in cards:
-        table = TextTable(f"{s['name']}  {s['label'] or ''}  cycle {s['cycle']['start']} .. {s['cycle']['end']} "
-                          f"({s['cycle']['state']})")
-        for col in ("#", "bucket", "kind", "quota", "scope", "valid"):
+        cycle = s["cycle"]
+        state = cycle["state"].replace("_", " ")
+        table = TextTable(f"{s['label'] or s['name']} ({s['name']})  {cycle['kind']} cycle "
+                          f"{_day_time(cycle['start'])} – {_day_time(cycle['end'])} ({state})")
+        for col in ("#", "bucket", "kind", "quota", "covers", "valid"):
             table.add_column(col)
         for i, b in enumerate(s["buckets"], 1):
             quota = "unlimited" if b.get("quota_bytes") is None else format_bytes(b["quota_bytes"])
-            scope = ", ".join(f"{k}={v}" for k, v in (b.get("scope") or {}).items() if v) or "all traffic"
-            table.add_row(str(i), b["name"], b["kind"], quota, scope, f"{b.get('start', '')} .. {b.get('expires', '')}")
+            valid = f"{_day_time(b.get('start'))} – {_day_time(b.get('expires'))}"
+            table.add_row(str(i), b["name"], b["kind"], quota, _covers(b), valid)
         emit(table)
         say(f"  interfaces: {', '.join(s['interfaces']) or '-'}   iccid: {', '.join(s['iccid'] or []) or '-'}"
             f"   count: {s['count']}   l2_overhead: {s['l2_overhead']}")
+        throttle, overage = s.get("throttle"), s.get("overage")
+        if throttle:
+            say(f"  throttle: slowed to {_rate(throttle['rate_bps'])} after {format_bytes(throttle['after_bytes'])} "
+                "in a cycle")
+        if overage:
+            say(f"  overage: {overage['price']:g} {overage['currency']} per {format_bytes(overage['per'])}")
+
+
+def _covers(b: dict[str, Any]) -> str:
+    scope = b.get("scope") or {}
+    names = [*(scope.get("services") or []), *(scope.get("apps") or [])]
+    parts = [f"only {', '.join(names)}" if names else "all traffic"]
+    if scope.get("hours"):
+        parts.append(f"{str(scope['hours']).replace('-', '–')} only")
+    if b.get("rollover"):
+        parts.append("rolls over")
+    return "; ".join(parts)
+
+
+def _day_time(text: str | None) -> str:
+    """``2026-11-01T00:00:00+08:00`` -> ``2026-11-01 00:00``."""
+    return "-" if not text else text[:16].replace("T", " ")
+
+
+def _rate(bps: int) -> str:
+    for unit, scale in (("Gbit/s", 10**9), ("Mbit/s", 10**6), ("kbit/s", 10**3)):
+        if bps >= scale:
+            return f"{bps / scale:g} {unit}"
+    return f"{bps} bit/s"
 
 
 def bar(value: int, largest: int, width: int = BAR_WIDTH) -> Styled | str:
