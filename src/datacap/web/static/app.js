@@ -64,6 +64,14 @@ async function api(path, params = {}) {
   return { ok: res.ok, status: res.status, data: body };
 }
 
+/* the API's errors are English sentences (its contract); a Chinese page says what went wrong in Chinese */
+function errText(res) {
+  const text = (res.data && res.data.error) || "";
+  if (document.documentElement.lang !== "zh-CN") return text || t("error");
+  const key = { 400: "err_400", 401: "err_401", 403: "err_403", 404: "err_404", 503: "err_503" }[res.status];
+  return t(key || "err_other");
+}
+
 function notice(container, text, cls = "muted") {
   container.replaceChildren(el("p", { class: cls, text }));
 }
@@ -128,7 +136,7 @@ async function overview() {
         el("p", { text: `${t("month_estimate")}: ${fmtBytes(i.month_estimate_bytes)}` }),
         el("p", { class: "muted", text: `${t("all_time")}: ${fmtBytes(i.all_time.total_bytes)}` })));
     }
-  } else notice(tiles, summary.data.error, "warn");
+  } else notice(tiles, errText(summary), "warn");
   if (health.ok) {
     const line = document.getElementById("health");
     line.textContent = `${t("health")}: ${fmtTime(health.data.last_flush)}`;
@@ -143,7 +151,7 @@ async function overview() {
 async function drawCards(container, path = "status") {
   // the dashboard also has the cycle's daily series; the fleet hub's card page only the status
   const [res, cyc] = await Promise.all([api(path), path === "status" ? api("cycle") : Promise.resolve(null)]);
-  if (!res.ok) { container.append(el("p", { class: "warn", text: res.data.error })); return; }
+  if (!res.ok) { container.append(el("p", { class: "warn", text: errText(res) })); return; }
   const series = new Map((cyc && cyc.ok ? cyc.data.cards : []).map((c) => [c.name, c]));
   for (const card of res.data.cards) container.append(cardPanel(card, series.get(card.name)));
   for (const card of res.data.cards) if (series.has(card.name)) cycleChart(card, series.get(card.name));
@@ -318,7 +326,7 @@ async function drawUsage() {
   const by = document.getElementById("by").value;
   const iface = document.getElementById("iface").value;
   const res = await api("usage", { by, iface, ...rangeParams() });
-  if (!res.ok) { document.getElementById("usage-total").textContent = res.data.error; return; }
+  if (!res.ok) { document.getElementById("usage-total").textContent = errText(res); return; }
   const sums = new Map();
   for (const i of res.data.interfaces) for (const r of i.rows) {
     const acc = sums.get(r.start) || [0, 0];
@@ -364,7 +372,7 @@ async function route() {
   ranking.classList.add("hidden"); history.classList.remove("hidden");
   document.getElementById("history-title").textContent = `${t(kind)}: ${name} · ${t("history")}`;
   const res = await api(`${kind}s/${encodeURIComponent(name)}`, { by: "day", ...rangeParams() });
-  if (!res.ok) { document.getElementById("history-title").textContent = res.data.error; return; }
+  if (!res.ok) { document.getElementById("history-title").textContent = errText(res); return; }
   const rows = res.data.rows;
   chart("history-chart", {
     tooltip, legend: { top: 0 }, grid: { left: 70, right: 16, top: 30, bottom: 30 },
@@ -381,7 +389,7 @@ async function drawWho() {
   const kind = document.getElementById("kind").value;
   const res = await api(`${kind}s`, { limit: 200, ...rangeParams() });
   const table = document.getElementById("who-table");
-  if (!res.ok) { table.replaceChildren(el("caption", { text: res.data.error })); return; }
+  if (!res.ok) { table.replaceChildren(el("caption", { text: errText(res) })); return; }
   const rows = res.data.rows;
   const top = rows.slice(0, 15).reverse();
   chart("who-chart", {
@@ -419,7 +427,7 @@ async function when() {
 async function drawWhen() {
   const iface = document.getElementById("iface").value;
   const res = await api("heatmap", { iface, ...rangeParams() });
-  if (!res.ok) { document.getElementById("peak").textContent = res.data.error; return; }
+  if (!res.ok) { document.getElementById("peak").textContent = errText(res); return; }
   const d = res.data;
   const points = [];
   let max = 0;
@@ -468,7 +476,7 @@ async function alerts() {
   if (!features.alerts) { notice(rules, t("not_configured")); notice(history, t("not_configured")); return; }
   const [a, h, p] = await Promise.all([api("alerts"), api("alerts/history"), api("plan")]);
   const labels = new Map((p.ok ? p.data.cards : []).map((c) => [c.name, c.label || c.name]));
-  if (!a.ok) notice(rules, a.data.error, "warn");
+  if (!a.ok) notice(rules, errText(a), "warn");
   else if (!a.data.rules.length) notice(rules, t("no_data"));
   else rules.replaceChildren(el("ul", { class: "rules" }, ...a.data.rules.map((r) => {
     const s = ruleSentence(r, labels);
@@ -477,7 +485,7 @@ async function alerts() {
     return el("li", { class: "rule", "data-rule": r.rule }, el("p", { class: "rule-text", text: s.text }),
       el("p", { class: "muted", text: `${s.who} · ${state}` }));
   })));
-  if (!h.ok) { notice(history, h.data.error, "warn"); return; }
+  if (!h.ok) { notice(history, errText(h), "warn"); return; }
   if (!h.data.alerts.length) { notice(history, t("no_alerts_yet")); return; }
   history.replaceChildren(el("ol", { class: "timeline" }, ...h.data.alerts.map((ev) => {
     const sent = el("ul", { class: "deliveries" }, ...ev.deliveries.map((d) => el("li", {},
@@ -518,7 +526,7 @@ function allowanceRow(b, pack) {
 async function plan() {
   const box = document.getElementById("plan");
   const res = await api("plan");
-  if (!res.ok) { notice(box, res.data.error, "warn"); return; }
+  if (!res.ok) { notice(box, errText(res), "warn"); return; }
   if (!res.data.cards.length) { notice(box, t("not_configured")); return; }
   box.replaceChildren(...res.data.cards.map((c) => {
     const facts = el("dl", { class: "facts" });
@@ -568,7 +576,7 @@ async function calibrate() {
     const doc = await res.json().catch(() => ({ error: res.statusText }));
     if (res.status === 401) { location.href = `/login?next=${encodeURIComponent(location.pathname)}`; return; }
     out.className = res.ok ? "ok" : "warn";
-    out.textContent = res.ok ? calibrationSentence(doc, cards) : `${t("error")}: ${doc.error}`;
+    out.textContent = res.ok ? calibrationSentence(doc, cards) : `${t("error")}: ${errText({ status: res.status, data: doc })}`;
   });
 }
 
@@ -599,7 +607,10 @@ const hubcard = () => drawCards(document.getElementById("cards"), document.body.
 const navBar = document.querySelector("header nav");
 if (navBar) {
   navBar.querySelector("a.on")?.scrollIntoView({ block: "nearest", inline: "center" });
-  const edge = () => navBar.classList.toggle("at-end", navBar.scrollLeft + navBar.clientWidth >= navBar.scrollWidth - 2);
+  const edge = () => {
+    navBar.classList.toggle("at-end", navBar.scrollLeft + navBar.clientWidth >= navBar.scrollWidth - 2);
+    navBar.classList.toggle("scrolled", navBar.scrollLeft > 2);
+  };
   navBar.addEventListener("scroll", edge, { passive: true });
   edge();
 }
