@@ -58,9 +58,9 @@ def test_fleet_and_card_pages_in_chromium(hub_url: str) -> None:
             page.click("a[href='/cards/bus-soon/sim1']")
             page.wait_for_selector("body[data-ready='1']")
             panel = page.wait_for_selector(".panel.card[data-card='sim1']")
-            assert panel is not None and page.locator(".gauge").count() == 1
+            assert panel is not None and page.locator("li.bucket").count() == 1
             facts = page.inner_text(".panel.card")  # the facts of the plan engine's status: 3 of 10 GB used
-            assert "used 30%" in facts and "lasts the cycle" not in facts, facts
+            assert "used 30%" in facts and "Lasts the cycle" not in facts, facts
             assert tab.errors == []
             tab.close()
         finally:
