@@ -79,12 +79,12 @@ def test_remaining_wins_and_the_disagreement_is_shown_everywhere(card: Any) -> N
     [cal] = doc["calibrations"]
     assert (cal["bucket"], cal["part"], cal["carrier_total"], cal["config_quota"]) == (
         "general:", "国内通用流量", GIB, 100 * GIB)
-    sentence = "the carrier counts 1.00 GiB for 国内通用流量; the config says 100.00 GiB (the unscoped buckets)"
+    sentence = "the carrier counts 1.00 GB for 国内通用流量; the config says 100.00 GB (the unscoped buckets)"
     assert doc["carrier_mismatch"] == [{"part": "国内通用流量", "bucket": "the unscoped buckets", "carrier_total": GIB,
                                         "config_quota": 100 * GIB, "text": sentence}]
     st = _status(card)
     general = next(b for b in st["buckets"] if b["name"] == "通用")
-    assert general["remaining_bytes"] == round(178.3 * MIB)  # not 99 GiB: what is left is what runs out
+    assert general["remaining_bytes"] == round(178.3 * MIB)  # not 99 GB: what is left is what runs out
     assert st["carrier_mismatch"] == doc["carrier_mismatch"]
     human = card("status", "--card", "unicom", "--at", AT).stdout
     assert sentence in " ".join(human.split())
@@ -180,7 +180,7 @@ notify = ["hook"]
         finally:
             conn.close()
         assert len(rx.received) == 1
-        assert "the carrier counts 1.00 GiB for 国内通用流量; the config says 100.00 GiB" in rx.received[0]["title"]
+        assert "the carrier counts 1.00 GB for 国内通用流量; the config says 100.00 GB" in rx.received[0]["title"]
 
 
 def test_old_store_without_the_new_columns_still_reads(card: Any) -> None:

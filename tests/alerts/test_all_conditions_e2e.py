@@ -72,7 +72,7 @@ notify = ["hook"]
 
 
 def scenario() -> AlertInputs:
-    """Imported usage: a new game took 6 GiB on the 2nd day of the cycle, emptying the night pack."""
+    """Imported usage: a new game took 6 GB on the 2nd day of the cycle, emptying the night pack."""
     buckets = [bucket("通用", 10 * GiB, int(9.2 * GiB)), bucket("夜间包", 2 * GiB, 2 * GiB, kind="pack")]
     c = card(buckets=buckets,
              start="2026-11-01T00:00:00+08:00", end="2026-12-01T00:00:00+08:00", throttled=True,
@@ -110,6 +110,6 @@ def test_every_condition_fires_once_from_a_real_config(tmp_path: Path, lang: str
         assert len(rx.received) == len(kinds)
         titles = "\n".join(m["title"] for m in rx.received)
         if lang == "zh-CN":
-            assert "新应用 genshin 已用 5.50 GiB" in titles and "已触发限速" in titles
+            assert "新应用 genshin 已用 5.50 GB" in titles and "已触发限速" in titles
         else:
-            assert "new app genshin used 5.50 GiB" in titles and "speed is now throttled" in titles
+            assert "new app genshin used 5.50 GB" in titles and "speed is now throttled" in titles

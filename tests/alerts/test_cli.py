@@ -39,7 +39,7 @@ def make_app(factory: Any) -> typer.Typer:
 
 
 def usage_at(when: dt.datetime) -> AlertInputs:
-    # imported usage: 9.5 GiB of 10 GiB used from the 25th on, 5 GiB before
+    # imported usage: 9.5 GB of 10 GB used from the 25th on, 5 GB before
     used = int(9.5 * GiB) if when >= dt.datetime(2026, 11, 25, tzinfo=TZ) else 5 * GiB
     return AlertInputs(status(card(buckets=[bucket("通用", 10 * GiB, used)])))
 
@@ -69,7 +69,7 @@ def test_check_list_history_test(tmp_path: Path) -> None:
             "rules"][0]["states"] == []
         fired = runner.invoke(app, ["alerts", "check", "--at", "2026-11-25T10:00", "--exit-code", "--send"])
         assert fired.exit_code == 3, fired.output
-        assert "unicom: 512.00 MiB left in all buckets" in fired.output and "hook: delivered" in fired.output
+        assert "unicom: 512.00 MB left in all buckets" in fired.output and "hook: delivered" in fired.output
         again = runner.invoke(app, ["alerts", "check", "--at", "2026-11-25T11:00", "--exit-code", "--json"])
         assert again.exit_code == 0 and json.loads(again.output)["fired"] == []
         assert len(rx.received) == 1

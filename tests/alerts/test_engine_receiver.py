@@ -49,7 +49,7 @@ def test_threshold_fires_once_survives_restart_and_refires_next_cycle(tmp_path: 
         msg = rx.received[0]
         assert msg["path"] == "/hook/SECRETTOKEN123"
         assert "unicom" in msg["title"] and "通用" in msg["message"]
-        assert "1.50 GiB of 10.00 GiB left" in msg["message"] and "15.0% remaining" in msg["message"]
+        assert "1.50 GB of 10.00 GB left" in msg["message"] and "15.0% remaining" in msg["message"]
         assert msg["type"] == "warning"
         # still below on later flushes: nothing more
         eng.check(usage(9 * GiB), T0 + dt.timedelta(minutes=10))
@@ -78,7 +78,7 @@ def test_pack_added_rearms_within_the_cycle(tmp_path: Path) -> None:
     with Receiver() as rx:
         eng = engine(tmp_path / "s.sqlite", config(rx.url))
         eng.check(usage(9 * GiB), T0)
-        pack = AlertInputs(status(card(buckets=[bucket("通用", 15 * GiB, 9 * GiB)])))  # +5 GiB pack
+        pack = AlertInputs(status(card(buckets=[bucket("通用", 15 * GiB, 9 * GiB)])))  # +5 GB pack
         assert len(eng.check(pack, T0 + dt.timedelta(hours=1)).cleared) == 1
         states = eng.rule_states()[0]["states"]
         assert states[0]["armed"] and states[0]["cleared_at"]

@@ -45,7 +45,7 @@ THRESHOLD_CASES = [
     ("remaining < 20%", None, [bucket("通用", 10 * GiB, 8 * GiB + 1)], [("remaining", "")]),
     ("remaining < 1 GB", None, [bucket("通用", 10 * GiB, 9 * GiB - 1)], []),
     ("remaining < 1 GB", None, [bucket("通用", 10 * GiB, 9 * GiB + 1)], [("remaining", "")]),
-    # unscoped together: 通用 + 加油包 = 11 GiB quota, 2 GiB left (18 %); the scoped night bucket is ignored
+    # unscoped together: 通用 + 加油包 = 11 GB quota, 2 GB left (18 %); the scoped night bucket is ignored
     ("remaining < 20%", None, SPLIT, [("remaining", "")]),
     ("remaining < 10%", None, SPLIT, []),
     # the plan engine's own shape: every scope key present, None when unset, is unscoped
@@ -62,7 +62,7 @@ THRESHOLD_CASES = [
     ("exhausted", None, [bucket("通用", 10 * GiB, 10 * GiB - 1)], []),
     ("exhausted", None, [bucket("通用", 10 * GiB, 10 * GiB)], [("exhausted", "")]),
     ("exhausted", "*", SPLIT, [("exhausted", "夜间")]),
-    ("exhausted", None, SPLIT, []),  # the pack still has 1 GiB for the unscoped buckets together
+    ("exhausted", None, SPLIT, []),  # the pack still has 1 GB for the unscoped buckets together
 ]
 
 
@@ -77,10 +77,10 @@ def test_message_carries_card_bucket_and_figures_in_both_languages() -> None:
     inputs = AlertInputs(status(card(buckets=[bucket("通用", 10 * GiB, 9 * GiB)])))
     r = [rule("remaining < 20%", bucket="通用")]
     en = evaluate(r, inputs, AT, Options(language="en"))[0]
-    assert "unicom" in en.body and "通用" in en.body and "1.00 GiB of 10.00 GiB left" in en.body
+    assert "unicom" in en.body and "通用" in en.body and "1.00 GB of 10.00 GB left" in en.body
     assert "10.0% remaining" in en.body and "2026-12-01 00:00" in en.body
     zh = evaluate(r, inputs, AT, Options(language="zh-CN"))[0]
-    assert "剩余 1.00 GiB / 共 10.00 GiB" in zh.body and "unicom" in zh.title
+    assert "剩余 1.00 GB / 共 10.00 GB" in zh.body and "unicom" in zh.title
     assert en.figures == {"card": "unicom", "bucket": "通用", "quota_bytes": 10 * GiB, "used_bytes": 9 * GiB,
                           "remaining_bytes": GiB}
 
@@ -88,7 +88,7 @@ def test_message_carries_card_bucket_and_figures_in_both_languages() -> None:
 def test_unlimited_plan_message_has_no_quota_figures() -> None:
     inputs = AlertInputs(status(card(buckets=[bucket("通用", None, 6 * GiB)])))
     got = evaluate([rule("used > 5 GB", bucket="通用")], inputs, AT)[0]
-    assert got.body == ("unicom · 通用: 6.00 GiB used this cycle (no quota); rule: used > 5.00 GiB. "
+    assert got.body == ("unicom · 通用: 6.00 GB used this cycle (no quota); rule: used > 5.00 GB. "
                         "Cycle ends 2026-12-01 00:00.")
 
 
@@ -119,7 +119,7 @@ def test_forecast(exhausted_at: str | None, fires: bool) -> None:
     assert bool(got) == fires
     if fires:
         body = got[0].body
-        assert "2026-11-28" in body and "200.00 MiB a day" in body and "2.00 GiB left" in body
+        assert "2026-11-28" in body and "200.00 MB a day" in body and "2.00 GB left" in body
 
 
 def days(values: list[int]) -> list[tuple[dt.date, int]]:
@@ -154,7 +154,7 @@ def test_new_app_client_service() -> None:
     assert subjects([rule("new client > 1 GB")], inputs) == []
     assert subjects([rule("new service > 50 MB")], inputs) == [("new", "service:netflix")]
     zh = evaluate([rule("new app > 500 MB")], inputs, AT, Options(language="zh-CN"))[0]
-    assert "新应用 steam 已用 3.00 GiB" in zh.title
+    assert "新应用 steam 已用 3.00 GB" in zh.title
 
 
 @pytest.mark.parametrize(("at", "last_total", "fires"), [
@@ -169,7 +169,7 @@ def test_cycle_reset(at: dt.datetime, last_total: int | None, fires: bool) -> No
     got = evaluate([rule("cycle reset")], AlertInputs(status(card()), {"unicom": hist}), at)
     assert bool(got) == fires
     if fires:
-        assert "12.00 GiB" in got[0].body and got[0].body.index("bilibili") < got[0].body.index("wechat")
+        assert "12.00 GB" in got[0].body and got[0].body.index("bilibili") < got[0].body.index("wechat")
 
 
 @pytest.mark.parametrize(("calibration", "age", "fires"), [
@@ -250,12 +250,12 @@ def test_malformed_status_time_is_named() -> None:
 
 
 @pytest.mark.parametrize(("when", "used_after", "clears"), [
-    ("remaining < 20%", 8 * GiB - 40 * MiB, False),  # 40 MiB above the line: within the margin
-    ("remaining < 20%", 8 * GiB - 60 * MiB, True),  # beyond it (1 % of the quota, at most 50 MiB)
+    ("remaining < 20%", 8 * GiB - 40 * MiB, False),  # 40 MB above the line: within the margin
+    ("remaining < 20%", 8 * GiB - 60 * MiB, True),  # beyond it (1 % of the quota, at most 50 MB)
     ("used > 80%", 8 * GiB - 40 * MiB, False),
     ("used > 80%", 8 * GiB - 60 * MiB, True),
-    ("exhausted", 10 * GiB - 30 * MiB, False),  # a calibration found 30 MiB
-    ("exhausted", 10 * GiB - 100 * MiB, True),  # a 100 MiB pack
+    ("exhausted", 10 * GiB - 30 * MiB, False),  # a calibration found 30 MB
+    ("exhausted", 10 * GiB - 100 * MiB, True),  # a 100 MB pack
 ])
 def test_hysteresis_keeps_a_wobbling_figure_from_refiring(when: str, used_after: int, clears: bool) -> None:
     fired = {("r", "unicom", ""): StoredState("r", "unicom", "", F_PERIOD, "fired")}

@@ -95,7 +95,7 @@ channels = ["hook"]
             receiver.kill()
             receiver.wait()
     assert [m.split("\n")[1] for m in delivered()] == ["验证码 111", "验证码 222", "验证码 333"]
-    assert delivered()[-1].endswith("通用 left 2.00 GiB")  # the carrier's figure, calibrated once
+    assert delivered()[-1].endswith("通用 left 2.00 GB")  # the carrier's figure, calibrated once
     assert count(daemon.db, calibrations) == cals
     assert count(daemon.db, "SELECT count(DISTINCT message) FROM texts") == 4
     assert count(daemon.db, "SELECT count(*) FROM carrier_log WHERE direction = 'received'") == 1

@@ -81,7 +81,7 @@ def test_text_forwarded_once_across_restart_and_reenable(mm_mock: MockModemManag
     assert got["title"] == "SMS from 106900001234 (移动卡)"
     code = "【某银行】验证码 482913，5分钟内有效。"
     assert got["message"].startswith(f"移动卡 ← 106900001234 · 2026-11-29 09:00:05\n{code}")
-    assert "通用 left 10.00 GiB" in got["message"]  # so a code also says how much is left
+    assert "通用 left 10.00 GB" in got["message"]  # so a code also says how much is left
     mm_mock.set_enabled(False)  # a re-enable: ModemManager announces the stored text again
     mm_mock.set_enabled(True)
     second = Run(mm_mock.address, db, config(receiver.url))  # and a restart

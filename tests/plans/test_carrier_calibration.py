@@ -117,7 +117,7 @@ def test_remaining_wins_and_the_disagreement_is_kept() -> None:
     [mismatch] = applied.mismatches
     assert mismatch.to_json() == {"part": "国内通用流量", "bucket": "the unscoped buckets", "carrier_total": GB,
                                   "config_quota": 100 * GB,
-                                  "text": "the carrier counts 1.00 GiB for 国内通用流量; the config says 100.00 GiB "
+                                  "text": "the carrier counts 1.00 GB for 国内通用流量; the config says 100.00 GB "
                                           "(the unscoped buckets)"}
     assert mismatch.sentence() in applied.notes
     st = status(c, [rec("2026-11-02 10:00", 3 * GB)], "2026-11-25 12:00", applied.calibrations)

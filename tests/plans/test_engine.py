@@ -138,7 +138,7 @@ def test_pack_fields_and_expiry() -> None:
     assert boost == {"name": "boost", "kind": "pack", "quota_bytes": 100 * MB, "used_bytes": 30 * MB,
                      "remaining_bytes": 70 * MB, "expires": "2026-11-27T10:00:00+08:00",
                      "scope": {"services": None, "apps": None, "hours": None}, "active": False,
-                     "general": True, "runs_out": None,
+                     "general": True, "runs_out": None, "state": "inactive", "used_pct": 30.0,
                      "start": "2026-11-20T10:00:00+08:00", "used_in_cycle_bytes": 30 * MB}
 
 

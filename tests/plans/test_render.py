@@ -22,9 +22,9 @@ def test_render_everything() -> None:
     cal = Calibration("c", None, t("2026-11-15 00:00"), 100 * MB, "sms:10086")
     st = model(card(PLAN), [*RECORDS, rec("2026-11-21 10:00", 300 * MB)], "2026-11-25 12:00", [cal])
     out = text_of(st)
-    for needle in ("tencent", "wechat", "boost (pack)", "30.00 MiB / 100.00 MiB", "pace:", "daily budget",
-                   "general quota used up", "overage: 170.00 MiB = 170.00 CNY", "throttled to 1 Mbit/s",
-                   "drift +60.00 MiB"):
+    for needle in ("tencent", "wechat", "boost (pack)", "30.00 MB / 100.00 MB", "pace:", "daily budget",
+                   "general quota used up", "overage: 170.00 MB = 170.00 CNY", "throttled to 1 Mbit/s",
+                   "drift +60.00 MB"):
         assert needle in out, needle
 
 

@@ -191,7 +191,7 @@ def test_cli_completes_the_date_relative_to_at(run_cli: Any) -> None:
     doc = json.loads(_cli(run_cli, "-", "--json", "--at", "2027-01-02T08:00:00+08:00", input=text).stdout)
     assert doc["at"] == "2026-12-31T23:00:00+08:00" and doc["carrier"] == "unicom"
     human = _cli(run_cli, "-", "--at", "2027-01-02T08:00:00+08:00", input=text)
-    assert human.returncode == 0 and "国内通用流量 (general)" in human.stdout and "remaining 1.50 GiB" in human.stdout
+    assert human.returncode == 0 and "国内通用流量 (general)" in human.stdout and "remaining 1.50 GB" in human.stdout
 
 
 def test_cli_refuses_what_is_no_data_report(run_cli: Any) -> None:

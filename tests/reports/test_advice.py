@@ -67,15 +67,15 @@ def test_rules(name: str, report: Report, present: set[str], absent: set[str]) -
 def test_video_message_names_the_share_and_services() -> None:
     report = make_report(services=[("youtube", int(6.2 * GIB)), ("bilibili", GIB), ("wechat", GIB)])
     (item,) = [a for a in advise(report) if a.code == "video_share"]
-    assert item.text("en") == ("Video services took 72% of your data (7.20 GiB; youtube, bilibili): download or "
+    assert item.text("en") == ("Video services took 72% of your data (7.20 GB; youtube, bilibili): download or "
                                "cache videos offline on Wi-Fi and lower the streaming quality on mobile data.")
-    assert item.text("zh-CN").startswith("视频服务用掉了 72% 的流量（7.20 GiB；youtube, bilibili）")
+    assert item.text("zh-CN").startswith("视频服务用掉了 72% 的流量（7.20 GB；youtube, bilibili）")
 
 
 def test_night_bucket_message() -> None:
     report = make_report(20 * GIB, hours=DAYTIME, plan=plan_model([MAIN, NIGHT]))
     (item,) = [a for a in advise(report) if a.code == "idle_unused"]
-    assert item.text("en") == ("The night bucket (23:00-07:00) was only 5% used (9.50 GiB left) while 100% of your "
+    assert item.text("en") == ("The night bucket (23:00-07:00) was only 5% used (9.50 GB left) while 100% of your "
                                "traffic ran outside those hours: move big downloads and updates into 23:00-07:00.")
     assert "闲时流量包 night（23:00-07:00）只用了 5%" in item.text("zh-CN")
 
@@ -83,10 +83,10 @@ def test_night_bucket_message() -> None:
 def test_spike_and_new_app_wording() -> None:
     report = make_report(days=[200 * MIB] * 30 + [3 * GIB], apps=[("steam", 3 * GIB)], previous_apps={"firefox": GIB})
     texts = {a.code: (advice_text(a, "en"), advice_text(a, "zh-CN")) for a in advise(report)}
-    assert texts["spike_day"][0].startswith("On Sat 2026-10-31 you used 3.00 GiB, 15.4× a typical day")
+    assert texts["spike_day"][0].startswith("On Sat 2026-10-31 you used 3.00 GB, 15.4× a typical day")
     assert "datacap apps --since 2026-10-31 --until 2026-11-01" in texts["spike_day"][0]
-    assert texts["spike_day"][1].startswith("2026-10-31（周六）用掉了 3.00 GiB")
-    assert texts["new_app"][0].startswith("steam is new this month and already took 3.00 GiB")
+    assert texts["spike_day"][1].startswith("2026-10-31（周六）用掉了 3.00 GB")
+    assert texts["new_app"][0].startswith("steam is new this month and already took 3.00 GB")
     assert texts["new_app"][1].startswith("steam 是本月新出现的应用")
 
 

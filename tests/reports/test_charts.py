@@ -27,9 +27,9 @@ def test_empty_charts_are_valid() -> None:
 
 
 @pytest.mark.parametrize(("largest", "labels"), [
-    (int(1.42 * GIB), ["0 B", "512 MiB", "1 GiB", "1.5 GiB"]),
-    (900, ["0 B", "256 B", "512 B", "768 B", "1 KiB"]),
-    (3 * GIB, ["0 B", "1 GiB", "2 GiB", "3 GiB"]),
+    (int(1.42 * GIB), ["0 B", "512 MB", "1 GB", "1.5 GB"]),
+    (900, ["0 B", "256 B", "512 B", "768 B", "1 KB"]),
+    (3 * GIB, ["0 B", "1 GB", "2 GB", "3 GB"]),
 ])
 def test_axis_labels_are_round(largest: int, labels: list[str]) -> None:
     svg = ET.fromstring(charts.stacked_bars([("a", largest, 0)], "t"))

@@ -58,15 +58,15 @@ def test_plan_section_shows_the_status_model(store: Store, reader: Reader) -> No
     md = render_report(report, "md").decode()
     plan = md.split("## Plan", 1)[1].split("\n## ", 1)[0]
     general = next(b for b in doc["buckets"] if b["name"] == "general")
-    assert (f"- general: used {format_bytes(general['used_bytes'])} / 20.00 GiB, left "
+    assert (f"- general: used {format_bytes(general['used_bytes'])} / 20.00 GB, left "
             f"{format_bytes(general['remaining_bytes'])}, expires {until.date().isoformat()}") in plan
-    assert f"general quota: used {format_bytes(h['general']['used'])} / 20.00 GiB ({h['general']['used_pct']:.0f}%)" \
+    assert f"general quota: used {format_bytes(h['general']['used'])} / 20.00 GB ({h['general']['used_pct']:.0f}%)" \
         in plan
     assert f"overage: {format_bytes(doc['overage_bytes'])} = {doc['overage_cost']:.2f} CNY" in plan
     since = dt.datetime.fromisoformat(doc["throttle"]["since"])
     assert f"throttled since: {since:%Y-%m-%d %H:%M} (1 Mbit/s)" in plan
     assert "state: throttled" in plan
-    assert f"The general quota (20.00 GiB) ran out on {h['runs_out'][:10]}" in md
+    assert f"The general quota (20.00 GB) ran out on {h['runs_out'][:10]}" in md
     assert "Video services took" not in md  # youtube is covered by the scoped bucket
     assert json.loads(render_report(report, "json").decode())["plan"] == doc
     html = render_report(report, "html", "zh-CN").decode()

@@ -169,10 +169,12 @@ def test_chinese_on_a_phone(browser: Any, server: WebThread, tmp_path: Path) -> 
 
 
 def test_plan_page_lists_each_cards_resolved_config(browser: Any, store: Any, tmp_path: Path) -> None:
+    from datacap.plans import CardConfig
     from datacap.web.server import start_in_thread
 
-    cards = [{"name": "unicom", "interfaces": ["wwan0"], "cycle": {"start_day": 1},
-              "buckets": [{"name": "通用", "quota": "30 GB"}, {"name": "闲时", "quota": "20 GB", "hours": "23-07"}]}]
+    cards = [CardConfig.model_validate(
+        {"name": "unicom", "interfaces": ["wwan0"], "cycle": {"day": 1},
+         "buckets": [{"name": "通用", "quota": "30 GB"}, {"name": "闲时", "quota": "20 GB", "hours": "23:00-07:00"}]})]
     web = start_in_thread(store.db, store.cfg.model_copy(update={"cards": cards}), listen="127.0.0.1:0")
     tab = None
     try:
@@ -180,7 +182,8 @@ def test_plan_page_lists_each_cards_resolved_config(browser: Any, store: Any, tm
         tab = Page(browser, web.url, viewport={"width": 1280, "height": 900}, color_scheme="dark")
         page = tab.open("/plan")
         text = page.inner_text("#plan")
-        assert "unicom" in text and "闲时" in text and "23-07" in text and "wwan0" in text
+        assert "unicom" in text and "闲时" in text and "wwan0" in text
+        assert "23:00–07:00" in text and "30 GB" in text and "renews on day 1" in text
         page.screenshot(path=tmp_path / "plan-dark.png", full_page=True)
         assert tab.errors == []
     finally:

@@ -43,7 +43,7 @@ def test_overview_shows_the_disagreement(browser: Any, tmp_path: Path) -> None:
         tab = Page(browser, web.url, viewport={"width": 1280, "height": 900})
         page = tab.open("/")
         text = page.inner_text("#cards")
-        assert "Carrier disagrees" in text and "国内通用流量: 1.00 GiB · the config says 100 GiB" in text
+        assert "Carrier disagrees" in text and "国内通用流量: 1 GB · the config says 100 GB" in text
         page.screenshot(path=tmp_path / "overview-carrier-disagrees.png", full_page=True)
         assert tab.errors == []
     finally:
