@@ -269,7 +269,7 @@ function cycleChart(card, cycle) {
   if (cycle.throttle_after_bytes) marks.push({ name: t("throttle_line"), yAxis: cycle.throttle_after_bytes, lineStyle: { color: cssVar("--muted"), type: "dashed" } });
   const top = Math.max(0, ...days.map((d) => d.used_bytes), ...marks.map((m) => m.yAxis));
   // lines close together: their labels take turns at the end, the start and the middle
-  const spots = ["insideEndTop", "insideStartTop", "insideMiddleTop", "insideEndBottom", "insideStartBottom"];
+  const spots = ["insideEndTop", "insideStartTop", "insideMiddleTop"];
   marks.sort((a, b) => a.yAxis - b.yAxis).forEach((m, i) => {
     m.label = { position: spots[i % spots.length], color: fg, formatter: () => `${m.name} ${fmtBytes(m.yAxis)}` };
   });
