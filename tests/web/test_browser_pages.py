@@ -311,3 +311,27 @@ def test_every_page(browser: Any, site: Site, lang: str, scheme: str, device: st
         tab.close()
     assert problems == [], "\n".join(problems)
 
+
+
+def test_cycle_series_comes_from_the_status_model(site: Site) -> None:
+    """/api/v1/cycle: measured days end at the headline's general use; the forecast follows to the cycle's
+    end; the alert rules on the general quota are lines at the bytes used where they fire."""
+    import httpx
+
+    assert site.web.url
+    doc = httpx.get(site.web.url.rstrip("/") + "/api/v1/cycle", timeout=10, trust_env=False).json()
+    assert "cards" in doc, doc
+    by_name = {c["name"]: c for c in doc["cards"]}
+    for card in site.status["cards"]:
+        cycle = by_name[card["name"]]
+        measured = [d for d in cycle["days"] if not d["forecast"]]
+        ahead = [d for d in cycle["days"] if d["forecast"]]
+        assert len(measured) == 13 and len(ahead) >= 17  # 12 days and today, then the rest of 30
+        assert measured[-1]["used_bytes"] == card["headline"]["general"]["used"]
+        totals = [d["used_bytes"] for d in cycle["days"]]
+        assert totals == sorted(totals)  # cumulative
+        assert cycle["quota_bytes"] == card["headline"]["general"]["quota"]
+    unicom = by_name["unicom"]["alert_lines"]
+    assert [(a["kind"], a["used_bytes"]) for a in unicom] == [("remaining_below", 8 * 1024**3)]
+    telecom = sorted(a["used_bytes"] for a in by_name["telecom"]["alert_lines"])
+    assert telecom == [4 * 1024**3, int(4.5 * 1024**3)]
