@@ -68,8 +68,9 @@ def test_pdf_attached(receiver: Receiver) -> None:
     pdf = render_report(report, "pdf")
     assert send_report(report, sender, "pdf", "en", pdf) == []
     (post,) = receiver.posts
-    assert post["title"] == "datacap report 2026-10"
-    assert post["message"].startswith("# datacap report 2026-10\n") and "Video services took" in post["message"]
+    assert post["title"] == "datacap report 2026-10"  # the report's own title; the body is plain text
+    assert "Video services took" in post["message"] and not post["message"].startswith("#")
+    assert "**" not in post["message"] and "```" not in post["message"]
     (attachment,) = post["attachments"]
     assert attachment["filename"] == "datacap-report-2026-10.pdf"
     assert base64.b64decode(attachment["base64"]) == pdf
@@ -109,8 +110,8 @@ def test_daemon_sends_the_due_report_once(store: Store, receiver: Receiver) -> N
     finally:
         reader.conn.close()
     (post,) = receiver.posts
-    assert post["title"] == f"datacap report {store.month.label} (cmcc)"
-    assert post["message"].startswith(f"# datacap 流量报告 {store.month.label}\n")
+    assert post["title"] == f"datacap 流量报告 {store.month.label} (cmcc)"  # in the report's language
+    assert not post["message"].startswith("#") and "【" in post["message"]
     png = base64.b64decode(post["attachments"][0]["base64"])
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
 
@@ -136,4 +137,4 @@ def test_daemon_plugin_sends_once_and_records_it(store: Store, receiver: Receive
     writer.conn.close()
     assert sent == [("monthly", store.month.label, "")]
     (post,) = receiver.posts
-    assert post["title"].startswith(f"datacap report {store.month.label}")
+    assert post["title"].startswith("datacap ") and store.month.label in post["title"]
