@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from datacap.alerts.config import AlertingOptions, AlertRule, AlertsConfig
 from datacap.errors import ConfigError, InputError
 from datacap.plans.config import Cards
+from datacap.references import check_references
 from datacap.reports.schedule import ReportsConfig
 from datacap.timeutil import WEEKDAYS, load_zone, system_timezone_name
 from datacap.units import parse_duration, parse_rate
@@ -206,6 +207,8 @@ def parse_config(data: dict[str, Any], path: Path | str = "<config>", text: str 
         from datacap.meter.clients import clients_config
 
         clients_config(cfg.clients, str(path))
+    # Alert rules, reports and scopes must name cards, buckets, channels and services that exist.
+    check_references(cfg, path, text, lambda loc: find_line(text, loc))
     return cfg
 
 
