@@ -111,6 +111,9 @@ def run(db: DbOpt = None, config: ConfigOpt = None,
         flush: Annotated[float | None, typer.Option(help="seconds between writes (default 30)")] = None,
         max_runtime: Annotated[float | None, typer.Option(help="stop by itself after this many seconds")] = None,
         no_web: Annotated[bool, typer.Option("--no-web", help="do not start the dashboard")] = False,
+        user: Annotated[str, typer.Option("--user", envvar="DATACAP_USER",
+                                          help="started as root, run as this user keeping only the "
+                                               "metering capabilities ('root' stays root)")] = "datacap",
         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every event")] = False) -> None:
     """Run the metering daemon in the foreground (SIGTERM/SIGINT: flush and stop; SIGHUP: reload).
 
@@ -121,7 +124,8 @@ def run(db: DbOpt = None, config: ConfigOpt = None,
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    options = DaemonOptions(db or default_db_path(), config, interval, flush, max_runtime, web=not no_web)
+    options = DaemonOptions(db or default_db_path(), config, interval, flush, max_runtime, web=not no_web,
+                            user=user)
     daemon = Daemon(options, plugin_factory=lambda cfg, writer, opts: build_plugins(cfg, writer, opts.db_path,
                                                                                       web=opts.web))
     raise typer.Exit(daemon.run())

@@ -94,6 +94,7 @@ class AttributionConfig(Strict):
 class WebConfig(Strict):
     listen: str = "127.0.0.1:8765"
     token: str | None = None
+    token_file: str | None = Field(None, description="a file holding the token (kept out of the config)")
     enabled: bool = True
 
 

@@ -51,7 +51,8 @@ class DaemonOptions:
     interval: float | None = None  # overrides the config
     flush: float | None = None
     max_runtime: float | None = None  # stop by itself after this many seconds (tests, benchmarks)
-    web: bool = True  # the dashboard in a thread (`--no-web` turns it off)
+    web: bool = True  # the dashboard in a child process (`--no-web` turns it off)
+    user: str | None = None  # as root, become this user (datacap.privileges.settle_daemon); None: as is
 
 
 @dataclass
@@ -65,6 +66,13 @@ class Daemon:
 
     def run(self) -> int:
         self.cfg = load_config(self.options.config_path)
+        if self.options.user is not None:  # before anything is opened or any thread started
+            from datacap.config import default_config_path
+            from datacap.privileges import secret_warnings, settle_daemon
+
+            for line in secret_warnings(self.cfg, self.options.config_path or default_config_path()):
+                log.warning("%s", line)
+            log.info("%s", settle_daemon(self.options.db_path, self.options.user))
         lock = DaemonLock(self.options.db_path)
         lock.acquire()
         conn = open_write(self.options.db_path)

@@ -244,7 +244,7 @@ def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = Tru
 
 
 def _web(cfg: Config, db_path: Path) -> Any:
-    from datacap.web.cli import WebPlugin
+    from datacap.web.child import WebPlugin  # a child process without privileges; no web stack loaded here
 
     return WebPlugin(db_path, cfg)
 

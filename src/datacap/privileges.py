@@ -27,6 +27,7 @@ Interface counters (``/proc/net/dev``, rtnetlink link events) need none of them.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
@@ -38,6 +39,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from datacap.errors import DatacapError
 
@@ -191,9 +193,12 @@ def switch_user(user: ServiceUser, keep: Iterable[int] = METERING_CAPS) -> None:
 def _raise_rt_limit() -> None:
     """Let the user run its conntrack thread at SCHED_RR 1 (what the unit's LimitRTPRIO= does)."""
     try:
+        infinity = resource.RLIM_INFINITY
         soft, hard = resource.getrlimit(resource.RLIMIT_RTPRIO)
-        if hard != resource.RLIM_INFINITY and hard < RT_PRIORITY or soft < RT_PRIORITY:
-            resource.setrlimit(resource.RLIMIT_RTPRIO, (RT_PRIORITY, max(hard, RT_PRIORITY)))
+        if soft == infinity or soft >= RT_PRIORITY:
+            return
+        resource.setrlimit(resource.RLIMIT_RTPRIO,
+                           (RT_PRIORITY, hard if hard == infinity or hard >= RT_PRIORITY else RT_PRIORITY))
     except (OSError, ValueError):
         pass  # attribution then runs at a raised nice value instead
 
@@ -228,6 +233,59 @@ def give_store_to(user: ServiceUser, db_path: Path) -> None:
     for path in directory.iterdir():
         if path.name.startswith(db_path.name) and path.is_file() and not path.is_symlink():
             os.chown(path, user.uid, user.gid)
+
+
+def can_read_store(user: ServiceUser, db_path: Path) -> bool:
+    """Whether ``user`` can reach the store's directory and read the store (by its modes)."""
+    try:
+        if not all(_searchable_by(p, user) for p in (*db_path.parent.parents, db_path.parent)):
+            return False
+        st = db_path.stat()
+    except OSError:
+        return False
+    mode = st.st_mode
+    bit = stat.S_IRUSR if st.st_uid == user.uid else stat.S_IRGRP if st.st_gid == user.gid else stat.S_IROTH
+    return bool(mode & bit)
+
+
+def settle_daemon(db_path: Path, user_name: str = SERVICE_USER) -> str:
+    """Before the daemon opens anything or starts a thread: keep only what metering needs.
+
+    Started as root: become ``user_name`` (after giving it the store), or, when that user does not
+    exist or is ``root``, stay root with only the metering capabilities (a warning says so). Started
+    as another user (systemd's ``User=datacap`` with ``AmbientCapabilities=``): keep only those.
+    Returns one line for the log saying who the daemon now is.
+    """
+    if os.geteuid() != 0:
+        limit_to(METERING_CAPS)
+        return f"running as {_user_name(os.geteuid())} with {_caps_text()}"
+    user = None if user_name in ("root", "0") else service_user(user_name)
+    if user is None:
+        why = ("by request (--user root)" if user_name in ("root", "0")
+               else f"because there is no {user_name!r} user (scripts/install.sh creates it)")
+        log.warning("running as root %s: the dashboard, alert deliveries and reports would be safer as an "
+                    "unprivileged user; capabilities are limited to what metering needs", why)
+        for cap in range(_last_cap() + 1):
+            if not _mask(METERING_CAPS) >> cap & 1:
+                _prctl(_PR_CAPBSET_DROP, cap, 0)
+        _raise_rt_limit()
+        limit_to(METERING_CAPS)
+        return f"running as root with {_caps_text()}"
+    give_store_to(user, db_path)
+    switch_user(user)
+    return f"running as {user.name} with {_caps_text()}"
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _caps_text() -> str:
+    names = credentials(f"self/task/{_gettid()}").names()
+    return ", ".join(names) if names else "no capabilities (interface counters only)"
 
 
 def _searchable_by(path: Path, user: ServiceUser) -> bool:
@@ -266,14 +324,26 @@ def secret_file_problem(path: Path, user: ServiceUser | None = None) -> str | No
         return f"{path} holds secrets but is mode {mode:04o}, readable by every local user: chmod 600 {path}"
     if mode & 0o070:
         allowed = {user.gid} if user is not None else set()
-        try:
+        with contextlib.suppress(KeyError):
             allowed.add(pwd.getpwuid(st.st_uid).pw_gid)
-        except KeyError:
-            pass
         if st.st_gid not in allowed:
             return (f"{path} holds secrets but is mode {mode:04o} and readable by group {st.st_gid}: "
                     f"chmod 600 {path} (or 640 with group {SERVICE_USER})")
     return None
+
+
+def secret_warnings(cfg: Any, config_path: Path) -> list[str]:
+    """What to warn about at start: a config holding secrets (channel URLs, the web token) or a
+    token file that other local users can read."""
+    out = []
+    holds_secrets = bool(getattr(cfg, "channels", None)) or bool(getattr(cfg.web, "token", None))
+    user = service_user()
+    if holds_secrets and (problem := secret_file_problem(config_path, user)):
+        out.append(problem)
+    token_file = getattr(cfg.web, "token_file", None)
+    if token_file and (problem := secret_file_problem(Path(token_file), user)):
+        out.append(problem)
+    return out
 
 
 # ------------------------------------------------------------------ syscalls
