@@ -66,7 +66,8 @@ def config(base: Path, extra: str = "") -> Path:
 
 def passwd_with_datacap(base: Path, uid: int) -> tuple[Path, Path]:
     passwd, group = base / "passwd", base / "group"
-    passwd.write_text(Path("/etc/passwd").read_text() + f"datacap:x:{uid}:{uid}:datacap:/nonexistent:/usr/sbin/nologin\n")
+    entry = f"datacap:x:{uid}:{uid}:datacap:/nonexistent:/usr/sbin/nologin\n"
+    passwd.write_text(Path("/etc/passwd").read_text() + entry)
     group.write_text(Path("/etc/group").read_text() + f"datacap:x:{uid}:\n")
     return passwd, group
 
