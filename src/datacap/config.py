@@ -160,6 +160,9 @@ def _wrap(parse: Any, value: Any) -> Any:
         raise ValueError(str(exc)) from None
 
 
+MAX_CONFIG_BYTES = 2**20  # a config with the largest [services] table is a few KB; 1 MiB of anything is refused
+
+
 def default_config_path() -> Path:
     if env := os.environ.get("DATACAP_CONFIG"):
         return Path(env)
@@ -178,12 +181,19 @@ def load_config(path: Path | None = None, *, required: bool = False) -> Config:
             raise ConfigError(f"{path}: no such config file")
         return Config()
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: expected a config of at most {MAX_CONFIG_BYTES // 2**20} MiB, found a "
+                              "larger file")
+        text = raw.decode("utf-8")
         data = tomllib.loads(text)
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: expected UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib reads nested arrays and tables recursively
+        raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     return parse_config(data, path, text)

@@ -54,11 +54,12 @@ def read_usage_csv(path: Path, progress: Callable[[int], None] | None = None) ->
     traffic: list[TrafficDelta] = []
     attrib: list[AttribDelta] = []
     reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
+    rows_read = _csv_rows(reader, path)
+    header = next(rows_read, None)
     columns = _check_header(path, header)
     rows = 0
     total = 0
-    for line, fields in enumerate(reader, start=2):
+    for line, fields in enumerate(rows_read, start=2):
         if not fields or all(not f.strip() for f in fields):
             continue
         rows += 1
@@ -80,6 +81,15 @@ def read_usage_csv(path: Path, progress: Callable[[int], None] | None = None) ->
     if rows == 0:
         raise ImportRejected([f"{path}: no data rows after the header"], 1)
     return ParsedFile(traffic, attrib, rows, hashlib.sha256(raw).hexdigest(), total)
+
+
+def _csv_rows(reader: Any, path: Path) -> Iterator[list[str]]:
+    """The reader's rows; a row the csv module cannot read (a field over its 128 KiB limit, an
+    unclosed quote at the end) is a refusal naming the line, not a traceback."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise ImportRejected([f"{path}:{reader.line_num}: not a CSV row: {exc}"], 1) from None
 
 
 def _check_header(path: Path, header: list[str] | None) -> list[str]:

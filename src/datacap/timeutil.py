@@ -143,12 +143,25 @@ def parse_instant(text: str, tz: ZoneInfo, *, what: str = "time") -> dt.datetime
         value = value[:-1] + "+00:00"
     try:
         if len(value) == 10:
-            return local_midnight(dt.date.fromisoformat(value), tz)
+            day = dt.date.fromisoformat(value)
+            _plausible_year(day.year, what, text)
+            return local_midnight(day, tz)
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
         raise InputError(f"{what}: expected an ISO 8601 date or time like 2026-11-29 or "
                          f"2026-11-29T08:00:00+08:00, found {text!r}") from None
+    _plausible_year(parsed.year, what, text)
     return parsed.replace(tzinfo=tz) if parsed.tzinfo is None else parsed.astimezone(tz)
+
+
+FIRST_YEAR, LAST_YEAR = 1970, 2100  # no usage exists before the epoch; past 2100 is a typo
+
+
+def _plausible_year(year: int, what: str, text: str) -> None:
+    """Years outside 1970-2100 are refused: 0001-01-01 or 9999-12-31 would overflow every
+    conversion to epoch seconds or to another zone that follows."""
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise InputError(f"{what}: expected a date from {FIRST_YEAR} to {LAST_YEAR}, found {text!r}")
 
 
 def spread(start: float, end: float, amount: int) -> list[tuple[int, int]]:

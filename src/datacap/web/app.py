@@ -329,15 +329,28 @@ CALIBRATE_BODY = {"requestBody": {"required": True, "content": {
         "remaining": {"type": "string"}, "sms": {"type": "string"}}}}}}}
 
 
+MAX_BODY = 64 * 1024  # an SMS is at most a few KB, even joined from parts: anything larger is refused unread
+
+
 async def read_fields(request: Request) -> dict[str, Any]:
     """A JSON object or form fields, whichever the client sent; InputError otherwise."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise InputError(f"body: expected at most {MAX_BODY // 1024} KiB, found {declared} bytes")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise InputError(f"body: expected at most {MAX_BODY // 1024} KiB, found more")
+    request._body = raw  # what Starlette's own body()/form() read again (the stream is consumed)
     if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.form()
         return {k: v for k, v in form.items() if isinstance(v, str)}
-    raw = await request.body()
     try:
         doc = json.loads(raw or b"null")
+    except RecursionError:
+        raise InputError("body: expected a JSON object, found arrays or objects nested too deeply") from None
     except (ValueError, UnicodeDecodeError):
         raise InputError(f"body: expected a JSON object or form fields, found {ctype or 'no content type'} "
                          "that is not valid JSON") from None
