@@ -106,8 +106,9 @@ def test_root_daemon_becomes_datacap_and_its_dashboard_has_no_capability(world: 
     script = (f"mount --bind {passwd} /etc/passwd && mount --bind {group} /etc/group && exec "
               + " ".join(datacap_cmd("run", "--db", str(db), "--config", str(cfg), "--interval", "0.2",
                                      "--flush", "0.5")))
+    run = base / "run"  # the host's /run/datacap is left alone
     daemon = Running(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], base / "log",
-                     subprocess_env(DATACAP_USER="datacap"))
+                     subprocess_env(DATACAP_USER="datacap", RUNTIME_DIRECTORY=str(run)))
     try:
         me = credentials(daemon.daemon_pid())
         web = credentials(daemon.web_pid)
@@ -124,7 +125,7 @@ def test_root_daemon_becomes_datacap_and_its_dashboard_has_no_capability(world: 
         # The store was given to the user before it was opened: everything in it is datacap's.
         assert store.stat().st_uid == uid
         assert {p.name: p.stat().st_uid for p in store.iterdir()} == {p.name: uid for p in store.iterdir()}
-        assert db.exists()
+        assert db.exists() and run.stat().st_uid == uid  # attribution's lock directory too
     finally:
         daemon.stop()
     assert not Path(f"/proc/{daemon.web_pid}").exists() or credentials(daemon.web_pid).uid != uid

@@ -235,6 +235,25 @@ def give_store_to(user: ServiceUser, db_path: Path) -> None:
             os.chown(path, user.uid, user.gid)
 
 
+def runtime_dir() -> Path:
+    """Where attribution keeps its per-namespace lock: $RUNTIME_DIRECTORY (systemd's
+    RuntimeDirectory=datacap), else /run/datacap (datacap.meter.attribution reads the same)."""
+    return Path((os.environ.get("RUNTIME_DIRECTORY") or "/run/datacap").split(":")[0])
+
+
+def give_runtime_dir_to(user: ServiceUser, directory: Path | None = None) -> None:
+    """/run/datacap is datacap's own: created for (or handed to) ``user`` before root is dropped."""
+    directory = directory or runtime_dir()
+    try:
+        directory.mkdir(mode=0o755, exist_ok=True)
+        os.chown(directory, user.uid, user.gid)
+        for path in directory.iterdir():
+            if path.is_file() and not path.is_symlink():
+                os.chown(path, user.uid, user.gid)
+    except OSError as exc:
+        log.warning("%s: cannot hand it to %s (%s): attribution may not start", directory, user.name, exc.strerror)
+
+
 def can_read_store(user: ServiceUser, db_path: Path) -> bool:
     """Whether ``user`` can reach the store's directory and read the store (by its modes)."""
     try:
@@ -272,6 +291,7 @@ def settle_daemon(db_path: Path, user_name: str = SERVICE_USER) -> str:
         limit_to(METERING_CAPS)
         return f"running as root with {_caps_text()}"
     give_store_to(user, db_path)
+    give_runtime_dir_to(user)
     switch_user(user)
     return f"running as {user.name} with {_caps_text()}"
 
