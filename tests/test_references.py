@@ -188,3 +188,17 @@ def wait_for(condition: object, proc: subprocess.Popen[str], timeout: float = 30
         assert proc.poll() is None, "the daemon exited"
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--card", "unicon", "--used", "1 GB"],
+     "--card unicon: no such card (did you mean 'unicom'?; known: unicom, cmcc)"),
+    (["--card", "unicom", "--bucket", "boostr", "--used", "1 GB", "--at", "2026-11-21T12:00:00+08:00"],
+     "found 'boostr' (did you mean 'booster'?)"),
+])
+def test_calibrations_naming_nothing_are_refused_with_the_nearest_names(tmp_path: Path, args: list[str],
+                                                                         expected: str) -> None:
+    path = write(tmp_path, BASE)
+    done = subprocess.run(datacap_cmd("calibrate", *args, "--db", str(tmp_path / "s.db"), "--config", str(path)),
+                          capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    assert done.returncode == 2 and expected in done.stderr, done.stderr
