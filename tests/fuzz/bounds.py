@@ -22,7 +22,7 @@ from datacap.errors import DatacapError
 
 T = TypeVar("T")
 EXAMPLES = int(os.environ.get("DATACAP_FUZZ_EXAMPLES", "0") or 0)
-HANG_SECONDS = 5.0
+HANG_SECONDS = 10.0
 MEMORY_LIMIT = 256 * 2**20  # bytes allocated at the peak of one call; real inputs use a few MB
 
 

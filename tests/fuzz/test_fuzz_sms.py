@@ -17,7 +17,7 @@ from .bounds import Hang, clear_error_or_result, fuzz_settings
 
 # Found by these targets in the SMS reader that branch `carrier` is rewriting (issue #13 findings 2
 # and 6): a 350-digit figure raises OverflowError (float -> int in size_of); 60 KB of nested
-# parentheses and a 1 MB text keep it busy for more than 5 s. Only these two kinds are tolerated
+# parentheses and a 1 MB text keep it busy for more than 10 s. Only these two kinds are tolerated
 # here; any other exception fails. Remove the mark once the rewrite bounds its input.
 KNOWN = pytest.mark.xfail(raises=(OverflowError, Hang), strict=False,
                           reason="SMS reader unbounded on huge figures and huge texts (branch carrier)")
