@@ -9,10 +9,11 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -41,7 +42,7 @@ HOSTILE = st.one_of(
     st.sampled_from(["0001-01-01", "9999-12-31", "9999-12-31T23:59:59+14:00", "1970-01-01", "2026-11-30",
                      "2026-11-30T10:00:00Z", "1e30", "-1", "0", "2147483648", str(2**64), "9" * 350, "", " ",
                      "hour", "5min", "day", "top", "year", "wwan*", "*", "[", "..", "../../etc/passwd", "%00",
-                     "card", "data", "x" * 100_000, "<script>", "NaN", "true"]),
+                     "card", "data", "x" * 8000, "<script>", "NaN", "true"]),
     st.text(max_size=40))
 BODY_VALUES = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), HOSTILE),
                            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
@@ -70,13 +71,17 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
 
 
 def routes() -> list[tuple[str, str, list[str]]]:
-    """(method, path, query parameter names) of every route the app serves."""
-    app = create_app(__import__("pathlib").Path("/nonexistent.db"), load_config(None))
+    """(method, path, query parameter names) of every route the app serves: the API from its own
+    OpenAPI document, the pages, /metrics and /static by hand (they are left out of the schema)."""
+    app = create_app(Path("/nonexistent.db"), load_config(None))
     out = []
-    for route in app.routes:
-        if isinstance(route, APIRoute):
-            names = [p.name for p in route.dependant.query_params]
-            out += [(method, route.path, names) for method in sorted(route.methods)]
+    for path, item in app.openapi()["paths"].items():
+        for method, operation in item.items():
+            names = [p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"]
+            out.append((method.upper(), path, names))
+    pages = ["/", "/usage", "/who", "/when", "/alerts", "/plan", "/calibrate", "/login", "/metrics"]
+    out += [("GET", page, ["next", "token", "lang"]) for page in pages]
+    out += [("POST", "/login", ["next"]), ("GET", "/lang/{name}", ["next"]), ("GET", "/static/{name}", ["v"])]
     return out
 
 
@@ -91,12 +96,12 @@ def assert_clear(response: Any) -> None:
 
 
 @given(st.data())
-@fuzz_settings(400)
+@fuzz_settings(250)
 def test_every_route_with_hostile_parameters(client: TestClient, data: st.DataObject) -> None:
     method, path, names = data.draw(st.sampled_from(ROUTES))
     params = {name: data.draw(HOSTILE) for name in names if data.draw(st.booleans())}
     if "{" in path:
-        path = path.replace("{name}", data.draw(HOSTILE).replace("/", "%2F") or "x")
+        path = path.replace("{name}", quote(data.draw(HOSTILE), safe="") or "x")
     if method == "POST":
         kind = data.draw(st.sampled_from(["json", "form", "raw"]))
         fields = data.draw(SMS_FIELDS)
