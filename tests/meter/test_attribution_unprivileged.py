@@ -23,14 +23,19 @@ from tests.nsutil import Pair, destroy, make_pair, wait_for
 pytestmark = pytest.mark.root
 MB = 2**20
 UNIT_CAPS = re.search(r"^AmbientCapabilities=(.*)$", (ROOT / "packaging" / "datacap.service").read_text(), re.M)
+# Sends in 32 paced chunks (~0.6 s): the flow lives long enough for attribution to map it even on a
+# loaded machine (a 2 MB burst on a veth is over in milliseconds, before any /proc scan).
 SERVER = r"""
-import socket, sys
+import socket, sys, time
 with socket.create_server((sys.argv[1], int(sys.argv[2]))) as srv:
     print("ready", flush=True)
     conn, _ = srv.accept()
     with conn:
         conn.recv(1024)
-        conn.sendall(b"x" * int(sys.argv[3]))
+        chunk = int(sys.argv[3]) // 32
+        for _ in range(32):
+            conn.sendall(b"x" * chunk)
+            time.sleep(0.02)
 """
 CLIENT = r"""
 import socket, sys
