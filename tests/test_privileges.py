@@ -246,3 +246,22 @@ def test_systemd_rates_the_unit_ok() -> None:
     assert found is not None, done.stdout + done.stderr
     print(f"systemd-analyze security: {found.group(1)} {found.group(2)}")
     assert float(found.group(1)) < 4.0 and found.group(2) == "OK"
+
+
+def test_the_dashboard_never_outlives_a_killed_daemon(world: tuple[Path, int]) -> None:
+    base, _ = world
+    daemon = Running(datacap_cmd("run", "--db", str(base / "s.db"), "--config", str(config(base)), "--user", "root",
+                                 "--interval", "0.2", "--flush", "0.5"), base / "log", subprocess_env())
+    daemon.proc.kill()  # kill -9: no chance to stop its child
+    daemon.proc.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{daemon.web_pid}/status").exists() and "Z" not in _state(daemon.web_pid):
+        assert time.monotonic() < deadline, "the dashboard outlived its daemon"
+        time.sleep(0.05)
+
+
+def _state(pid: int) -> str:
+    try:
+        return next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("State:"))
+    except (OSError, StopIteration):
+        return "Z"
