@@ -130,9 +130,9 @@ def test_extreme_dates(client: TestClient, path: str) -> None:
     assert_clear(clear_error_or_result(lambda: client.get(path)))
 
 
-@pytest.mark.parametrize("when", ["0001-01-01", "9999-12-31T23:59:59", "-99999999999", "1e300"])
+@pytest.mark.parametrize("when", ["0001-01-01", "9999-12-31T23:59:59", "-99999999999", "1e300", "²"])
 def test_sms_at_an_extreme_time_is_refused_clearly(client: TestClient, when: str) -> None:
-    """Found by the long run: an SMS forwarded with timestamp=0001-01-01 was a 500."""
+    """Found by the long runs: an SMS forwarded with timestamp=0001-01-01 or '²' was a 500."""
     for body in ({"data": {"content": "尊敬的客户，剩余14.23GB", "timestamp": when, "card": "card"}},
                  {"json": {"text": "尊敬的客户，剩余14.23GB", "time": when, "card": "card"}}):
         response = clear_error_or_result(lambda body=body: client.post("/api/v1/sms", **body))  # type: ignore[misc]

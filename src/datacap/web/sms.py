@@ -11,6 +11,7 @@ cannot (two cards from one carrier).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -44,6 +45,9 @@ def sms_from_fields(fields: Mapping[str, Any], tz: ZoneInfo) -> SmsMessage:
                       card=str(card).strip() or None if card is not None else None)
 
 
+_EPOCH = re.compile(r"-?[0-9]+")
+
+
 def parse_sms_time(value: Any, tz: ZoneInfo) -> dt.datetime:
     """ISO 8601 (naive means local), or epoch seconds or milliseconds (apps send both), from 1970 to 2100."""
     when = _sms_time(value, tz)
@@ -55,7 +59,8 @@ def parse_sms_time(value: Any, tz: ZoneInfo) -> dt.datetime:
 def _sms_time(value: Any, tz: ZoneInfo) -> dt.datetime:
     if isinstance(value, bool):
         raise InputError(f"SMS time: expected ISO 8601 or epoch seconds, found {value!r}")
-    if isinstance(value, int | float) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
+    # ASCII digits only: str.isdigit() is true for '²', which float() refuses.
+    if isinstance(value, int | float) or (isinstance(value, str) and _EPOCH.fullmatch(value.strip())):
         number = float(value)
         if number > 1e11:  # milliseconds: seconds would be after the year 5000
             number /= 1000
