@@ -22,6 +22,7 @@ from datacap.hub.config import HubConfig
 from datacap.modem.forward import ForwardRule
 from datacap.paths import default_config_path
 from datacap.plans.config import Cards
+from datacap.references import check_references
 from datacap.reports.schedule import ReportsConfig
 from datacap.timeutil import WEEKDAYS, load_zone, system_timezone_name
 from datacap.units import parse_duration, parse_rate
@@ -101,6 +102,7 @@ class AttributionConfig(Strict):
 class WebConfig(Strict):
     listen: str = "127.0.0.1:8765"
     token: str | None = None
+    token_file: str | None = Field(None, description="a file holding the token (kept out of the config)")
     enabled: bool = True
 
 
@@ -188,12 +190,20 @@ def _wrap(parse: Any, value: Any) -> Any:
         raise ValueError(str(exc)) from None
 
 
+MAX_CONFIG_BYTES = 2**20  # a config with the largest [services] table is a few KB; 1 MiB of anything is refused
+
+
 def load_config(path: Path | None = None, *, required: bool = False) -> Config:
     """Read and validate the config. A missing default file means defaults; a named one must exist."""
     explicit = path is not None or "DATACAP_CONFIG" in os.environ
     path = path or default_config_path()
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: expected a config of at most {MAX_CONFIG_BYTES // 2**20} MiB, found a "
+                              "larger file")
+        text = raw.decode("utf-8")
         data = tomllib.loads(text)
     except FileNotFoundError:
         if explicit or required:
@@ -231,6 +241,8 @@ def parse_config(data: dict[str, Any], path: Path | str = "<config>", text: str 
         from datacap.meter.clients import clients_config
 
         clients_config(cfg.clients, str(path))
+    # Alert rules, reports and scopes must name cards, buckets, channels and services that exist.
+    check_references(cfg, path, text, lambda loc: find_line(text, loc))
     return cfg
 
 

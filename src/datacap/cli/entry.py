@@ -100,6 +100,9 @@ def run(db: DbOpt = None, config: ConfigOpt = None,
         flush: Annotated[float | None, typer.Option(help="seconds between writes (default 30)")] = None,
         max_runtime: Annotated[float | None, typer.Option(help="stop by itself after this many seconds")] = None,
         no_web: Annotated[bool, typer.Option("--no-web", help="do not start the dashboard")] = False,
+        user: Annotated[str, typer.Option("--user", envvar="DATACAP_USER",
+                                          help="started as root, run as this user keeping only the "
+                                               "metering capabilities ('root' stays root)")] = "datacap",
         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every event")] = False) -> None:
     """Run the metering daemon in the foreground (SIGTERM/SIGINT: flush and stop; SIGHUP: reload).
 
@@ -107,7 +110,7 @@ def run(db: DbOpt = None, config: ConfigOpt = None,
     """
     from datacap.daemon.loop import run_foreground
 
-    code = run_foreground(db, config, interval, flush, max_runtime, no_web=no_web, verbose=verbose)
+    code = run_foreground(db, config, interval, flush, max_runtime, no_web=no_web, verbose=verbose, user=user)
     raise typer.Exit(code)
 
 

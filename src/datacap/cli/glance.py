@@ -35,7 +35,7 @@ VALUE_OPTS: dict[str, frozenset[str]] = {
     "events": frozenset({"--db", "--config", "--limit"}),
     "status": frozenset({"--card", "--at", "--db", "--config"}),
     "plan check": frozenset({"--card", "--at", "--config"}),
-    "run": frozenset({"--db", "--config", "--interval", "--flush", "--max-runtime"}),
+    "run": frozenset({"--db", "--config", "--interval", "--flush", "--max-runtime", "--user"}),
 }
 FLAG_OPTS: dict[str, frozenset[str]] = {
     "": frozenset({"--json", "--version"}),
@@ -224,7 +224,8 @@ def _dispatch(p: Parsed) -> int:
 
         return run_foreground(_env_path(p, "--db", "DATACAP_DB"), config, _float(p, "--interval"),
                               _float(p, "--flush"), _float(p, "--max-runtime"), no_web="--no-web" in p.flags,
-                              verbose=bool(p.flags & {"--verbose", "-v"}))
+                              verbose=bool(p.flags & {"--verbose", "-v"}),
+                              user=p.values.get("--user") or os.environ.get("DATACAP_USER") or "datacap")
     cfg = glancecache.light_config(config)
     db = _env_path(p, "--db", "DATACAP_DB")
     if p.command == "status":

@@ -306,7 +306,7 @@ def _hub(cfg: Config, writer: Writer, db_path: Path, config_path: Path | None) -
 
 
 def _web(cfg: Config, db_path: Path) -> Any:
-    from datacap.web.server import WebPlugin
+    from datacap.web.child import WebPlugin  # a child process without privileges; no web stack loaded here
 
     return WebPlugin(db_path, cfg)
 

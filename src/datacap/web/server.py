@@ -1,4 +1,4 @@
-"""``datacap serve`` and the helper ``datacap run`` uses to serve the dashboard from a thread.
+"""``datacap serve``, and the dashboard in a thread (what :mod:`datacap.web.child` runs for the daemon).
 
 Register with ``app.command()(serve)`` in datacap/cli/entry.py.
 """
@@ -6,10 +6,10 @@ Register with ``app.command()(serve)`` in datacap/cli/entry.py.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -20,10 +20,12 @@ import uvicorn
 from datacap.cli.options import ConfigOpt, DbOpt
 from datacap.config import Config, load_config
 from datacap.errors import DatacapError
-from datacap.model import AttribDelta
 from datacap.store import default_db_path
 from datacap.web.app import create_app
-from datacap.web.auth import check_listen, parse_listen
+from datacap.web.auth import check_listen, parse_listen, refuse_token_argument, resolve_token
+from datacap.web.child import WebPlugin
+
+__all__ = ["WebPlugin", "WebThread", "address", "build_server", "serve", "start_in_thread"]
 
 log = logging.getLogger("datacap.web")
 
@@ -39,7 +41,7 @@ def address(host: str, port: int) -> str:
 def build_server(db_path: Path, cfg: Config, listen: str | None = None, token: str | None = None) -> uvicorn.Server:
     """A configured uvicorn.Server (not started). Raises ConfigError for a bad listen or a missing token."""
     host, port = parse_listen(listen or cfg.web.listen)
-    token = token or cfg.web.token
+    token = token or resolve_token(cfg)
     check_listen(host, token)
     app = create_app(db_path, cfg, token, host=host)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
@@ -88,42 +90,28 @@ def start_in_thread(db_path: Path, cfg: Config, listen: str | None = None, token
     return WebThread(server, thread)
 
 
-class WebPlugin:
-    """The dashboard as a daemon plugin: started with the daemon, stopped and joined on shutdown.
-
-    In the daemon's plugin factory: ``if cfg.web.enabled and not no_web: plugins.append(WebPlugin(db_path, cfg))``.
-    """
-
-    name = "web"
-
-    def __init__(self, db_path: Path, cfg: Config, listen: str | None = None, token: str | None = None) -> None:
-        self.web = start_in_thread(db_path, cfg, listen, token)
-        if self.web.wait_started():
-            log.info("dashboard: %s", self.web.url)
-        else:
-            log.error("the dashboard did not start on %s (is the port taken?)", listen or cfg.web.listen)
-
-    def poll(self, now: float) -> Iterable[AttribDelta]:
-        return ()
-
-    def after_flush(self, now: float) -> None:
-        return None
-
-    def close(self) -> None:
-        self.web.stop()
-
-
 def serve(db: DbOpt = None, config: ConfigOpt = None,
           listen: Annotated[str | None, typer.Option("--listen", help="HOST:PORT (default web.listen, "
                                                      "127.0.0.1:8765)")] = None,
-          token: Annotated[str | None, typer.Option("--token", envvar="DATACAP_WEB_TOKEN",
-                                                    help="access token; required beyond loopback")] = None) -> None:
+          token_file: Annotated[Path | None, typer.Option("--token-file", help="a file holding the access token "
+                                                          "(or set DATACAP_WEB_TOKEN); required beyond "
+                                                          "loopback")] = None,
+          token: Annotated[str | None, typer.Option("--token", hidden=True,
+                                                    help="refused: use --token-file")] = None) -> None:
     """Serve the dashboard, JSON API (/api/v1) and Prometheus metrics (/metrics).
 
-    Example: datacap serve --listen 0.0.0.0:8765 --token "$(cat /etc/datacap/web-token)"
+    Example: datacap serve --listen 0.0.0.0:8765 --token-file /etc/datacap/web-token
     """
+    refuse_token_argument(token)
     cfg = load_config(config)
-    server = build_server(db or default_db_path(), cfg, listen, token)
+    db_path = db or default_db_path()
+    from datacap.config import default_config_path
+    from datacap.privileges import secret_warnings
+
+    for line in secret_warnings(cfg, config or default_config_path()):
+        log.warning("%s", line)
+    server = build_server(db_path, cfg, listen, resolve_token(cfg, token_file))
+    _drop_privileges(db_path)
     typer.echo(f"datacap dashboard: {address(server.config.host, server.config.port)}  (Ctrl-C to stop)")
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal against the handler that
     # was there before it: with these no-op handlers in place that ends as a clean exit 0, not as a
@@ -138,3 +126,19 @@ def serve(db: DbOpt = None, config: ConfigOpt = None,
             signal.signal(sig, handler)
     if not server.started:  # uvicorn logs why (the port is taken) and returns without raising
         raise DatacapError(f"the dashboard could not listen on {server.config.host}:{server.config.port}")
+
+
+def _drop_privileges(db_path: Path) -> None:
+    """``serve`` needs no privilege: as root it becomes the datacap user when that user can read the
+    store, and in any case holds no capability (a port below 1024 is not supported as root either)."""
+    from datacap import privileges
+
+    if os.geteuid() == 0:
+        user = privileges.service_user()
+        if user is not None and privileges.can_read_store(user, db_path):
+            privileges.switch_user(user, keep=())
+            return
+        log.warning("serving as root without capabilities: create the %s user (scripts/install.sh does) "
+                    "and give it the store, or run `datacap serve` as an ordinary user",
+                    privileges.SERVICE_USER)
+    privileges.drop_all()

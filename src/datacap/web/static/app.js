@@ -2,7 +2,11 @@
    No framework and no build step: the file is served as it is. */
 "use strict";
 
-const W = window.DC_WORDS || {};
+// The page's words come as a JSON data block, not an inline script: the CSP allows scripts from 'self' only.
+const W = (() => {
+  const node = document.getElementById("dc-words");
+  try { return node ? JSON.parse(node.textContent) : {}; } catch (e) { return {}; }
+})();
 const t = (key) => W[key] || key;
 const charts = (window.datacapCharts = {});
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
