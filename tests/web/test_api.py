@@ -14,10 +14,11 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
+from datacap.cli.web import serve
 from datacap.config import Config
 from datacap.errors import ConfigError
 from datacap.web.app import create_app
-from datacap.web.server import WebThread, build_server, serve
+from datacap.web.server import WebThread, build_server
 
 from .conftest import TOKEN, Store
 from .helpers import datacap_json

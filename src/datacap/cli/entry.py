@@ -356,7 +356,7 @@ FEATURES: dict[str, str] = {
     "alerts": "datacap.cli.alerts_wiring", "enforce": "datacap.cli.alerts_wiring",
     "cards": "datacap.cli.modem_wiring", "sim": "datacap.cli.modem_wiring", "esim": "datacap.cli.modem_wiring",
     "carrier": "datacap.cli.modem_wiring", "top": "datacap.cli.top", "sms": "datacap.cli.sms",
-    "serve": "datacap.web.server:serve", "report": "datacap.cli.reports:report",
+    "serve": "datacap.cli.web:serve", "report": "datacap.cli.reports:report",
     "doctor": "datacap.cli.doctor",
     "hub": "datacap.cli.hub", "fleet": "datacap.cli.hub",
 }
