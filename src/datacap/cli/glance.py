@@ -103,9 +103,20 @@ def run(argv: list[str]) -> int:
     try:
         return _dispatch(parsed)
     except DatacapError as exc:
-        sys.stdout.flush()
-        sys.stderr.write(f"datacap: error: {exc}\n")
-        return 2
+        return _fail(str(exc))
+    except Exception as exc:
+        if type(exc).__module__ != "sqlite3":  # sqlite3 is not imported here until a command reads the store
+            raise
+        from datacap.store.db import describe_sqlite_error  # a damaged page met in a query: as the typer path says
+
+        db = _env_path(parsed, "--db", "DATACAP_DB")
+        return _fail(describe_sqlite_error(str(db) if db else "the store", exc))  # type: ignore[arg-type]
+
+
+def _fail(message: str) -> int:
+    sys.stdout.flush()
+    sys.stderr.write(f"datacap: error: {message}\n")
+    return 2
 
 
 def parse(argv: list[str]) -> Parsed:
