@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from datacap.alerts.config import AlertingOptions, AlertRule, AlertsConfig
 from datacap.errors import ConfigError, InputError
 from datacap.modem.forward import ForwardRule
+from datacap.mqtt.config import MqttConfig
 from datacap.plans.config import Cards
 from datacap.reports.schedule import ReportsConfig
 from datacap.timeutil import WEEKDAYS, load_zone, system_timezone_name
@@ -117,6 +118,7 @@ class Config(Strict):
     cards: Cards = Field(default_factory=list)
     modem: ModemOptions = Field(default_factory=lambda: ModemOptions())
     forward: list[ForwardRule] = Field(default_factory=list)  # [[forward]]: texts to channels (issue #15)
+    mqtt: MqttConfig | None = None  # [mqtt]: Home Assistant discovery and states (issue #15)
     # Alerts (datacap.alerts): notification channels, rules and delivery options.
     channels: dict[str, str] = Field(default_factory=dict)
     alerts: list[AlertRule] = Field(default_factory=list)

@@ -227,6 +227,7 @@ def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = Tru
         ("alerts", bool(cfg.alerts), lambda: AlertsPlugin(cfg, writer, _switcher(cfg, plugins))),
         ("reports", cfg.reports.send != "off", lambda: ReportsPlugin(cfg, writer)),
         ("web", web and cfg.web.enabled, lambda: _web(cfg, db_path)),
+        ("mqtt", cfg.mqtt is not None, lambda: _mqtt(cfg, writer)),
     ]
     for name, wanted, start in starters:
         if not wanted:
@@ -259,6 +260,12 @@ def _web(cfg: Config, db_path: Path) -> Any:
     from datacap.web.server import WebPlugin
 
     return WebPlugin(db_path, cfg)
+
+
+def _mqtt(cfg: Config, writer: Writer) -> Any:
+    from datacap.daemon.mqtt import MqttPlugin
+
+    return MqttPlugin(cfg, writer)
 
 
 def _switcher(cfg: Config, plugins: list[Any]) -> Any:
