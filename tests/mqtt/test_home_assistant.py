@@ -86,11 +86,12 @@ top_clients = 3
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return proc.stdout
 
-    def start(self) -> None:
+    def start(self, env: dict[str, str] | None = None) -> None:
         with self.log.open("a") as log:
             self.proc = subprocess.Popen(
                 datacap_cmd("run", "--db", str(self.db), "--config", str(self.config), "--interval", "0.2",
-                            "--flush", "0.5", "--no-web"), env=subprocess_env(), stdout=log, stderr=log, text=True)
+                            "--flush", "0.5", "--no-web"), env=subprocess_env(**(env or {})), stdout=log,
+                stderr=log, text=True)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.proc is not None
@@ -222,3 +223,29 @@ def test_wrong_password_is_said_clearly_and_never_logged(rig: Rig, broker: Broke
     text = rig.log.read_text()
     assert "not-the-password" not in text and PASSWORD not in text
     assert "metering into" in text  # metering goes on without the broker
+
+
+def test_tls_broker_with_password_from_the_environment(tmp_path: Path) -> None:
+    broker = Broker(tmp_path, users={"datacap": PASSWORD, "ha": "ha-pw"}, tls=True)
+    try:
+        rig = Rig(tmp_path, broker.port, tmp_path / "unused")
+        rig.config.write_text(rig.config.read_text()
+                              .replace(f"mqtt://127.0.0.1:{broker.port}", f"mqtts://127.0.0.1:{broker.port}")
+                              .replace(f'password_file = "{tmp_path / "unused"}"',
+                                       f'password_env = "DATACAP_TEST_MQTT_PW"\nca_file = "{broker.ca}"'))
+        usage_csv(tmp_path / "usage.csv")
+        rig.cli("import", str(tmp_path / "usage.csv"))
+        sub = Subscriber(broker.port, [f"datacap/{NODE}/#"], auth=("ha", "ha-pw"), ca=broker.ca)
+        try:
+            rig.start(env={"DATACAP_TEST_MQTT_PW": PASSWORD})
+            wait_for(lambda: sub.get(f"datacap/{NODE}/availability") == "online", 30, "online over TLS")
+            wait_for(lambda: state(sub, "card_sim_used"), 30, "a state over TLS")
+            assert rig.stop() == 0
+            assert state(sub, "card_sim_used") == str(1428 * 1024 * 1024)
+            wait_for(lambda: sub.get(f"datacap/{NODE}/availability") == "offline", 15, "offline over TLS")
+            assert "(TLS)" in rig.log.read_text() and PASSWORD not in rig.log.read_text()
+        finally:
+            sub.close()
+            rig.close()
+    finally:
+        broker.close()
