@@ -234,6 +234,10 @@ def parse_config(data: dict[str, Any], path: Path | str = "<config>", text: str 
         from datacap.meter.clients import clients_config
 
         clients_config(cfg.clients, str(path))
+        if "limits" in cfg.clients:
+            from datacap.alerts.client_limits import client_limits
+
+            client_limits(cfg.clients, cfg.cards, cfg.channels, str(path))
     return cfg
 
 

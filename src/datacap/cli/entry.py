@@ -384,6 +384,11 @@ def _print_ranking(kind: str, doc: dict[str, Any]) -> None:
     table.add_row("unattributed", format_bytes(un["rx_bytes"]), format_bytes(un["tx_bytes"]),
                   format_bytes(un["total_bytes"]), "", "", "")
     out.print(table)
+    for cap in doc.get("caps", []):
+        what = "blocked" if cap["action"] == "block" else f"throttled to {format_rate(cap['rate_bps'] / 8)}"
+        out.print(f"capped: {cap['label']} used {format_bytes(cap['used_bytes'])} of its "
+                  f"{'daily' if cap['period'] == 'day' else 'cycle'} quota {format_bytes(cap['quota_bytes'])}: "
+                  f"{what} until {cap['until']}")
     if doc.get("note"):
         out.print(doc["note"])
 

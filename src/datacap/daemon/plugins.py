@@ -228,6 +228,7 @@ def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = Tru
         ("reports", cfg.reports.send != "off", lambda: ReportsPlugin(cfg, writer)),
         ("web", web and cfg.web.enabled, lambda: _web(cfg, db_path)),
         ("mqtt", cfg.mqtt is not None, lambda: _mqtt(cfg, writer)),
+        ("client-limits", bool(cfg.clients.get("limits")), lambda: _client_caps(cfg, writer)),
     ]
     for name, wanted, start in starters:
         if not wanted:
@@ -266,6 +267,12 @@ def _mqtt(cfg: Config, writer: Writer) -> Any:
     from datacap.daemon.mqtt import MqttPlugin
 
     return MqttPlugin(cfg, writer)
+
+
+def _client_caps(cfg: Config, writer: Writer) -> Any:
+    from datacap.daemon.client_caps import ClientCapsPlugin
+
+    return ClientCapsPlugin(cfg, writer)
 
 
 def _switcher(cfg: Config, plugins: list[Any]) -> Any:

@@ -86,6 +86,7 @@ FEATURE_MIGRATIONS: list[tuple[str, str]] = [
     ("datacap.modem.texts", "TEXTS_MIGRATION"),
     ("datacap.modem.forward", "FORWARD_MIGRATION"),
     ("datacap.alerts.state", "ALERTS_MIGRATION"),
+    ("datacap.alerts.client_caps", "CLIENT_CAPS_MIGRATION"),
 ]
 
 
