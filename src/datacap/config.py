@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from datacap.alerts.config import AlertingOptions, AlertRule, AlertsConfig
 from datacap.errors import ConfigError, InputError
+from datacap.meter.mifi import SourceConfig
 from datacap.modem.forward import ForwardRule
 from datacap.mqtt.config import MqttConfig
 from datacap.plans.config import Cards
@@ -119,6 +120,7 @@ class Config(Strict):
     modem: ModemOptions = Field(default_factory=lambda: ModemOptions())
     forward: list[ForwardRule] = Field(default_factory=list)  # [[forward]]: texts to channels (issue #15)
     mqtt: MqttConfig | None = None  # [mqtt]: Home Assistant discovery and states (issue #15)
+    sources: list[SourceConfig] = Field(default_factory=list)  # [[sources]]: MiFi sticks' web APIs (issue #15)
     # Alerts (datacap.alerts): notification channels, rules and delivery options.
     channels: dict[str, str] = Field(default_factory=dict)
     alerts: list[AlertRule] = Field(default_factory=list)
@@ -158,6 +160,14 @@ class Config(Strict):
             if unknown:
                 raise ValueError(f"forward[{index}].channels: expected names from [channels] "
                                  f"({', '.join(self.channels) or 'none defined'}), found {unknown[0]!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _sources_unique(self) -> Config:
+        names = [s.name for s in self.sources]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise ValueError(f"sources[{index}].name: expected a name not used by another source, found {name!r}")
         return self
 
     @property

@@ -229,6 +229,7 @@ def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = Tru
         ("web", web and cfg.web.enabled, lambda: _web(cfg, db_path)),
         ("mqtt", cfg.mqtt is not None, lambda: _mqtt(cfg, writer)),
         ("client-limits", bool(cfg.clients.get("limits")), lambda: _client_caps(cfg, writer)),
+        ("sources", bool(cfg.sources), lambda: _sources(cfg, writer)),
     ]
     for name, wanted, start in starters:
         if not wanted:
@@ -273,6 +274,12 @@ def _client_caps(cfg: Config, writer: Writer) -> Any:
     from datacap.daemon.client_caps import ClientCapsPlugin
 
     return ClientCapsPlugin(cfg, writer)
+
+
+def _sources(cfg: Config, writer: Writer) -> Any:
+    from datacap.daemon.mifi import MifiPlugin
+
+    return MifiPlugin(cfg, writer)
 
 
 def _switcher(cfg: Config, plugins: list[Any]) -> Any:
