@@ -20,6 +20,7 @@ from datacap.alerts.config import AlertingOptions, AlertRule, AlertsConfig
 from datacap.errors import ConfigError, InputError
 from datacap.meter.mifi import SourceConfig
 from datacap.modem.forward import ForwardRule
+from datacap.modem.keepalive import KeepaliveRule
 from datacap.mqtt.config import MqttConfig
 from datacap.plans.config import Cards
 from datacap.reports.schedule import ReportsConfig
@@ -121,6 +122,7 @@ class Config(Strict):
     forward: list[ForwardRule] = Field(default_factory=list)  # [[forward]]: texts to channels (issue #15)
     mqtt: MqttConfig | None = None  # [mqtt]: Home Assistant discovery and states (issue #15)
     sources: list[SourceConfig] = Field(default_factory=list)  # [[sources]]: MiFi sticks' web APIs (issue #15)
+    keepalive: list[KeepaliveRule] = Field(default_factory=list)  # [[keepalive]]: 保号 actions (issue #15)
     # Alerts (datacap.alerts): notification channels, rules and delivery options.
     channels: dict[str, str] = Field(default_factory=dict)
     alerts: list[AlertRule] = Field(default_factory=list)
@@ -160,6 +162,18 @@ class Config(Strict):
             if unknown:
                 raise ValueError(f"forward[{index}].channels: expected names from [channels] "
                                  f"({', '.join(self.channels) or 'none defined'}), found {unknown[0]!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _keepalive_refs(self) -> Config:
+        cards = [c.name for c in self.cards]
+        for index, rule in enumerate(self.keepalive):
+            if rule.card not in cards:
+                known = ", ".join(cards) or "none defined"
+                raise ValueError(f"keepalive[{index}].card: expected a card name ({known}), found {rule.card!r}")
+            unknown = [c for c in rule.notify if c not in self.channels]
+            if unknown:
+                raise ValueError(f"keepalive[{index}].notify: expected names from [channels], found {unknown[0]!r}")
         return self
 
     @model_validator(mode="after")

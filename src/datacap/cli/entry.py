@@ -425,7 +425,7 @@ FEATURES: dict[str, str] = {
     "cards": "datacap.cli.modem_wiring", "sim": "datacap.cli.modem_wiring", "esim": "datacap.cli.modem_wiring",
     "carrier": "datacap.cli.modem_wiring", "top": "datacap.cli.top", "sms": "datacap.cli.sms_texts",
     "serve": "datacap.web.server:serve", "report": "datacap.cli.reports:report",
-    "doctor": "datacap.cli.doctor", "sources": "datacap.cli.sources",
+    "doctor": "datacap.cli.doctor", "sources": "datacap.cli.sources", "keepalive": "datacap.cli.keepalive",
 }
 _registered: set[str] = set()
 _GROUP_OPTIONS_WITH_VALUES = {"--db", "--config", "--iface", "-i"}

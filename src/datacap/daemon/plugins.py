@@ -222,7 +222,8 @@ def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = Tru
     plugins: list[Any] = []
     starters: list[tuple[str, bool, Callable[[], Any]]] = [
         # Only cards keyed by SIM, carrier queries or text forwarding need ModemManager.
-        ("modem", any(c.iccid or c.carrier for c in cfg.cards) or bool(cfg.forward), lambda: ModemPlugin(cfg, writer)),
+        ("modem", any(c.iccid or c.carrier for c in cfg.cards) or bool(cfg.forward)
+         or any(k.send for k in cfg.keepalive), lambda: ModemPlugin(cfg, writer)),
         ("attribution", cfg.attribution.enabled, lambda: AttributionPlugin(cfg, writer, db_path)),
         ("alerts", bool(cfg.alerts), lambda: AlertsPlugin(cfg, writer, _switcher(cfg, plugins))),
         ("reports", cfg.reports.send != "off", lambda: ReportsPlugin(cfg, writer)),
@@ -230,6 +231,7 @@ def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = Tru
         ("mqtt", cfg.mqtt is not None, lambda: _mqtt(cfg, writer)),
         ("client-limits", bool(cfg.clients.get("limits")), lambda: _client_caps(cfg, writer)),
         ("sources", bool(cfg.sources), lambda: _sources(cfg, writer)),
+        ("keepalive", bool(cfg.keepalive), lambda: _keepalive(cfg, writer, plugins)),
     ]
     for name, wanted, start in starters:
         if not wanted:
@@ -280,6 +282,12 @@ def _sources(cfg: Config, writer: Writer) -> Any:
     from datacap.daemon.mifi import MifiPlugin
 
     return MifiPlugin(cfg, writer)
+
+
+def _keepalive(cfg: Config, writer: Writer, plugins: list[Any]) -> Any:
+    from datacap.daemon.keepalive import KeepalivePlugin
+
+    return KeepalivePlugin(cfg, writer, next((p for p in plugins if isinstance(p, ModemPlugin)), None))
 
 
 def _switcher(cfg: Config, plugins: list[Any]) -> Any:

@@ -87,6 +87,7 @@ FEATURE_MIGRATIONS: list[tuple[str, str]] = [
     ("datacap.modem.forward", "FORWARD_MIGRATION"),
     ("datacap.alerts.state", "ALERTS_MIGRATION"),
     ("datacap.alerts.client_caps", "CLIENT_CAPS_MIGRATION"),
+    ("datacap.modem.keepalive", "KEEPALIVE_MIGRATION"),
 ]
 
 
