@@ -200,3 +200,33 @@ at = "00:00"
 def _max_wall(db: Path) -> float:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         return float(conn.execute("SELECT max(wall) FROM counters").fetchone()[0] or 0)
+
+
+def test_a_text_through_the_modemmanager_standin(mm_mock: object, tmp_path: Path) -> None:
+    """The SMS action through the daemon plugin's sender and ModemManager (the stand-in on a private bus):
+    sent from the modem holding the card's SIM; a card whose SIM is in no modem fails, logged and bounded."""
+    from types import SimpleNamespace
+
+    from datacap.daemon.keepalive import KeepalivePlugin
+    from datacap.modem.mm import ModemManagerClient
+
+    card = {"name": "cmcc", "iccid": ["89860000000000000011"], "interfaces": ["wwan0"],
+            "buckets": [{"name": "all", "quota": "1 GB"}]}
+    other = {**card, "name": "gone", "iccid": ["89860000000000000099"], "interfaces": ["wwan9"]}
+    cfg = parse_config({"timezone": "Asia/Shanghai", "cards": [card, other], "keepalive": [
+        {"card": "cmcc", "send": {"sms": "保号 CXLL", "to": "10086"}, "at": "00:00"},
+        {"card": "gone", "send": {"sms": "CXLL", "to": "10086"}, "at": "00:00", "max_attempts": 1}]})
+    client = ModemManagerClient(mm_mock.address).start()  # type: ignore[attr-defined]
+    try:
+        writer = Writer(open_write(tmp_path / "s.db"), SH)
+        plugin = KeepalivePlugin(cfg, writer, SimpleNamespace(client=client))
+        wait_for(lambda: client.snapshot(), 10, "the modem to be seen")
+        now = dt.datetime.now(dt.UTC).timestamp()
+        plugin.after_flush(now)
+        plugin.after_flush(now + 3600)  # nothing more: cmcc done for 30 days, gone's one attempt used
+    finally:
+        client.close()
+    assert mm_mock.sent() == [("10086", "保号 CXLL")]  # type: ignore[attr-defined]
+    rows = writer.conn.execute("SELECT card, outcome, detail FROM keepalive_log ORDER BY card").fetchall()
+    assert rows[0][:2] == ("cmcc", "ok") and rows[1][:2] == ("gone", "failed")
+    assert "not active in any modem" in rows[1][2] and len(rows) == 2
