@@ -146,7 +146,7 @@ def table(router: Netns) -> str | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
-def caps_at(daemon: RouterDaemon, limits_toml: str, now: dt.datetime) -> tuple[list[str], ClientCaps]:
+def caps_at(daemon: RouterDaemon, now: dt.datetime) -> tuple[list[str], ClientCaps]:
     """One step of the same code the daemon runs, at an instant of the test's choosing."""
     import tomllib
 
@@ -205,9 +205,9 @@ def test_a_client_over_its_daily_quota_is_blocked_until_midnight(net: dict[str, 
 
         # The period's reset, driven through `now`: a second before midnight it holds, at midnight it lifts.
         end = dt.datetime.fromtimestamp(cap[5], UTC)
-        notes, _ = caps_at(daemon, limits, end - dt.timedelta(seconds=1))
+        notes, _ = caps_at(daemon, end - dt.timedelta(seconds=1))
         assert notes == [] and mac1 in (table(router) or "")
-        notes, _ = caps_at(daemon, limits, end)
+        notes, _ = caps_at(daemon, end)
         assert notes == ["kid-tablet: day period over, cap lifted"]
         assert table(router) is None and daemon.caps() == []
         assert send(c1, 1 << 20) == "ok"
