@@ -77,5 +77,8 @@ class MqttPlugin:
 
     def close(self) -> None:
         started = time.monotonic()
+        if self.publisher.connected:  # the daemon's last flush is in the store: leave states that match it
+            self._due = 0.0
+            self.after_flush(time.time())
         self.publisher.close()
         log.info("mqtt: offline (%.1f s to close)", time.monotonic() - started)
