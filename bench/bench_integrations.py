@@ -1,8 +1,8 @@
-"""Benchmark: what the issue #15 integrations cost the daemon's metering thread per round.
+"""Benchmark: what the issue #15 integrations cost per round.
 
-* one MQTT round (status of each card from the store, interfaces' today, top clients, every entity's
-  discovery config and state built, the changed ones picked), for 1 and 5 cards with a month of
-  5-minute usage and 20 LAN clients;
+* one MQTT round (on the MQTT thread, with a read-only connection: never the metering thread):
+  status of each card from the store, interfaces' today, top clients, every entity's discovery
+  config and state built, for 1 and 5 cards with a month of 5-minute usage and 20 LAN clients;
 * one per-client quota step (usage of each limited client's day and cycle from the store, the cap
   decision, the nft script rendered) for 5 and 50 limits (nft itself not run);
 * storing one MiFi stick reading (delta, bytes spread, reading kept, one transaction).

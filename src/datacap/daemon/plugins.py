@@ -228,7 +228,7 @@ def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = Tru
         ("alerts", bool(cfg.alerts), lambda: AlertsPlugin(cfg, writer, _switcher(cfg, plugins))),
         ("reports", cfg.reports.send != "off", lambda: ReportsPlugin(cfg, writer)),
         ("web", web and cfg.web.enabled, lambda: _web(cfg, db_path)),
-        ("mqtt", cfg.mqtt is not None, lambda: _mqtt(cfg, writer)),
+        ("mqtt", cfg.mqtt is not None, lambda: _mqtt(cfg, db_path)),
         ("client-limits", bool(cfg.clients.get("limits")), lambda: _client_caps(cfg, writer)),
         ("sources", bool(cfg.sources), lambda: _sources(cfg, writer)),
         ("keepalive", bool(cfg.keepalive), lambda: _keepalive(cfg, writer, plugins)),
@@ -266,10 +266,10 @@ def _web(cfg: Config, db_path: Path) -> Any:
     return WebPlugin(db_path, cfg)
 
 
-def _mqtt(cfg: Config, writer: Writer) -> Any:
+def _mqtt(cfg: Config, db_path: Path) -> Any:
     from datacap.daemon.mqtt import MqttPlugin
 
-    return MqttPlugin(cfg, writer)
+    return MqttPlugin(cfg, db_path)
 
 
 def _client_caps(cfg: Config, writer: Writer) -> Any:
