@@ -19,7 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from datacap.alerts.config import AlertingOptions, AlertRule, AlertsConfig
 from datacap.errors import ConfigError, InputError
 from datacap.hub.config import HubConfig
+from datacap.meter.mifi import SourceConfig
 from datacap.modem.forward import ForwardRule
+from datacap.modem.keepalive import KeepaliveRule
+from datacap.mqtt.config import MqttConfig
 from datacap.paths import default_config_path
 from datacap.plans.config import Cards
 from datacap.references import check_references
@@ -126,6 +129,9 @@ class Config(Strict):
     cards: Cards = Field(default_factory=list)
     modem: ModemOptions = Field(default_factory=lambda: ModemOptions())
     forward: list[ForwardRule] = Field(default_factory=list)  # [[forward]]: texts to channels (issue #15)
+    mqtt: MqttConfig | None = None  # [mqtt]: Home Assistant discovery and states (issue #15)
+    sources: list[SourceConfig] = Field(default_factory=list)  # [[sources]]: MiFi sticks' web APIs (issue #15)
+    keepalive: list[KeepaliveRule] = Field(default_factory=list)  # [[keepalive]]: 保号 actions (issue #15)
     # Alerts (datacap.alerts): notification channels, rules and delivery options.
     channels: dict[str, str] = Field(default_factory=dict)
     alerts: list[AlertRule] = Field(default_factory=list)
@@ -166,6 +172,26 @@ class Config(Strict):
             if unknown:
                 raise ValueError(f"forward[{index}].channels: expected names from [channels] "
                                  f"({', '.join(self.channels) or 'none defined'}), found {unknown[0]!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _keepalive_refs(self) -> Config:
+        cards = [c.name for c in self.cards]
+        for index, rule in enumerate(self.keepalive):
+            if rule.card not in cards:
+                known = ", ".join(cards) or "none defined"
+                raise ValueError(f"keepalive[{index}].card: expected a card name ({known}), found {rule.card!r}")
+            unknown = [c for c in rule.notify if c not in self.channels]
+            if unknown:
+                raise ValueError(f"keepalive[{index}].notify: expected names from [channels], found {unknown[0]!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _sources_unique(self) -> Config:
+        names = [s.name for s in self.sources]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise ValueError(f"sources[{index}].name: expected a name not used by another source, found {name!r}")
         return self
 
     @property
@@ -241,6 +267,10 @@ def parse_config(data: dict[str, Any], path: Path | str = "<config>", text: str 
         from datacap.meter.clients import clients_config
 
         clients_config(cfg.clients, str(path))
+        if "limits" in cfg.clients:
+            from datacap.alerts.client_limits import client_limits
+
+            client_limits(cfg.clients, cfg.cards, cfg.channels, str(path))
     # Alert rules, reports and scopes must name cards, buckets, channels and services that exist.
     check_references(cfg, path, text, lambda loc: find_line(text, loc))
     return cfg

@@ -359,6 +359,7 @@ FEATURES: dict[str, str] = {
     "serve": "datacap.cli.web:serve", "report": "datacap.cli.reports:report",
     "doctor": "datacap.cli.doctor",
     "hub": "datacap.cli.hub", "fleet": "datacap.cli.hub",
+    "sources": "datacap.cli.sources", "keepalive": "datacap.cli.keepalive",
 }
 _registered: set[str] = set()
 _GROUP_OPTIONS_WITH_VALUES = {"--db", "--config", "--iface", "-i"}

@@ -277,7 +277,11 @@ async function drawWho() {
   const body = rows.map((r) => {
     const name = nameOf(kind, r);
     const link = el("a", { href: `#${kind}/${encodeURIComponent(name)}`, text: name, class: "drill" });
-    return el("tr", {}, el("td", {}, link), ...[fmtBytes(r.rx_bytes), fmtBytes(r.tx_bytes), fmtBytes(r.total_bytes),
+    const cap = r.cap  // a [[clients.limits]] quota reached: blocked or throttled until the period resets
+      ? [" ", el("span", { class: `badge ${r.cap.action === "block" ? "blocked" : "throttled"}`,
+          text: `${t(`capped_${r.cap.action === "block" ? "blocked" : "throttled"}`)} ${r.cap.until.slice(0, 16).replace("T", " ")}` })]
+      : [];
+    return el("tr", {}, el("td", {}, link, ...cap), ...[fmtBytes(r.rx_bytes), fmtBytes(r.tx_bytes), fmtBytes(r.total_bytes),
       `${(r.share * 100).toFixed(1)}%`, String(r.flows)].map((v) => el("td", { class: "num", text: v })));
   });
   const un = res.data.unattributed;
