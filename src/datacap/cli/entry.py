@@ -25,7 +25,7 @@ from rich.table import Table
 from datacap import __version__
 from datacap.cli import glance_views as glanceviews
 from datacap.cli.options import ConfigOpt, DbOpt, IfaceOpt, JsonOpt, SinceOpt, UntilOpt
-from datacap.cli.output import bytes_table
+from datacap.cli.texttable import emit
 from datacap.config import Config, default_config_path, load_config
 from datacap.errors import DatacapError, InputError
 from datacap.plans.config import CardConfig
@@ -183,7 +183,8 @@ def live(iface: IfaceOpt = None, config: ConfigOpt = None,
         if a and b:
             rx, tx = max(b.rx_bytes - a.rx_bytes, 0), max(b.tx_bytes - a.tx_bytes, 0)
             rows.append((name, {"rx_bytes": rx, "tx_bytes": tx, "total_bytes": rx + tx}))
-    out.print(bytes_table(f"session totals over {elapsed:.0f} s", "interface", rows))
+    out.line()  # below the last live frame
+    emit(glanceviews.bytes_table(f"session totals over {elapsed:.0f} s", "interface", rows))
 
 
 @app.command("import")
