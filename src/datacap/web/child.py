@@ -14,6 +14,7 @@ SIGTERM, or until the daemon dies (PR_SET_PDEATHSIG), whichever comes first.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -21,6 +22,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -56,7 +58,10 @@ class WebProcess:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         try:
             pickle.dump(spec, self.proc.stdin)
-            self.proc.stdin.close()
+            self.proc.stdin.flush()
+            # The pipe stays open for the daemon's write health (a full disk must show on the
+            # dashboard while nothing reaches the store); never blocking the metering thread.
+            os.set_blocking(self.proc.stdin.fileno(), False)
         except BrokenPipeError:
             pass
         self.url: str | None = None
@@ -75,7 +80,21 @@ class WebProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def send_health(self, line: str) -> bool:
+        """Tell the child the daemon's write health (one JSON line); False when it could not be sent
+        now (the child is busy or gone: the next poll sends it again)."""
+        stdin = self.proc.stdin
+        if stdin is None or stdin.closed:
+            return False
+        try:
+            return os.write(stdin.fileno(), (line + "\n").encode()) == len(line) + 1
+        except (BlockingIOError, BrokenPipeError, OSError):
+            return False
+
     def stop(self, timeout: float = 10.0) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()  # the child's health reader ends
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -121,9 +140,11 @@ class WebPlugin:
         check_listen(host, token)
         self.spec = WebSpec(db_path, cfg, listen, token)
         self._restart_at: float | None = None
+        self._health_sent = ""
         self.web = self._start()
 
     def _start(self) -> WebProcess:
+        self._health_sent = ""  # a new child knows nothing yet
         web = WebProcess(self.spec)
         if web.url:
             log.info("dashboard: %s (process %d, no privileges)", web.url, web.pid)
@@ -134,6 +155,7 @@ class WebPlugin:
         return web
 
     def poll(self, now: float) -> Iterable[AttribDelta]:
+        self._share_health()
         if self.web.url and not self.web.alive():
             log.error("the dashboard (process %d) exited with %s; starting it again in %.0f s", self.web.pid,
                       self.web.proc.returncode, RESTART_AFTER)
@@ -145,11 +167,36 @@ class WebPlugin:
             self.web = self._start()
         return ()
 
+    def _share_health(self) -> None:
+        from datacap.store.health import WRITE_HEALTH
+
+        if not WRITE_HEALTH.active or not self.web.url:
+            return
+        line = WRITE_HEALTH.to_meta()
+        if line != self._health_sent and self.web.send_health(line):
+            self._health_sent = line
+
     def after_flush(self, now: float) -> None:
         return None
 
     def close(self) -> None:
         self.web.stop()
+
+
+def _follow_health(stream: IO[bytes]) -> None:
+    """The daemon's write health, one JSON line per change, into this process's WRITE_HEALTH (what
+    /metrics, /api/v1/health and the overview show). Ends when the daemon closes the pipe; a daemon
+    thread, since a blocked read cannot be joined and the process ends right after the pipe does."""
+    from datacap.store.health import WRITE_HEALTH, from_meta
+
+    for line in stream:
+        doc = from_meta(line.decode("utf-8", "replace"))
+        if doc is None:
+            continue
+        for key, value in doc.items():
+            if hasattr(WRITE_HEALTH, key):
+                setattr(WRITE_HEALTH, key, value)
+        WRITE_HEALTH.active = True
 
 
 def main() -> int:
@@ -161,7 +208,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     spec: WebSpec = pickle.load(sys.stdin.buffer)
-    sys.stdin.close()
+    threading.Thread(target=_follow_health, args=(sys.stdin.buffer,), name="datacap-health", daemon=True).start()
     # SIGTERM/SIGINT wait for sigwait below: blocked before the server thread starts, so it inherits
     # that. SIGHUP (a reload) is the daemon's business.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
