@@ -69,9 +69,13 @@ def config(base: Path, extra: str = "") -> Path:
 def passwd_with_datacap(base: Path, uid: int) -> tuple[Path, Path]:
     passwd, group = base / "passwd", base / "group"
     entry = f"datacap:x:{uid}:{uid}:datacap:/nonexistent:/usr/sbin/nologin\n"
-    passwd.write_text(Path("/etc/passwd").read_text() + entry)
-    group.write_text(Path("/etc/group").read_text() + f"datacap:x:{uid}:\n")
+    passwd.write_text(_without_datacap(Path("/etc/passwd")) + entry)  # this machine may have one already
+    group.write_text(_without_datacap(Path("/etc/group")) + f"datacap:x:{uid}:\n")
     return passwd, group
+
+
+def _without_datacap(path: Path) -> str:
+    return "".join(line for line in path.read_text().splitlines(keepends=True) if not line.startswith("datacap:"))
 
 
 class Running:

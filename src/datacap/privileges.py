@@ -284,6 +284,9 @@ def settle_daemon(db_path: Path, user_name: str = SERVICE_USER) -> str:
                else f"because there is no {user_name!r} user (scripts/install.sh creates it)")
         log.warning("running as root %s: the dashboard, alert deliveries and reports would be safer as an "
                     "unprivileged user; capabilities are limited to what metering needs", why)
+        # Root without CAP_DAC_OVERRIDE cannot write a runtime directory an earlier run handed to the
+        # service user: take it back while CAP_CHOWN is still held, or attribution cannot lock.
+        give_runtime_dir_to(ServiceUser("root", 0, 0))
         for cap in range(_last_cap() + 1):
             if not _mask(METERING_CAPS) >> cap & 1:
                 _prctl(_PR_CAPBSET_DROP, cap, 0)
