@@ -6,7 +6,7 @@ a 350-digit figure, the longest text accepted with 1,900 nested parentheses, 300
 with the outcome (a reading, or the error's first words) and the time. The bare interpreter start,
 measured in the same run, is the yardstick: no text should cost a visible fraction of it.
 
-Run: ``PYTHONPATH=src:. python bench/bench_sms.py``
+Run: ``.venv/bin/python bench/bench_sms.py`` (from the repository root; the tests package is found by itself)
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests package (its text corpus)
 from tests.plans.sms_corpus import NOW, SH, TEXTS
 
 from datacap.errors import InputError

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs datacap from this checkout: the Debian packages it uses, a virtualenv, and `datacap` on PATH.
-#   as root:  venv in /opt/datacap, command in /usr/local/bin, store in /var/lib/datacap
+#   as root:  venv in /opt/datacap, command in /usr/local/bin, store in /var/lib/datacap, and the
+#             `datacap` system user the daemon runs as
 #   as user:  venv in ./.venv, command in ~/.local/bin, store in ~/.local/share/datacap
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RUNTIME_APT=(python3 python3-venv python3-dev iproute2 nftables conntrack kmod
+RUNTIME_APT=(python3 python3-venv python3-dev iproute2 nftables conntrack kmod passwd
           libpango-1.0-0 libpangoft2-1.0-0 fonts-wqy-microhei)
 
 apt_install() {
@@ -29,4 +30,19 @@ if [ "$(id -u)" = 0 ]; then venv=/opt/datacap; bindir=/usr/local/bin; else venv=
 "$venv/bin/pip" install -q "${DATACAP_PIP_TARGET:-.[pdf]}"
 mkdir -p "$bindir"
 ln -sf "$(cd "$venv" && pwd)/bin/datacap" "$bindir/datacap"
+
+if [ "$(id -u)" = 0 ]; then
+  # The daemon runs as this system user with only the metering capabilities (README, "Privileges"):
+  # the unit file says User=datacap, and `datacap run` started as root switches to it.
+  if ! getent passwd datacap >/dev/null; then
+    useradd --system --user-group --home-dir /var/lib/datacap --no-create-home \
+            --shell /usr/sbin/nologin --comment "datacap data-usage monitor" datacap
+  fi
+  install -d -o datacap -g datacap -m 0750 /var/lib/datacap
+  install -d -o root -g root -m 0755 /etc/datacap
+  # The config may hold secrets (channel URLs, the web token): root writes it, the daemon reads it.
+  if [ -f /etc/datacap/config.toml ]; then
+    chown root:datacap /etc/datacap/config.toml && chmod 0640 /etc/datacap/config.toml
+  fi
+fi
 echo "datacap installed: $bindir/datacap ($("$bindir/datacap" --version))"

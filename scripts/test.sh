@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 TEST_APT=(python3 python3-venv python3-dev iproute2 nftables conntrack kmod
           libpango-1.0-0 libpangoft2-1.0-0 fonts-wqy-microhei procps
-          iperf3 vnstat nethogs dbus python3-dbusmock chromium poppler-utils faketime
-          util-linux mount postgresql)  # unshare, nsenter, setpriv, mount: the full-disk and read-only store tests
+          iperf3 vnstat nethogs dbus python3-dbusmock chromium poppler-utils faketime systemd
+          util-linux mount  # unshare, nsenter, setpriv, mount: the full-disk and read-only store tests
+          postgresql mosquitto)  # servers the hub and Home Assistant tests start themselves
 
 if [ "$(id -u)" = 0 ]; then
   missing=()

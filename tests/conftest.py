@@ -70,6 +70,9 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = str(SRC) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.pop("DATACAP_DB", None)
     env.pop("DATACAP_CONFIG", None)
+    # A daemon started as root becomes the `datacap` user when it exists (scripts/install.sh), and that
+    # user cannot enter pytest's 0700 tmp dirs: tests keep root unless they ask (tests/test_privileges.py).
+    env["DATACAP_USER"] = "root"
     env.update(extra)
     return env
 

@@ -41,7 +41,7 @@ def leaf_commands(group: Any, prefix: str = "") -> list[tuple[str, Any]]:
 
 def long_options(cmd: Any) -> list[str]:
     return [next((o for o in p.opts if o.startswith("--")), p.opts[0]) for p in cmd.params
-            if p.param_type_name == "option" and p.name != "help"]
+            if p.param_type_name == "option" and p.name != "help" and not getattr(p, "hidden", False)]
 
 
 def test_every_command_and_option_is_in_the_readme() -> None:

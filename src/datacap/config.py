@@ -19,9 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from datacap.alerts.config import AlertingOptions, AlertRule, AlertsConfig
 from datacap.errors import ConfigError, InputError
 from datacap.hub.config import HubConfig
+from datacap.meter.mifi import SourceConfig
 from datacap.modem.forward import ForwardRule
+from datacap.modem.keepalive import KeepaliveRule
+from datacap.mqtt.config import MqttConfig
 from datacap.paths import default_config_path
 from datacap.plans.config import Cards
+from datacap.references import check_references
 from datacap.reports.schedule import ReportsConfig
 from datacap.timeutil import WEEKDAYS, load_zone, system_timezone_name
 from datacap.units import parse_duration, parse_rate
@@ -101,6 +105,7 @@ class AttributionConfig(Strict):
 class WebConfig(Strict):
     listen: str = "127.0.0.1:8765"
     token: str | None = None
+    token_file: str | None = Field(None, description="a file holding the token (kept out of the config)")
     enabled: bool = True
 
 
@@ -133,6 +138,9 @@ class Config(Strict):
     cards: Cards = Field(default_factory=list)
     modem: ModemOptions = Field(default_factory=lambda: ModemOptions())
     forward: list[ForwardRule] = Field(default_factory=list)  # [[forward]]: texts to channels (issue #15)
+    mqtt: MqttConfig | None = None  # [mqtt]: Home Assistant discovery and states (issue #15)
+    sources: list[SourceConfig] = Field(default_factory=list)  # [[sources]]: MiFi sticks' web APIs (issue #15)
+    keepalive: list[KeepaliveRule] = Field(default_factory=list)  # [[keepalive]]: 保号 actions (issue #15)
     # Alerts (datacap.alerts): notification channels, rules and delivery options.
     channels: dict[str, str] = Field(default_factory=dict)
     alerts: list[AlertRule] = Field(default_factory=list)
@@ -175,6 +183,26 @@ class Config(Strict):
                                  f"({', '.join(self.channels) or 'none defined'}), found {unknown[0]!r}")
         return self
 
+    @model_validator(mode="after")
+    def _keepalive_refs(self) -> Config:
+        cards = [c.name for c in self.cards]
+        for index, rule in enumerate(self.keepalive):
+            if rule.card not in cards:
+                known = ", ".join(cards) or "none defined"
+                raise ValueError(f"keepalive[{index}].card: expected a card name ({known}), found {rule.card!r}")
+            unknown = [c for c in rule.notify if c not in self.channels]
+            if unknown:
+                raise ValueError(f"keepalive[{index}].notify: expected names from [channels], found {unknown[0]!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _sources_unique(self) -> Config:
+        names = [s.name for s in self.sources]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise ValueError(f"sources[{index}].name: expected a name not used by another source, found {name!r}")
+        return self
+
     @property
     def alerts_config(self) -> AlertsConfig:
         return AlertsConfig.model_construct(channels=dict(self.channels), alerts=list(self.alerts),
@@ -197,12 +225,20 @@ def _wrap(parse: Any, value: Any) -> Any:
         raise ValueError(str(exc)) from None
 
 
+MAX_CONFIG_BYTES = 2**20  # a config with the largest [services] table is a few KB; 1 MiB of anything is refused
+
+
 def load_config(path: Path | None = None, *, required: bool = False) -> Config:
     """Read and validate the config. A missing default file means defaults; a named one must exist."""
     explicit = path is not None or "DATACAP_CONFIG" in os.environ
     path = path or default_config_path()
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: expected a config of at most {MAX_CONFIG_BYTES // 2**20} MiB, found a "
+                              "larger file")
+        text = raw.decode("utf-8")
         data = tomllib.loads(text)
     except FileNotFoundError:
         if explicit or required:
@@ -240,6 +276,12 @@ def parse_config(data: dict[str, Any], path: Path | str = "<config>", text: str 
         from datacap.meter.clients import clients_config
 
         clients_config(cfg.clients, str(path))
+        if "limits" in cfg.clients:
+            from datacap.alerts.client_limits import client_limits
+
+            client_limits(cfg.clients, cfg.cards, cfg.channels, str(path))
+    # Alert rules, reports and scopes must name cards, buckets, channels and services that exist.
+    check_references(cfg, path, text, lambda loc: find_line(text, loc))
     from datacap.units import set_unit_policy
 
     set_unit_policy(cfg.display.units)  # one unit policy for every face of this process

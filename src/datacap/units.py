@@ -67,7 +67,7 @@ def parse_rate(text: str) -> int:
     match = _RATE_RE.match(str(text))
     if not match or match.group(2).lower() not in _RATE_UNITS:
         raise InputError(f"expected a rate like '1 Mbit/s' (bit/s, kbit/s, Mbit/s, Gbit/s), found {text!r}")
-    rate = round(float(match.group(1)) * _RATE_UNITS[match.group(2).lower()])
+    rate = round(_finite(match.group(1), text) * _RATE_UNITS[match.group(2).lower()])
     if rate <= 0:
         raise InputError(f"expected a positive rate, found {text!r}")
     return rate
@@ -78,7 +78,15 @@ def parse_duration(text: str) -> int:
     match = _DURATION_RE.match(str(text))
     if not match:
         raise InputError(f"expected a duration like '30s', '12h' or '7d', found {text!r}")
-    return round(float(match.group(1)) * _DURATION_UNITS[match.group(2)])
+    return round(_finite(match.group(1), text) * _DURATION_UNITS[match.group(2)])
+
+
+def _finite(number: str, text: object) -> float:
+    """The figure of ``text`` as a float; a figure too large for one (400 digits) is an InputError."""
+    value = float(number)
+    if value == float("inf"):
+        raise InputError(f"expected a figure of at most 308 digits, found {str(text)[:40]!r}...")
+    return value
 
 
 UnitPolicy = Literal["carrier", "iec", "si"]

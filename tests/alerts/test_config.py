@@ -130,7 +130,7 @@ ERROR_CASES = [
     ('action = "throttle 1 Mbit/s"', 'action = "slow down"',
      r"datacap.toml:14: alerts\[0\].action: expected 'throttle"),
     ('notify = ["phone"]', 'notify = ["pager"]',
-     r"datacap.toml:18: alerts\[1\].notify: channel 'pager' is not in \[channels\] \(hook, phone\)"),
+     r"datacap.toml:18: alerts\[1\].notify: unknown channel 'pager' in \[channels\] \(known: hook, phone\)"),
     ('language = "zh-CN"', 'language = "fr"', r"datacap.toml:6: alerting.language"),
     ('[[alerts]]\nwhen = "remaining < 10%"', '[[alerts]]\nwhen = "remaining < 10%"\ncolour = "red"',
      r"datacap.toml:\d+: alerts\[1\].colour: Extra inputs are not permitted"),

@@ -41,7 +41,7 @@ def test_ruleset_is_pure_and_names_only_our_table() -> None:
 
 
 def test_not_root_is_refused_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    monkeypatch.setattr("datacap.alerts.enforce.has_capability", lambda cap: False)  # no CAP_NET_ADMIN
     enf = Enforcer(AlertStore(open_store(tmp_path / "s.sqlite")), runner=lambda argv, stdin: "")
     with pytest.raises(NotPermitted, match="needs root"):
         enf.apply("unicom", "wwan0", BlockAction(), rule_key=None, now=0)

@@ -91,8 +91,8 @@ class HubProcess:
             self.proc = subprocess.Popen(
                 ["ip", "netns", "exec", self.ns.name, *datacap_cmd(
                     "hub", "serve", "--config", str(self.config), "--database", self.database,
-                    "--listen", f"0.0.0.0:{HUB_PORT}", "--token", API_TOKEN)],
-                env=subprocess_env(), stdout=log, stderr=log, text=True)
+                    "--listen", f"0.0.0.0:{HUB_PORT}")],
+                env=subprocess_env(DATACAP_WEB_TOKEN=API_TOKEN), stdout=log, stderr=log, text=True)
         wait_for(lambda: self._listening() or self._died(), 60, "the hub to listen")
 
     def _listening(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
@@ -13,10 +14,11 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
+from datacap.cli.web import serve
 from datacap.config import Config
 from datacap.errors import ConfigError
 from datacap.web.app import create_app
-from datacap.web.server import WebThread, build_server, serve
+from datacap.web.server import WebThread, build_server
 
 from .conftest import TOKEN, Store
 from .helpers import datacap_json
@@ -300,15 +302,16 @@ def test_real_server_starts_and_stops(server: WebThread) -> None:
         assert asset.status_code == 200 and "immutable" in asset.headers["cache-control"]
 
 
-def test_web_plugin_serves_until_the_daemon_closes_it(store: Store) -> None:
-    from datacap.web.server import WebPlugin
+def test_web_plugin_serves_from_a_child_process_until_the_daemon_closes_it(store: Store) -> None:
+    from datacap.web.child import WebPlugin
 
     cfg = store.cfg.model_copy(update={"web": store.cfg.web.model_copy(update={"listen": "127.0.0.1:0"})})
     plugin = WebPlugin(store.db, cfg)
     try:
         assert plugin.web.url and list(plugin.poll(0.0)) == []
+        assert plugin.web.pid != os.getpid() and plugin.web.alive()
         with httpx.Client(base_url=plugin.web.url, timeout=10) as http:
             assert http.get("/api/v1/interfaces").status_code == 200
     finally:
         plugin.close()
-    assert not plugin.web.thread.is_alive()
+    assert not plugin.web.alive()

@@ -21,7 +21,7 @@ from datacap.web.queries import LiveRates, live_json
 from .conftest import Store
 from .helpers import SRC
 
-SERVE = "import typer; from datacap.web.server import serve; app = typer.Typer(); app.command()(serve); app()"
+SERVE = "import typer; from datacap.cli.web import serve; app = typer.Typer(); app.command()(serve); app()"
 
 
 def _free_port() -> int:

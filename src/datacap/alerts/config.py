@@ -42,6 +42,7 @@ from datacap.alerts.grammar import (
     parse_when,
 )
 from datacap.errors import ConfigError, InputError
+from datacap.references import unknown_name
 from datacap.units import parse_duration, parse_size
 
 __all__ = [
@@ -201,8 +202,8 @@ class AlertsConfig(BaseModel):
         for i, rule in enumerate(self.alerts):
             for ch in rule.notify:
                 if ch not in self.channels:
-                    known = ", ".join(sorted(self.channels)) or "none defined"
-                    raise ValueError(f"alerts[{i}].notify: channel {ch!r} is not in [channels] ({known})")
+                    raise ValueError(f"alerts[{i}].notify: "
+                                     f"{unknown_name('channel', ch, self.channels, ' in [channels]')}")
             if rule.key in seen:
                 raise ValueError(f"alerts[{i}]: a second rule with the same card, bucket and when "
                                  f"({rule.key!r}); give one an 'id'")

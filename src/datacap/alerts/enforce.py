@@ -15,7 +15,6 @@ out, so only flows started by allowlisted traffic get answers.
 from __future__ import annotations
 
 import hashlib
-import os
 import socket
 import subprocess
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from pathlib import Path
 from datacap.alerts.config import Allowlist, BlockAction, ThrottleAction
 from datacap.alerts.state import AlertStore, EnforcementRecord
 from datacap.errors import ConfigError, MeterError, NotPermitted
+from datacap.privileges import CAP_NET_ADMIN, has_capability
 
 TABLE = "datacap_enforce"
 ALLOW_CT_BIT = 0x40000000  # conntrack mark bit for "this flow was allowed out while blocked"
@@ -192,9 +192,9 @@ class Enforcer:
         self.check_root = check_root
 
     def _require_root(self) -> None:
-        if self.check_root and os.geteuid() != 0:
+        if self.check_root and not has_capability(CAP_NET_ADMIN):
             raise NotPermitted("enforcement (block/throttle) needs root to change nftables and tc; run the "
-                               "daemon as root or remove 'action' from the rule")
+                               "daemon as root (or as the unit file starts it) or remove 'action' from the rule")
 
     def resolve_allowlist(self) -> ResolvedAllowlist:
         endpoints: list[tuple[str, int]] = []

@@ -25,7 +25,7 @@ from rich.table import Table
 from datacap import __version__
 from datacap.cli import glance_views as glanceviews
 from datacap.cli.options import ConfigOpt, DbOpt, IfaceOpt, JsonOpt, SinceOpt, UntilOpt
-from datacap.cli.output import bytes_table
+from datacap.cli.texttable import emit
 from datacap.config import Config, default_config_path, load_config
 from datacap.errors import DatacapError, InputError
 from datacap.plans.config import CardConfig
@@ -100,6 +100,9 @@ def run(db: DbOpt = None, config: ConfigOpt = None,
         flush: Annotated[float | None, typer.Option(help="seconds between writes (default 30)")] = None,
         max_runtime: Annotated[float | None, typer.Option(help="stop by itself after this many seconds")] = None,
         no_web: Annotated[bool, typer.Option("--no-web", help="do not start the dashboard")] = False,
+        user: Annotated[str, typer.Option("--user", envvar="DATACAP_USER",
+                                          help="started as root, run as this user keeping only the "
+                                               "metering capabilities ('root' stays root)")] = "datacap",
         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every event")] = False) -> None:
     """Run the metering daemon in the foreground (SIGTERM/SIGINT: flush and stop; SIGHUP: reload).
 
@@ -107,7 +110,7 @@ def run(db: DbOpt = None, config: ConfigOpt = None,
     """
     from datacap.daemon.loop import run_foreground
 
-    code = run_foreground(db, config, interval, flush, max_runtime, no_web=no_web, verbose=verbose)
+    code = run_foreground(db, config, interval, flush, max_runtime, no_web=no_web, verbose=verbose, user=user)
     raise typer.Exit(code)
 
 
@@ -180,7 +183,8 @@ def live(iface: IfaceOpt = None, config: ConfigOpt = None,
         if a and b:
             rx, tx = max(b.rx_bytes - a.rx_bytes, 0), max(b.tx_bytes - a.tx_bytes, 0)
             rows.append((name, {"rx_bytes": rx, "tx_bytes": tx, "total_bytes": rx + tx}))
-    out.print(bytes_table(f"session totals over {elapsed:.0f} s", "interface", rows))
+    out.line()  # below the last live frame
+    emit(glanceviews.bytes_table(f"session totals over {elapsed:.0f} s", "interface", rows))
 
 
 @app.command("import")
@@ -353,9 +357,10 @@ FEATURES: dict[str, str] = {
     "alerts": "datacap.cli.alerts_wiring", "enforce": "datacap.cli.alerts_wiring",
     "cards": "datacap.cli.modem_wiring", "sim": "datacap.cli.modem_wiring", "esim": "datacap.cli.modem_wiring",
     "carrier": "datacap.cli.modem_wiring", "top": "datacap.cli.top", "sms": "datacap.cli.sms",
-    "serve": "datacap.web.server:serve", "report": "datacap.cli.reports:report",
+    "serve": "datacap.cli.web:serve", "report": "datacap.cli.reports:report",
     "doctor": "datacap.cli.doctor",
     "hub": "datacap.cli.hub", "fleet": "datacap.cli.hub",
+    "sources": "datacap.cli.sources", "keepalive": "datacap.cli.keepalive",
 }
 _registered: set[str] = set()
 _GROUP_OPTIONS_WITH_VALUES = {"--db", "--config", "--iface", "-i"}

@@ -35,7 +35,7 @@ VALUE_OPTS: dict[str, frozenset[str]] = {
     "events": frozenset({"--db", "--config", "--limit"}),
     "status": frozenset({"--card", "--at", "--db", "--config"}),
     "plan check": frozenset({"--card", "--at", "--config"}),
-    "run": frozenset({"--db", "--config", "--interval", "--flush", "--max-runtime"}),
+    "run": frozenset({"--db", "--config", "--interval", "--flush", "--max-runtime", "--user"}),
 }
 FLAG_OPTS: dict[str, frozenset[str]] = {
     "": frozenset({"--json", "--version"}),
@@ -103,9 +103,20 @@ def run(argv: list[str]) -> int:
     try:
         return _dispatch(parsed)
     except DatacapError as exc:
-        sys.stdout.flush()
-        sys.stderr.write(f"datacap: error: {exc}\n")
-        return 2
+        return _fail(str(exc))
+    except Exception as exc:
+        if type(exc).__module__ != "sqlite3":  # sqlite3 is not imported here until a command reads the store
+            raise
+        from datacap.store.db import describe_sqlite_error  # a damaged page met in a query: as the typer path says
+
+        db = _env_path(parsed, "--db", "DATACAP_DB")
+        return _fail(describe_sqlite_error(str(db) if db else "the store", exc))  # type: ignore[arg-type]
+
+
+def _fail(message: str) -> int:
+    sys.stdout.flush()
+    sys.stderr.write(f"datacap: error: {message}\n")
+    return 2
 
 
 def parse(argv: list[str]) -> Parsed:
@@ -224,7 +235,8 @@ def _dispatch(p: Parsed) -> int:
 
         return run_foreground(_env_path(p, "--db", "DATACAP_DB"), config, _float(p, "--interval"),
                               _float(p, "--flush"), _float(p, "--max-runtime"), no_web="--no-web" in p.flags,
-                              verbose=bool(p.flags & {"--verbose", "-v"}))
+                              verbose=bool(p.flags & {"--verbose", "-v"}),
+                              user=p.values.get("--user") or os.environ.get("DATACAP_USER") or "datacap")
     cfg = glancecache.light_config(config)
     db = _env_path(p, "--db", "DATACAP_DB")
     if p.command == "status":

@@ -18,7 +18,7 @@ from datacap.query import views
 from datacap.store.db import default_db_path, open_read
 from datacap.store.reader import Reader
 from datacap.timeutil import Resolution, bucket_start, parse_instant
-from datacap.units import format_bytes
+from datacap.units import format_bytes, format_rate
 
 BAR_WIDTH = 24
 
@@ -153,6 +153,11 @@ def print_ranking(kind: str, doc: dict[str, Any]) -> None:
     table.add_row("unattributed", format_bytes(un["rx_bytes"]), format_bytes(un["tx_bytes"]),
                   format_bytes(un["total_bytes"]), "", "", "")
     emit(table)
+    for cap in doc.get("caps", []):  # LAN clients over their quota ([[clients.limits]])
+        what = "blocked" if cap["action"] == "block" else f"throttled to {format_rate(cap['rate_bps'] / 8)}"
+        say(f"capped: {cap['label']} used {format_bytes(cap['used_bytes'])} of its "
+            f"{'daily' if cap['period'] == 'day' else 'cycle'} quota {format_bytes(cap['quota_bytes'])}: "
+            f"{what} until {cap['until']}")
     if doc.get("note"):
         say(doc["note"])
 

@@ -63,8 +63,11 @@ def serve(config: ConfigOpt = None, database: DatabaseOpt = None,
           listen: Annotated[str | None, typer.Option(help="HOST:PORT (default [hub] listen, 127.0.0.1:8770)")] = None,
           tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="PEM certificate (HTTPS)")] = None,
           tls_key: Annotated[Path | None, typer.Option("--tls-key", help="PEM private key")] = None,
-          token: Annotated[str | None, typer.Option(help="access token for the dashboard and API "
-                                                          "(default web.token)")] = None,
+          token_file: Annotated[Path | None, typer.Option("--token-file", help="a file holding the access token "
+                                                          "for the dashboard and API (or DATACAP_WEB_TOKEN, "
+                                                          "web.token_file, web.token)")] = None,
+          token: Annotated[str | None, typer.Option("--token", hidden=True, help="refused: use --token-file")]
+          = None,
           no_alerts: Annotated[bool, typer.Option("--no-alerts", help="compute statuses, evaluate no rules")] = False,
           no_worker: Annotated[bool, typer.Option("--no-worker", help="only ingest and serve: another hub "
                                                   "process on the same database computes statuses and alerts")
@@ -80,7 +83,9 @@ def serve(config: ConfigOpt = None, database: DatabaseOpt = None,
     from datacap.hub.alerting import HubAlerts
     from datacap.hub.app import create_hub_app
     from datacap.hub.worker import StatusWorker
+    from datacap.web.auth import refuse_token_argument, resolve_token
 
+    refuse_token_argument(token)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg, store = _open(config, database)
@@ -89,7 +94,7 @@ def serve(config: ConfigOpt = None, database: DatabaseOpt = None,
     if (cert is None) != (key is None):
         raise ConfigError("hub serve: expected both --tls-cert and --tls-key (or hub.tls_cert and hub.tls_key)")
     alerts = None if no_alerts or no_worker else HubAlerts(cfg, alert_state_path(cfg, database))
-    app = create_hub_app(store, cfg, token=token, host=host, alerts=alerts)
+    app = create_hub_app(store, cfg, token=resolve_token(cfg, token_file), host=host, alerts=alerts)
     worker = None if no_worker else StatusWorker(store, alerts)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                            proxy_headers=False, server_header=False, timeout_graceful_shutdown=5,

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from datacap.cli.entry import Context, app, out, print_json
 from datacap.cli.glance_views import print_plan_check
-from datacap.cli.options import ConfigOpt, DbOpt, JsonOpt
+from datacap.cli.options import ConfigOpt, DbOpt, JsonOpt, read_sms_source
 from datacap.errors import InputError
 from datacap.plans import plan_summary
 from datacap.plans.render import render_card
@@ -93,7 +91,7 @@ def calibrate(ctx: typer.Context,
     reader = plan_status.Reader(writer.conn, c.cfg.tz, c.cfg.week_start_index)
     unmatched = []
     if sms is not None:
-        text = _read_text(sms)
+        text = read_sms_source(sms)
         applied = plan_status.calibrate_sms(writer, reader, chosen, text, at=when)
         cals, notes, unmatched = applied.calibrations, applied.notes, applied.unmatched
     else:
@@ -158,24 +156,3 @@ def calibrate_undo(calibration_id: Annotated[int, typer.Argument(metavar="ID", h
         print_json(doc)
         return
     out.print(f"removed calibration #{gone.id} of {gone.card} at {doc['undone']['at']}", markup=False)
-
-
-SMS_FILE_MAX = 64 * 1024  # a carrier text is under 1 KB: a bigger file is not one, and is not read whole
-
-
-def _read_text(source: str) -> str:
-    """The text of an SMS file, or of stdin for ``-``, bounded in size."""
-    try:
-        if source == "-":
-            raw = sys.stdin.buffer.read(SMS_FILE_MAX + 1)
-        else:
-            with Path(source).open("rb") as fh:
-                raw = fh.read(SMS_FILE_MAX + 1)
-    except OSError as exc:
-        raise InputError(f"{source}: cannot read: {exc.strerror}") from None
-    if len(raw) > SMS_FILE_MAX:
-        raise InputError(f"{source}: expected one carrier text (under {SMS_FILE_MAX // 1024} KiB), found more")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError(f"{source}: expected UTF-8 text") from None

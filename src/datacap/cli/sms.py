@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from datacap.cli.entry import Context, app, out, print_json
-from datacap.cli.options import ConfigOpt, DbOpt, JsonOpt
+from datacap.cli.options import ConfigOpt, DbOpt, JsonOpt, read_sms_source
 from datacap.errors import DatacapError, InputError, StoreError
 from datacap.modem.forward import TextView, forward_states, render
 from datacap.modem.sms_join import timestamp_epoch
@@ -25,7 +23,6 @@ from datacap.timeutil import parse_instant
 sms_app = typer.Typer(help="Texts: read a carrier text, list the texts the modems received, test forwarding.\n\n"
                               "Example: datacap sms read reply.txt", no_args_is_help=True)
 app.add_typer(sms_app, name="sms")
-MAX_FILE = 64 * 1024  # a carrier text is under 1 KB; more is not one
 
 
 @sms_app.command("read")
@@ -41,7 +38,7 @@ def sms_read(source: Annotated[str, typer.Argument(metavar="FILE", help="a file 
 
     Example: datacap sms read --json reply.txt; echo '…剩余14.23G…' | datacap sms read -
     """
-    text = _read(source)
+    text = read_sms_source(source)
     now = parse_instant(at, CHINA, what="--at") if at is not None else dt.datetime.now(CHINA)
     reading = parse_sms(text, now, CHINA)
     if as_json:
@@ -55,22 +52,6 @@ def sms_read(source: Annotated[str, typer.Argument(metavar="FILE", help="a file 
         out.print(f"note: {note}", markup=False)
 
 
-def _read(source: str) -> str:
-    try:
-        raw = sys.stdin.buffer.read(MAX_FILE + 1) if source == "-" else _read_file(Path(source))
-    except OSError as exc:
-        raise InputError(f"{source}: cannot read: {exc.strerror}") from None
-    if len(raw) > MAX_FILE:
-        raise InputError(f"{source}: expected one carrier text (under {MAX_FILE // 1024} KiB), found more")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError(f"{source}: expected UTF-8 text") from None
-
-
-def _read_file(path: Path) -> bytes:
-    with path.open("rb") as fh:
-        return fh.read(MAX_FILE + 1)
 
 
 @sms_app.command("list")

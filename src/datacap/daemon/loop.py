@@ -67,7 +67,8 @@ class DaemonOptions:
     interval: float | None = None  # overrides the config
     flush: float | None = None
     max_runtime: float | None = None  # stop by itself after this many seconds (tests, benchmarks)
-    web: bool = True  # the dashboard in a thread (`--no-web` turns it off)
+    web: bool = True  # the dashboard in a child process (`--no-web` turns it off)
+    user: str | None = None  # as root, become this user (datacap.privileges.settle_daemon); None: as is
 
 
 @dataclass
@@ -82,6 +83,13 @@ class Daemon:
 
     def run(self) -> int:
         self.cfg = load_config(self.options.config_path)
+        if self.options.user is not None:  # before anything is opened or any thread started
+            from datacap.config import default_config_path
+            from datacap.privileges import secret_warnings, settle_daemon
+
+            for line in secret_warnings(self.cfg, self.options.config_path or default_config_path()):
+                log.warning("%s", line)
+            log.info("%s", settle_daemon(self.options.db_path, self.options.user))
         lock = DaemonLock(self.options.db_path)
         lock.acquire()
         try:
@@ -93,20 +101,24 @@ class Daemon:
         writer = Writer(conn, self.cfg.tz, self.cfg.week_start_index)
         reader = Reader(conn, self.cfg.tz, self.cfg.week_start_index)
         self._check_rollup_zone(writer, reader)
-        plugins = self.plugin_factory(self.cfg, writer, self.options) if self.plugin_factory else []
-        meter = Meter(reader.counters(), self.cfg.meter.max_rate_bps, self._wanted)
-        stamper = next((p.card_for for p in plugins if hasattr(p, "card_for")), None)
-        if stamper is not None:
-            meter.card_for = stamper  # the card whose SIM is active on an interface's modem
-        events = self._open_events()
         wake_r, wake_w = socket.socketpair()
         wake_r.setblocking(False)
         wake_w.setblocking(False)
+        # Before the plugins start (a web child, ModemManager, conntrack): a SIGTERM while they do still
+        # ends in a last reading and a flush, not in a death by signal.
         old = self._install_signals(wake_w)
-        WRITE_HEALTH.active, WRITE_HEALTH.limit_entries = True, MAX_HELD_ENTRIES
-        log.info("metering into %s every %.1f s (flush every %.1f s)", self.options.db_path,
-                 self._interval(), self._flush_every())
+        plugins: list[Plugin] = []
+        events: LinkEvents | None = None
         try:
+            plugins = self.plugin_factory(self.cfg, writer, self.options) if self.plugin_factory else []
+            meter = Meter(reader.counters(), self.cfg.meter.max_rate_bps, self._wanted)
+            stamper = next((p.card_for for p in plugins if hasattr(p, "card_for")), None)
+            if stamper is not None:
+                meter.card_for = stamper  # the card whose SIM is active on an interface's modem
+            events = self._open_events()
+            WRITE_HEALTH.active, WRITE_HEALTH.limit_entries = True, MAX_HELD_ENTRIES
+            log.info("metering into %s every %.1f s (flush every %.1f s)", self.options.db_path,
+                     self._interval(), self._flush_every())
             self._loop(meter, writer, events, plugins, wake_r)
         finally:
             self._restore_signals(old)
@@ -385,7 +397,8 @@ def _quietly(fn: Callable[..., Any], *args: object) -> Any:
 
 
 def run_foreground(db: Path | None, config: Path | None, interval: float | None = None, flush: float | None = None,
-                   max_runtime: float | None = None, *, no_web: bool = False, verbose: bool = False) -> int:
+                   max_runtime: float | None = None, *, no_web: bool = False, verbose: bool = False,
+                   user: str | None = None) -> int:
     """`datacap run`, as both command-line paths (typer's and the fast one) start it."""
     from datacap.daemon.plugins import build_plugins
     from datacap.daemon.worker import exit_now_if_abandoned
@@ -393,7 +406,8 @@ def run_foreground(db: Path | None, config: Path | None, interval: float | None 
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    options = DaemonOptions(db or default_db_path(), config, interval, flush, max_runtime, web=not no_web)
+    options = DaemonOptions(db or default_db_path(), config, interval, flush, max_runtime, web=not no_web,
+                            user=user)
     daemon = Daemon(options, plugin_factory=lambda cfg, writer, opts, **kw: build_plugins(
         cfg, writer, opts.db_path, web=opts.web, config_path=opts.config_path, **kw))
     code = daemon.run()

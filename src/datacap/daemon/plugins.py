@@ -259,13 +259,18 @@ def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = Tru
 
     starters: list[tuple[str, bool, Callable[[], Any]]] = [
         # Only cards keyed by SIM, carrier queries or text forwarding need ModemManager.
-        ("modem", any(c.iccid or c.carrier for c in cfg.cards) or bool(cfg.forward), lambda: ModemPlugin(cfg, writer)),
+        ("modem", any(c.iccid or c.carrier for c in cfg.cards) or bool(cfg.forward)
+         or any(k.send for k in cfg.keepalive), lambda: ModemPlugin(cfg, writer)),
         ("attribution", cfg.attribution.enabled, lambda: AttributionPlugin(cfg, writer, db_path)),
         ("alerts", bool(cfg.alerts),
          lambda: in_background(lambda own: AlertsPlugin(cfg, own, _switcher(cfg, [*running, *plugins])))),
         ("reports", cfg.reports.send != "off", lambda: in_background(lambda own: ReportsPlugin(cfg, own))),
         ("web", web and cfg.web.enabled, lambda: _web(cfg, db_path)),
         ("hub", True, lambda: _hub(cfg, writer, db_path, config_path)),
+        ("mqtt", cfg.mqtt is not None, lambda: _mqtt(cfg, db_path)),
+        ("client-limits", bool(cfg.clients.get("limits")), lambda: _client_caps(cfg, writer)),
+        ("sources", bool(cfg.sources), lambda: _sources(cfg, writer)),
+        ("keepalive", bool(cfg.keepalive), lambda: _keepalive(cfg, writer, plugins)),
     ]
     for name, wanted, start in starters:
         if not wanted or (only is not None and name not in only):
@@ -306,9 +311,33 @@ def _hub(cfg: Config, writer: Writer, db_path: Path, config_path: Path | None) -
 
 
 def _web(cfg: Config, db_path: Path) -> Any:
-    from datacap.web.server import WebPlugin
+    from datacap.web.child import WebPlugin  # a child process without privileges; no web stack loaded here
 
     return WebPlugin(db_path, cfg)
+
+
+def _mqtt(cfg: Config, db_path: Path) -> Any:
+    from datacap.daemon.mqtt import MqttPlugin
+
+    return MqttPlugin(cfg, db_path)
+
+
+def _client_caps(cfg: Config, writer: Writer) -> Any:
+    from datacap.daemon.client_caps import ClientCapsPlugin
+
+    return ClientCapsPlugin(cfg, writer)
+
+
+def _sources(cfg: Config, writer: Writer) -> Any:
+    from datacap.daemon.mifi import MifiPlugin
+
+    return MifiPlugin(cfg, writer)
+
+
+def _keepalive(cfg: Config, writer: Writer, plugins: list[Any]) -> Any:
+    from datacap.daemon.keepalive import KeepalivePlugin
+
+    return KeepalivePlugin(cfg, writer, next((p for p in plugins if isinstance(p, ModemPlugin)), None))
 
 
 def _switcher(cfg: Config, plugins: list[Any]) -> Any:

@@ -100,7 +100,9 @@ class Stats:
     dumps: int = 0
 
 
-LOCK_DIR = Path("/run/datacap")
+# systemd's RuntimeDirectory=datacap sets $RUNTIME_DIRECTORY (/run/datacap, owned by the datacap user);
+# a daemon started as root by hand hands /run/datacap to that user before it drops root.
+LOCK_DIR = Path((os.environ.get("RUNTIME_DIRECTORY") or "/run/datacap").split(":")[0])
 
 
 class OwnerLock:
@@ -117,7 +119,8 @@ class OwnerLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except PermissionError:
-            raise NotPermitted(f"attribution: creating {self.path} needs root") from None
+            raise NotPermitted(f"attribution: creating {self.path} needs write access to {self.path.parent} "
+                               "(root, or RuntimeDirectory=datacap in the unit)") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

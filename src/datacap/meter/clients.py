@@ -164,7 +164,8 @@ def clients_config(table: Mapping[str, Any] | None, source: str = "config") -> C
     """
     if table is None:
         return ClientsConfig()
-    unknown = set(table) - {"leases", "default_leases", "refresh"}
+    # "limits" ([[clients.limits]], per-client quotas) is validated by datacap.alerts.client_limits.
+    unknown = set(table) - {"leases", "default_leases", "refresh", "limits"}
     if unknown:
         raise ConfigError(f"{source}: clients: unknown key(s) {sorted(unknown)}; expected 'leases', "
                           f"'default_leases' and 'refresh'")

@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 from datacap.errors import MeterError, NotPermitted
 from datacap.meter.netlink import NLA_HEADER, NLA_TYPE_MASK, NLMSG_HEADER, attrs, iter_messages
+from datacap.privileges import CAP_NET_ADMIN, has_capability
 
 NETLINK_NETFILTER = 12
 SOL_NETLINK = 270
@@ -374,7 +375,8 @@ def _dump_datagrams(family: int = 0) -> Iterator[bytes]:
     except OSError as err:
         raise MeterError(f"conntrack: cannot open a netfilter netlink socket: {err.strerror}") from None
     with sock:
-        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE if os.geteuid() == 0 else socket.SO_RCVBUF, 4 << 20)
+        forced = SO_RCVBUFFORCE if has_capability(CAP_NET_ADMIN) else socket.SO_RCVBUF
+        sock.setsockopt(socket.SOL_SOCKET, forced, 4 << 20)
         sock.bind((0, 0))
         mtype = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET
         sock.send(NLMSG_HEADER.pack(20, mtype, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + _NFGEN.pack(family, 0, 0))

@@ -22,92 +22,19 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from datacap.errors import ConfigError, InputError
+from datacap.plans.carrier_query import DAY, CarrierConfig
 from datacap.timeutil import iso, local_midnight
-from datacap.units import parse_duration, parse_size
+from datacap.units import parse_size
 
-DAY = 86400
 # China Mobile, China Unicom, China Telecom service numbers, and the 1065/1069 prefixes their
 # notification platforms push 流量提醒 texts from (e.g. 10658xxx, 1065502..., 106980...).
 CARRIER_NUMBERS = ("10086", "10010", "10000", "10001")
 CARRIER_PREFIXES = ("1065", "1069")
 PUSHED_MARKERS = ("流量提醒", "流量不足预警", "流量用尽提醒", "流量用尽", "流量已用尽", "流量使用提醒",
                   "流量超出", "套餐外流量", "剩余流量", "已使用流量", "已用流量")
-
-
-class SmsQuery(BaseModel):
-    """``{ sms = "CXLL", to = "10086" }``: text ``sms`` to number ``to``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    sms: str = Field(min_length=1, max_length=160)
-    to: str = Field(pattern=r"^\+?[0-9]{3,20}$")
-
-
-class UssdQuery(BaseModel):
-    """``{ ussd = "*101#" }``: a USSD code."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    ussd: str = Field(pattern=r"^[*#][0-9*#]{1,30}#$")
-
-
-class CarrierConfig(BaseModel):
-    """``[cards.carrier]``: how and when to ask the carrier, and how to read its reply."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    query: SmsQuery | UssdQuery
-    every: int = DAY  # seconds; written "1d", "12h"
-    at: dt.time | None = dt.time(9, 0)  # local time of the first slot of the day
-    max_per_day: int = Field(default=2, ge=1, le=24)
-    parse: str = "auto"  # "auto" (the carrier-SMS parser) or a regex with groups used/remaining
-
-    @field_validator("every", mode="before")
-    @classmethod
-    def _every(cls, value: Any) -> int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            seconds = value
-        else:
-            try:
-                seconds = parse_duration(str(value))
-            except InputError as err:
-                raise ValueError(str(err)) from None
-        if seconds < 3600:
-            raise ValueError(f"expected at least '1h' between carrier queries, found {value!r}")
-        return seconds
-
-    @field_validator("at", mode="before")
-    @classmethod
-    def _at(cls, value: Any) -> Any:
-        if isinstance(value, str) and not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", value):
-            raise ValueError(f"expected a local time like '09:00', found {value!r}")
-        return value
-
-    @field_validator("parse")
-    @classmethod
-    def _parse(cls, value: str) -> str:
-        if value == "auto":
-            return value
-        try:
-            pattern = re.compile(value)
-        except re.error as err:
-            raise ValueError(f"expected 'auto' or a regular expression, found {value!r} ({err})") from None
-        if not {"used", "remaining"} & pattern.groupindex.keys():
-            raise ValueError("expected the regex to name a group 'used' or 'remaining', "
-                             f"like (?P<remaining>[\\d.]+\\s*[GMK]B), found {value!r}")
-        return value
-
-    @property
-    def kind(self) -> Literal["sms", "ussd"]:
-        return "sms" if isinstance(self.query, SmsQuery) else "ussd"
-
-    @property
-    def target(self) -> str:
-        return self.query.to if isinstance(self.query, SmsQuery) else self.query.ussd
-
-    @property
-    def text(self) -> str:
-        return self.query.sms if isinstance(self.query, SmsQuery) else self.query.ussd
 
 
 def load_carrier_config(data: Mapping[str, Any], where: str) -> CarrierConfig:

@@ -28,7 +28,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from datacap.errors import InputError
-from datacap.modem.carrier import CarrierConfig
+from datacap.plans.carrier_query import CarrierConfig
 from datacap.units import parse_rate, parse_size
 
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")

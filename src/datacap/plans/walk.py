@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -368,10 +369,12 @@ class Walker:
         if bucket is not None:
             target = self._find(state, bucket)
             if target is None:
-                names = ", ".join(sorted({a.name if a.kind != "rollover" else ROLLOVER_PREFIX + a.name
-                                          for a in state.allowances}))
-                raise InputError(f"calibrate --bucket: expected one of {names or '(no buckets)'}, "
-                                 f"found {bucket!r}")
+                known = sorted({a.name if a.kind != "rollover" else ROLLOVER_PREFIX + a.name
+                                for a in state.allowances})
+                close = difflib.get_close_matches(bucket, known, n=3, cutoff=0.6)
+                hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+                raise InputError(f"calibrate --bucket: expected one of {', '.join(known) or '(no buckets)'}, "
+                                 f"found {bucket!r}{hint}")
             return target.used, target.quota
         active, fixed = self._general(state, at)
         if not active:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -103,7 +102,10 @@ def build_engine(cfg: Config, conn: Any, reader_factory: Callable[[], Reader], *
                  switcher: Any = None) -> tuple[AlertEngine, Enforcer | None]:
     """The engine over the store's connection; enforcement only where some rule asks for it and as root."""
     wants_enforcement = any(r.action and r.action.split()[0] in ("block", "throttle") for r in cfg.alerts)
-    enforcer = Enforcer(AlertStore(conn), cfg.alerting.allowlist) if wants_enforcement and os.geteuid() == 0 else None
+    from datacap.privileges import CAP_NET_ADMIN, has_capability
+
+    allowed = wants_enforcement and has_capability(CAP_NET_ADMIN)  # root, or the datacap user under systemd
+    enforcer = Enforcer(AlertStore(conn), cfg.alerting.allowlist) if allowed else None
     engine = AlertEngine(cfg.alerts_config, conn, tz=cfg.tz, enforcer=enforcer,
                          interface_of=interface_finder(reader_factory, cfg), switcher=switcher)
     return engine, enforcer

@@ -41,8 +41,13 @@ def find_card(cfg: Config, name: str | None) -> list[CardConfig]:
         return cards
     chosen = [c for c in cards if c.name == name]
     if not chosen:
-        known = ", ".join(c.name for c in cards) or "none: add a [[cards]] table to the config"
-        raise InputError(f"--card {name}: no such card (known: {known})")
+        if not cards:
+            raise InputError(f"--card {name}: no such card (known: none: add a [[cards]] table to the config)")
+        from datacap.references import nearest
+
+        close = nearest(name, [c.name for c in cards])
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}?; " if close else ""
+        raise InputError(f"--card {name}: no such card ({hint}known: {', '.join(c.name for c in cards)})")
     return chosen
 
 

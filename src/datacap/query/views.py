@@ -170,10 +170,22 @@ def ranking_json(reader: Reader, cfg: Config, kind: DimKind, since: dt.datetime,
                            "rows": out_rows, "unattributed": unattributed.as_dict()}
     if card is not None:
         doc["card"] = card
+    if kind == "client":
+        _add_caps(reader, cfg, doc)
     off = reader.meta("attribution_off")
     if off and not out_rows:
         doc["note"] = f"no {kind} attribution: {off}"
     return doc
+
+
+def _add_caps(reader: Reader, cfg: Config, doc: dict[str, Any]) -> None:
+    """Clients capped by a ``[[clients.limits]]`` quota now: ``caps``, and ``cap`` on their rows."""
+    from datacap.alerts.client_caps import stored_caps
+
+    caps = [r.as_dict(cfg.tz) for r in stored_caps(reader.conn)]
+    doc["caps"] = caps
+    for row in doc["rows"]:
+        row["cap"] = next((c for c in caps if c["client"] in (row.get("mac"), row.get("hostname"))), None)
 
 
 def history_json(reader: Reader, cfg: Config, kind: DimKind, name: str, by: Resolution, since: dt.datetime,

@@ -88,6 +88,8 @@ FEATURE_MIGRATIONS: list[tuple[str, str]] = [
     ("datacap.alerts.state", "ALERTS_MIGRATION"),
     ("datacap.store.calibrations", "MIGRATION"),
     ("datacap.store.outbox", "OUTBOX_MIGRATION"),
+    ("datacap.alerts.client_caps", "CLIENT_CAPS_MIGRATION"),
+    ("datacap.modem.keepalive", "KEEPALIVE_MIGRATION"),
 ]
 
 

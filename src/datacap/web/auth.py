@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from fastapi import Request
+from datacap.errors import ConfigError, InputError
 
-from datacap.errors import ConfigError
+if TYPE_CHECKING:  # the daemon checks listen/token here without loading the web stack
+    from fastapi import Request
 
 COOKIE = "datacap_token"
 LOOPBACK_NAMES = {"localhost", "ip6-localhost", "ip6-loopback"}
@@ -47,9 +51,10 @@ def check_listen(host: str, token: str | None) -> None:
     """Refuse to expose the dashboard beyond this machine without a token."""
     if not is_loopback(host) and not token:
         raise ConfigError(f"web.listen: listening on {host!r} (beyond loopback) needs a token: set web.token in "
-                          "the config or pass --token (at least 16 characters), or listen on 127.0.0.1")
+                          "the config, or pass --token-file FILE or DATACAP_WEB_TOKEN (at least 16 characters), or "
+                          "listen on 127.0.0.1")
     if token is not None and len(token) < 16:
-        raise ConfigError(f"web.token / --token: expected at least 16 characters, found {len(token)}")
+        raise ConfigError(f"web.token / --token-file: expected at least 16 characters, found {len(token)}")
 
 
 def presented_token(request: Request) -> str | None:
@@ -66,3 +71,42 @@ def token_ok(expected: str | None, presented: str | None) -> bool:
     if not expected or not presented:
         return False
     return hmac.compare_digest(expected.encode(), presented.encode())
+
+
+TOKEN_ENV = "DATACAP_WEB_TOKEN"
+
+
+def read_token_file(path: Path) -> str:
+    """The token in ``path`` (its first line, without surrounding blanks); ConfigError otherwise."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the token file: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: expected the token as UTF-8 text") from None
+    token = text.strip().splitlines()[0].strip() if text.strip() else ""
+    if not token:
+        raise ConfigError(f"{path}: the token file is empty")
+    return token
+
+
+def refuse_token_argument(token: str | None) -> None:
+    """``--token X`` is refused: the process list shows it to every local user."""
+    if token is not None:
+        raise InputError("--token puts the token in the process list, where every local user can read it "
+                         "(ps): use --token-file FILE, the DATACAP_WEB_TOKEN environment variable, or web.token "
+                         "/ web.token_file in the config")
+
+
+def resolve_token(cfg: Any, token_file: Path | None = None) -> str | None:
+    """The access token: ``--token-file``, else $DATACAP_WEB_TOKEN, else the config's web.token_file,
+    else web.token. Never from the command line: every local user can read that in ``ps``."""
+    if token_file is not None:
+        return read_token_file(token_file)
+    if os.environ.get(TOKEN_ENV, "").strip():
+        return os.environ[TOKEN_ENV].strip()
+    web = getattr(cfg, "web", None)
+    file_name = getattr(web, "token_file", None)
+    if file_name:
+        return read_token_file(Path(file_name))
+    return getattr(web, "token", None)

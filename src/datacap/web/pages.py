@@ -58,7 +58,7 @@ def pages_router(state: Any) -> APIRouter:
     def render(request: Request, page: str, status_code: int = 200, **extra: Any) -> HTMLResponse:
         lang = choose_lang(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
         words = WORDS[lang]
-        context = {"page": page, "lang": lang, "t": words, "words_json": json.dumps(words, ensure_ascii=False),
+        context = {"page": page, "lang": lang, "t": words, "words_json": _script_json(words),
                    "nav": [(p, PATHS[p], words[p]) for p in PAGES], "other_lang": LANGS[1 - LANGS.index(lang)],
                    "timezone": state.cfg.timezone, "units": state.cfg.display.units,
                    "token_set": state.token is not None, "form_token": state.forms.token(),
@@ -97,3 +97,8 @@ def pages_router(state: Any) -> APIRouter:
         return response
 
     return router
+
+
+def _script_json(value: Any) -> str:
+    """JSON to place inside a <script type="application/json"> block: no ``<`` can end the element."""
+    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")

@@ -1,29 +1,22 @@
-"""``datacap serve`` and the helper ``datacap run`` uses to serve the dashboard from a thread.
-
-Register with ``app.command()(serve)`` in datacap/cli/entry.py.
-"""
+"""The dashboard's server: built from the config, run in a thread (what :mod:`datacap.web.child` runs
+for the daemon, and `datacap serve` in the foreground, datacap.cli.web)."""
 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
 
-import typer
 import uvicorn
 
-from datacap.cli.options import ConfigOpt, DbOpt
-from datacap.config import Config, load_config
-from datacap.errors import DatacapError
-from datacap.model import AttribDelta
-from datacap.store import default_db_path
+from datacap.config import Config
 from datacap.web.app import create_app
-from datacap.web.auth import check_listen, parse_listen
+from datacap.web.auth import check_listen, parse_listen, resolve_token
+from datacap.web.child import WebPlugin
+
+__all__ = ["WebPlugin", "WebThread", "address", "build_server", "start_in_thread"]
 
 log = logging.getLogger("datacap.web")
 
@@ -39,7 +32,7 @@ def address(host: str, port: int) -> str:
 def build_server(db_path: Path, cfg: Config, listen: str | None = None, token: str | None = None) -> uvicorn.Server:
     """A configured uvicorn.Server (not started). Raises ConfigError for a bad listen or a missing token."""
     host, port = parse_listen(listen or cfg.web.listen)
-    token = token or cfg.web.token
+    token = token or resolve_token(cfg)
     check_listen(host, token)
     app = create_app(db_path, cfg, token, host=host)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
@@ -86,55 +79,3 @@ def start_in_thread(db_path: Path, cfg: Config, listen: str | None = None, token
     thread = threading.Thread(target=server.run, name="datacap-web", daemon=True)
     thread.start()
     return WebThread(server, thread)
-
-
-class WebPlugin:
-    """The dashboard as a daemon plugin: started with the daemon, stopped and joined on shutdown.
-
-    In the daemon's plugin factory: ``if cfg.web.enabled and not no_web: plugins.append(WebPlugin(db_path, cfg))``.
-    """
-
-    name = "web"
-
-    def __init__(self, db_path: Path, cfg: Config, listen: str | None = None, token: str | None = None) -> None:
-        self.web = start_in_thread(db_path, cfg, listen, token)
-        if self.web.wait_started():
-            log.info("dashboard: %s", self.web.url)
-        else:
-            log.error("the dashboard did not start on %s (is the port taken?)", listen or cfg.web.listen)
-
-    def poll(self, now: float) -> Iterable[AttribDelta]:
-        return ()
-
-    def after_flush(self, now: float) -> None:
-        return None
-
-    def close(self) -> None:
-        self.web.stop()
-
-
-def serve(db: DbOpt = None, config: ConfigOpt = None,
-          listen: Annotated[str | None, typer.Option("--listen", help="HOST:PORT (default web.listen, "
-                                                     "127.0.0.1:8765)")] = None,
-          token: Annotated[str | None, typer.Option("--token", envvar="DATACAP_WEB_TOKEN",
-                                                    help="access token; required beyond loopback")] = None) -> None:
-    """Serve the dashboard, JSON API (/api/v1) and Prometheus metrics (/metrics).
-
-    Example: datacap serve --listen 0.0.0.0:8765 --token "$(cat /etc/datacap/web-token)"
-    """
-    cfg = load_config(config)
-    server = build_server(db or default_db_path(), cfg, listen, token)
-    typer.echo(f"datacap dashboard: {address(server.config.host, server.config.port)}  (Ctrl-C to stop)")
-    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal against the handler that
-    # was there before it: with these no-op handlers in place that ends as a clean exit 0, not as a
-    # KeyboardInterrupt traceback (Ctrl-C) or a death by signal (systemd stop).
-    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        server.run()
-    except OSError as exc:  # the port is taken, or the address is not ours
-        raise DatacapError(f"cannot listen on {server.config.host}:{server.config.port}: {exc.strerror}") from None
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if not server.started:  # uvicorn logs why (the port is taken) and returns without raising
-        raise DatacapError(f"the dashboard could not listen on {server.config.host}:{server.config.port}")

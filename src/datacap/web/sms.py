@@ -11,11 +11,13 @@ cannot (two cards from one carrier).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from datacap.errors import InputError
+from datacap.timeutil import FIRST_YEAR, LAST_YEAR
 from datacap.web.data import SmsMessage
 
 SENDER_KEYS = ("from", "sender", "phoneNumber", "phone_number", "phone", "From", "msisdn", "address")
@@ -43,11 +45,22 @@ def sms_from_fields(fields: Mapping[str, Any], tz: ZoneInfo) -> SmsMessage:
                       card=str(card).strip() or None if card is not None else None)
 
 
+_EPOCH = re.compile(r"-?[0-9]+")
+
+
 def parse_sms_time(value: Any, tz: ZoneInfo) -> dt.datetime:
-    """ISO 8601 (naive means local), or epoch seconds or milliseconds (apps send both)."""
+    """ISO 8601 (naive means local), or epoch seconds or milliseconds (apps send both), from 1970 to 2100."""
+    when = _sms_time(value, tz)
+    if not FIRST_YEAR <= when.year <= LAST_YEAR:  # 0001-01-01 would overflow every conversion that follows
+        raise InputError(f"SMS time: expected a time from {FIRST_YEAR} to {LAST_YEAR}, found {value!r}")
+    return when
+
+
+def _sms_time(value: Any, tz: ZoneInfo) -> dt.datetime:
     if isinstance(value, bool):
         raise InputError(f"SMS time: expected ISO 8601 or epoch seconds, found {value!r}")
-    if isinstance(value, int | float) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
+    # ASCII digits only: str.isdigit() is true for '²', which float() refuses.
+    if isinstance(value, int | float) or (isinstance(value, str) and _EPOCH.fullmatch(value.strip())):
         number = float(value)
         if number > 1e11:  # milliseconds: seconds would be after the year 5000
             number /= 1000

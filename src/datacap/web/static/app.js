@@ -2,7 +2,11 @@
    No framework and no build step: the file is served as it is. */
 "use strict";
 
-const W = JSON.parse(document.getElementById("dc-words")?.textContent || "{}");
+// The page's words come as a JSON data block, not an inline script: the CSP allows scripts from 'self' only.
+const W = (() => {
+  const node = document.getElementById("dc-words");
+  try { return node ? JSON.parse(node.textContent) : {}; } catch (e) { return {}; }
+})();
 const t = (key) => W[key] || key;
 const charts = (window.datacapCharts = {});
 const DAY = 86400000;
@@ -408,7 +412,11 @@ async function drawWho() {
   const body = rows.map((r) => {
     const name = nameOf(kind, r);
     const link = el("a", { href: `#${kind}/${encodeURIComponent(name)}`, text: name, class: "drill" });
-    return el("tr", {}, el("td", {}, link), ...[fmtBytes(r.rx_bytes), fmtBytes(r.tx_bytes), fmtBytes(r.total_bytes),
+    const cap = r.cap  // a [[clients.limits]] quota reached: blocked or throttled until the period resets
+      ? [" ", el("span", { class: `badge ${r.cap.action === "block" ? "blocked" : "throttled"}`,
+          text: `${t(`capped_${r.cap.action === "block" ? "blocked" : "throttled"}`)} ${r.cap.until.slice(0, 16).replace("T", " ")}` })]
+      : [];
+    return el("tr", {}, el("td", {}, link, ...cap), ...[fmtBytes(r.rx_bytes), fmtBytes(r.tx_bytes), fmtBytes(r.total_bytes),
       `${(r.share * 100).toFixed(1)}%`, String(r.flows)].map((v) => el("td", { class: "num", text: v })));
   });
   const un = res.data.unattributed;
