@@ -185,7 +185,7 @@ def test_a_client_over_its_daily_quota_is_blocked_until_midnight(net: dict[str, 
         assert "10.82.1.2" in (table(router) or "") and "10.82.2.2" not in (table(router) or "")
         wait_for(lambda: "kid-tablet" in deliveries.read_text(), 30, "the capped alert")
         [alert] = deliveries.read_text().splitlines()
-        assert "kid-tablet blocked" in alert and "6.00 MiB daily quota" in alert
+        assert "kid-tablet blocked" in alert and "6.00 MB daily quota" in alert
 
         rows = json.loads(daemon.cli("clients", "--json"))
         [capped] = [r for r in rows["rows"] if r["mac"] == mac1]
