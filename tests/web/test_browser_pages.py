@@ -2,11 +2,13 @@
 no sideways scrolling, no English on zh-CN pages beyond names, every nav item reachable, and an
 axe-core scan (axe-playwright-python) without serious or critical violations, colour contrast
 included. Three cards in three states (fine, running low, throttled in overage) on a real store fed by
-the real CLI; the overview, alerts and plan screenshots in docs/screenshots/ are written here."""
+the real CLI; the overview, alerts and plan screenshots are written here (into docs/screenshots/ with
+DATACAP_SCREENSHOTS=1, which refreshes the committed ones)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +26,14 @@ from .test_browser import Page, browser
 __all__ = ["browser"]
 
 MIB = 1024**2
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the screenshots go: docs/screenshots/ with DATACAP_SCREENSHOTS=1 (to refresh the committed
+    ones), else a temporary directory, so a test run leaves the checkout as it was."""
+    return DOCS_SHOTS if os.environ.get("DATACAP_SCREENSHOTS") == "1" else tmp_path_factory.mktemp("screenshots")
 PAGES = ("/", "/usage", "/who", "/when", "/alerts", "/plan", "/calibrate")
 DESKTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -168,7 +177,7 @@ def test_three_cards_are_in_three_states(site: Site) -> None:
     assert telecom["headline"]["overage"]["bytes"] > 0 and telecom["headline"]["overage"]["cost"] > 0
 
 
-def test_overview_headline_chart_and_buckets(browser: Any, site: Site) -> None:
+def test_overview_headline_chart_and_buckets(shots: Path, browser: Any, site: Site) -> None:
     cards = {c["name"]: c for c in site.status["cards"]}
     for lang, words in (("en", ("Fine", "Running low", "Throttled", "rolled over", "pack", "covers tencent",
                                 "only 23:00–07:00")),
@@ -202,17 +211,17 @@ def test_overview_headline_chart_and_buckets(browser: Any, site: Site) -> None:
             assert re.fullmatch(r"[125]0*", f"{step / 1024**3:g}" if step >= 1024**3 else f"{step / MIB:g}")
             if lang == "en":
                 assert "Daily budget: " in text
-            SHOTS.mkdir(parents=True, exist_ok=True)
+            shots.mkdir(parents=True, exist_ok=True)
             for name in ("mobile", "unicom", "telecom"):
                 page.evaluate(f"() => document.querySelector(\"section.card[data-card='{name}']\")"
                               ".scrollIntoView({block: 'start'})")
-                page.screenshot(path=SHOTS / f"overview-{name}-{lang}.png")
+                page.screenshot(path=shots / f"overview-{name}-{lang}.png")
             assert tab.errors == []
         finally:
             tab.close()
 
 
-def test_alerts_and_plan_pages_read_as_sentences(browser: Any, site: Site) -> None:
+def test_alerts_and_plan_pages_read_as_sentences(shots: Path, browser: Any, site: Site) -> None:
     for lang, rule, channel in (("en", "Notify phone when less than 20% is left", "phone"),
                                 ("zh-CN", "剩余不足 20% 时通知 phone", "phone")):
         tab = _tab(browser, site, lang, "light", DESKTOP)
@@ -221,12 +230,12 @@ def test_alerts_and_plan_pages_read_as_sentences(browser: Any, site: Site) -> No
             text = page.inner_text("main")
             assert rule in text and channel in text
             assert "{" not in text and "[" not in text and "127.0.0.1" not in text  # no JSON, channels masked
-            page.screenshot(path=SHOTS / f"alerts-{lang}.png")
+            page.screenshot(path=shots / f"alerts-{lang}.png")
             page = tab.open("/plan")
             text = page.inner_text("main")
             assert "23:00–07:00" in text and "1 Mbit/s" in text and "20 GB" in text
             assert "l2_overhead" not in text and "21474836480" not in text and "{" not in text
-            page.screenshot(path=SHOTS / f"plan-{lang}.png")
+            page.screenshot(path=shots / f"plan-{lang}.png")
             assert tab.errors == []
         finally:
             tab.close()
