@@ -1,3 +1,3 @@
-from datacap.cli import main
+from datacap.glance import main
 
 main()

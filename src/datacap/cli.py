@@ -22,14 +22,14 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from datacap import __version__, csvio, views
+from datacap import __version__, csvio, glanceviews, views
 from datacap.cliopts import ConfigOpt, DbOpt, IfaceOpt, JsonOpt, SinceOpt, UntilOpt
 from datacap.config import Config, default_config_path, load_config
 from datacap.errors import DatacapError, InputError
 from datacap.plans.config import CardConfig
-from datacap.render import bar, bucket_label, bytes_table
+from datacap.render import bytes_table
 from datacap.store import Reader, Writer, default_db_path, open_read, open_write
-from datacap.timeutil import Resolution, bucket_start, parse_instant
+from datacap.timeutil import Resolution, parse_instant
 from datacap.units import format_bytes, format_rate
 
 app = typer.Typer(
@@ -89,20 +89,7 @@ def summary(ctx: typer.Context, db: DbOpt = None, config: ConfigOpt = None, ifac
             importlib.import_module(module).prepare(ctx, db, config)
         return
     c = Context(db, config)
-    doc = views.summary_json(c.reader(), c.cfg, iface)
-    if as_json:
-        print_json(doc)
-        return
-    if not doc["interfaces"]:
-        out.print("No interfaces metered yet: run `datacap run` (or import a CSV).")
-        return
-    for entry in doc["interfaces"]:
-        rows = [(label, entry[key]) for key, label in (("today", "today"), ("yesterday", "yesterday"),
-                                                        ("this_week", "this week"), ("this_month", "this month"),
-                                                        ("all_time", "all time"))]
-        table = bytes_table(f"{entry['name']}  (since {entry['first_seen'] or '-'})", "", rows)
-        out.print(table)
-        out.print(f"  month-end estimate: {format_bytes(entry['month_estimate_bytes'])}\n")
+    glanceviews.summary(c.reader(), c.cfg, iface, as_json)
 
 
 @app.command()
@@ -138,14 +125,7 @@ def usage(db: DbOpt = None, config: ConfigOpt = None,
     Example: datacap usage --by hour --since 2026-11-28 --iface wwan0
     """
     c = Context(db, config)
-    doc = views.usage_json(c.reader(), c.cfg, by, iface, c.instant(since, "--since"), c.instant(until, "--until"),
-                           limit)
-    if as_json:
-        print_json(doc)
-        return
-    for entry in doc["interfaces"]:
-        rows = [(bucket_label(by, r["start"]), r) for r in entry["rows"]]
-        out.print(bytes_table(f"{entry['name']}: by {by} ({doc['timezone']})", by, rows, entry["total"]))
+    glanceviews.usage(c.reader(), c.cfg, by, iface, since, until, limit, as_json)
 
 
 @app.command()
@@ -155,18 +135,7 @@ def interfaces(db: DbOpt = None, config: ConfigOpt = None, as_json: JsonOpt = Fa
     Example: datacap interfaces --json
     """
     c = Context(db, config)
-    doc = views.interfaces_json(c.reader(), c.cfg)
-    if as_json:
-        print_json(doc)
-        return
-    table = Table(header_style="bold")
-    for col in ("interface", "type", "first seen", "last seen", "rx", "tx", "total"):
-        table.add_column(col, justify="right" if col in ("rx", "tx", "total") else "left")
-    for i in doc["interfaces"]:
-        table.add_row(i["name"], i["link_type"] or "", i["first_seen"], i["last_seen"],
-                      format_bytes(i["total"]["rx_bytes"]), format_bytes(i["total"]["tx_bytes"]),
-                      format_bytes(i["total"]["total_bytes"]))
-    out.print(table)
+    glanceviews.interfaces(c.reader(), c.cfg, as_json)
 
 
 @app.command()
@@ -320,31 +289,16 @@ def _ranking(kind: views.DimKind, name: str | None, db: Path | None, config: Pat
              limit: int | None, as_json: bool, cycle: bool = False, card: str | None = None) -> None:
     c = Context(db, config)
     reader = c.reader()
-    now = views.now_utc()
-    lo = c.instant(since, "--since") or bucket_start("month", now, c.cfg.tz)
-    hi = c.instant(until, "--until") or now
-    card_name = None
+    card_name, span = None, None
     if cycle or card:
         chosen = _one_card(c, cycle, card, since, until)
         card_name = chosen.name
         if cycle:
             from datacap.plans.cycles import cycle_at
 
-            current = cycle_at(chosen.cycle, now, c.cfg.tz)
-            lo, hi = current.start, current.end
-    if name is not None:
-        doc = views.history_json(reader, c.cfg, kind, name, by, lo, hi, iface)
-        if as_json:
-            print_json(doc)
-            return
-        rows = [(bucket_label(by, r["start"]), r) for r in doc["rows"]]
-        out.print(bytes_table(f"{kind} {name}: by {by}", by, rows, doc["total"]))
-        return
-    doc = views.ranking_json(reader, c.cfg, kind, lo, hi, iface, limit, card_name)
-    if as_json:
-        print_json(doc)
-        return
-    _print_ranking(kind, doc)
+            current = cycle_at(chosen.cycle, views.now_utc(), c.cfg.tz)
+            span = (current.start, current.end)
+    glanceviews.ranking(reader, c.cfg, kind, name, iface, since, until, by, limit, as_json, span, card_name)
 
 
 def _one_card(c: Context, cycle: bool, card: str | None, since: str | None, until: str | None) -> CardConfig:
@@ -360,26 +314,6 @@ def _one_card(c: Context, cycle: bool, card: str | None, since: str | None, unti
     return cards[0]
 
 
-def _print_ranking(kind: str, doc: dict[str, Any]) -> None:
-    table = Table(title=f"{kind}s {doc['since']} .. {doc['until']}", title_justify="left", header_style="bold")
-    for col in (kind, "rx", "tx", "total", "share", "flows", ""):
-        table.add_column(col, justify="left" if col in (kind, "") else "right")
-    largest = max((r["total_bytes"] for r in doc["rows"]), default=0)
-    for r in doc["rows"]:
-        label = r.get(kind) or "?"
-        if kind == "app" and r.get("unit"):
-            label += f" ({r['unit']})"
-        table.add_row(label, format_bytes(r["rx_bytes"]), format_bytes(r["tx_bytes"]), format_bytes(r["total_bytes"]),
-                      f"{r['share']:.1%}", str(r["flows"]), bar(r["total_bytes"], largest))
-    un = doc["unattributed"]
-    table.add_section()
-    table.add_row("unattributed", format_bytes(un["rx_bytes"]), format_bytes(un["tx_bytes"]),
-                  format_bytes(un["total_bytes"]), "", "", "")
-    out.print(table)
-    if doc.get("note"):
-        out.print(doc["note"])
-
-
 @app.command()
 def events(db: DbOpt = None, config: ConfigOpt = None,
            limit: Annotated[int, typer.Option(min=1, help="at most N events, newest first")] = 50,
@@ -389,18 +323,7 @@ def events(db: DbOpt = None, config: ConfigOpt = None,
     Example: datacap events --limit 20
     """
     c = Context(db, config)
-    rows = c.reader().events(limit)
-    doc = [{"at": dt.datetime.fromtimestamp(at, c.cfg.tz).isoformat(), "interface": iface, "kind": kind,
-            "detail": detail} for at, iface, kind, detail in rows]
-    if as_json:
-        print_json({"events": doc})
-        return
-    table = Table(header_style="bold")
-    for col in ("at", "interface", "kind", "detail"):
-        table.add_column(col)
-    for e in doc:
-        table.add_row(e["at"], e["interface"] or "", e["kind"], e["detail"])
-    out.print(table)
+    glanceviews.events(c.reader(), c.cfg, limit, as_json)
 
 
 # Feature commands live in their own modules and are imported only when the command line needs them:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from datacap.alerts.config import AlertingOptions, AlertRule, AlertsConfig
 from datacap.errors import ConfigError, InputError
+from datacap.paths import default_config_path
 from datacap.plans.config import Cards
 from datacap.reports.schedule import ReportsConfig
 from datacap.timeutil import WEEKDAYS, load_zone, system_timezone_name
@@ -156,15 +157,6 @@ def _wrap(parse: Any, value: Any) -> Any:
         return parse(value)
     except InputError as exc:
         raise ValueError(str(exc)) from None
-
-
-def default_config_path() -> Path:
-    if env := os.environ.get("DATACAP_CONFIG"):
-        return Path(env)
-    if os.geteuid() == 0:
-        return Path("/etc/datacap/config.toml")
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "datacap" / "config.toml"
 
 
 def load_config(path: Path | None = None, *, required: bool = False) -> Config:

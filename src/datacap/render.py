@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
+from datacap.glanceviews import bucket_label
 from datacap.units import format_bytes
+
+__all__ = ["bar", "bucket_label", "bytes_table"]
 
 BAR_WIDTH = 24
 
@@ -39,19 +41,3 @@ def bytes_table(title: str, first_col: str, rows: Sequence[tuple[str, dict[str, 
         table.add_row(Text("total", style="bold"), format_bytes(total["rx_bytes"]), format_bytes(total["tx_bytes"]),
                       Text(format_bytes(total["total_bytes"]), style="bold"), "")
     return table
-
-
-def bucket_label(by: str, start_iso: str) -> str:
-    start = dt.datetime.fromisoformat(start_iso)
-    if by == "5min":
-        return start.strftime("%Y-%m-%d %H:%M")
-    if by == "hour":
-        return start.strftime("%Y-%m-%d %H:00 %z")
-    if by in ("day", "top"):
-        return start.strftime("%Y-%m-%d %a")
-    if by == "week":
-        iso_year, week, _ = start.isocalendar()
-        return f"{iso_year}-W{week:02d} ({start:%m-%d})"
-    if by == "month":
-        return start.strftime("%Y-%m")
-    return start.strftime("%Y")

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from datacap.config import Config
 from datacap.errors import InputError
 from datacap.store.reader import Bytes, DimKind, Reader
 from datacap.timeutil import UTC, Resolution, bucket_end, bucket_start, from_epoch, iso
+
+if TYPE_CHECKING:
+    from datacap.config import Config
 
 By = Literal["5min", "hour", "day", "week", "month", "year", "top"]
 DEFAULT_SPAN: dict[str, dt.timedelta | None] = {

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from datacap import status as plan_status
 from datacap.cli import Context, app, out, print_json
 from datacap.cliopts import ConfigOpt, DbOpt, JsonOpt
 from datacap.errors import InputError
+from datacap.glanceviews import print_plan_check
 from datacap.plans import plan_summary, render_status
 from datacap.units import format_bytes, parse_size
 
@@ -50,22 +50,11 @@ def plan_check(card: CardOpt = None, at: AtOpt = None, config: ConfigOpt = None,
     c = Context(None, config)
     when = c.instant(at, "--at") or dt.datetime.now(c.cfg.tz)
     cards = [plan_summary(k, when, c.cfg.tz) for k in plan_status.find_card(c.cfg, card)]
+    doc = {"config": str(c.config_path), "timezone": c.cfg.timezone, "cards": cards}
     if as_json:
-        print_json({"config": str(c.config_path), "timezone": c.cfg.timezone, "cards": cards})
+        print_json(doc)
         return
-    out.print(f"{c.config_path}: valid, {len(cards)} card(s), timezone {c.cfg.timezone}")
-    for s in cards:
-        table = Table(title=f"{s['name']}  {s['label'] or ''}  cycle {s['cycle']['start']} .. {s['cycle']['end']} "
-                            f"({s['cycle']['state']})", title_justify="left", header_style="bold")
-        for col in ("#", "bucket", "kind", "quota", "scope", "valid"):
-            table.add_column(col)
-        for i, b in enumerate(s["buckets"], 1):
-            quota = "unlimited" if b.get("quota_bytes") is None else format_bytes(b["quota_bytes"])
-            scope = ", ".join(f"{k}={v}" for k, v in (b.get("scope") or {}).items() if v) or "all traffic"
-            table.add_row(str(i), b["name"], b["kind"], quota, scope, f"{b.get('start', '')} .. {b.get('end', '')}")
-        out.print(table)
-        out.print(f"  interfaces: {', '.join(s['interfaces']) or '-'}   iccid: {', '.join(s['iccid'] or []) or '-'}"
-                  f"   count: {s['count']}   l2_overhead: {s['l2_overhead']}")
+    print_plan_check(doc)
 
 
 @app.command()

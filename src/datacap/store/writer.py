@@ -36,6 +36,11 @@ ON CONFLICT (res, start, iface_id, card, app_id, client_id, service_id) DO UPDAT
     flows = flows + excluded.flows"""
 
 
+# Every write transaction bumps it: what a cache computed from the store is keyed by.
+BUMP_GENERATION = ("INSERT INTO meta (key, value) VALUES ('generation', 1) "
+                   "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+
+
 @dataclass(frozen=True, slots=True)
 class TrafficDelta:
     """Interface bytes used within one 5-minute bucket."""
@@ -108,6 +113,8 @@ class Writer:
                 raise StoreError(f"cannot start a write: {exc}") from exc
             try:
                 yield self.conn
+                # Readers in other processes (the CLI's caches, the dashboard) see that something changed.
+                self.conn.execute(BUMP_GENERATION)
                 self.conn.execute("COMMIT")
             except BaseException as exc:
                 self.conn.execute("ROLLBACK")
