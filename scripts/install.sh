@@ -25,7 +25,8 @@ apt_install "${RUNTIME_APT[@]}"
 if [ "$(id -u)" = 0 ]; then venv=/opt/datacap; bindir=/usr/local/bin; else venv=.venv; bindir="$HOME/.local/bin"; fi
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --upgrade pip >/dev/null
-"$venv/bin/pip" install -q "${DATACAP_PIP_TARGET:-.}"
+# The core and the PDF/PNG reports (the `pdf` extra); DATACAP_PIP_TARGET=. installs the core alone.
+"$venv/bin/pip" install -q "${DATACAP_PIP_TARGET:-.[pdf]}"
 mkdir -p "$bindir"
 ln -sf "$(cd "$venv" && pwd)/bin/datacap" "$bindir/datacap"
 echo "datacap installed: $bindir/datacap ($("$bindir/datacap" --version))"

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 TEST_APT=(python3 python3-venv python3-dev iproute2 nftables conntrack kmod
           libpango-1.0-0 libpangoft2-1.0-0 fonts-wqy-microhei procps
-          iperf3 vnstat nethogs dbus python3-dbusmock chromium poppler-utils)
+          iperf3 vnstat nethogs dbus python3-dbusmock chromium poppler-utils faketime)
 
 if [ "$(id -u)" = 0 ]; then
   missing=()
@@ -19,5 +19,5 @@ if [ "$(id -u)" = 0 ]; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip >/dev/null
-.venv/bin/pip install -q -e ".[test]"
+.venv/bin/pip install -q -e ".[test,pdf]"
 exec .venv/bin/python -m pytest "$@"

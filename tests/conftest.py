@@ -79,7 +79,8 @@ def run_cli(tmp_path: Path) -> Iterator[object]:
 
     def run(*args: str, check: bool = True, input: str | None = None,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        full_env = subprocess_env(**{"DATACAP_DB": str(db), "DATACAP_CONFIG": str(config), **(env or {})})
+        full_env = subprocess_env(**{"DATACAP_DB": str(db), "DATACAP_CONFIG": str(config),
+                                     "XDG_CACHE_HOME": str(tmp_path / "cache"), **(env or {})})
         proc = subprocess.run(datacap_cmd(*args), capture_output=True, text=True, env=full_env, input=input,
                               timeout=120)
         if check and proc.returncode != 0:

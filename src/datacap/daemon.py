@@ -26,6 +26,7 @@ from datacap.model import AttribDelta
 from datacap.store import DaemonLock, Reader, Writer, open_write
 
 log = logging.getLogger("datacap.daemon")
+LINK_RESYNC = "resync"  # the event kind `datacap events` shows after a link-event overflow
 
 
 class Plugin(Protocol):
@@ -129,7 +130,7 @@ class Daemon:
             timeout = max(0.0, min(next_sample, next_flush) - time.monotonic())
             ready, _, _ = select.select(waiting, [], [], timeout)
             if events is not None and events in ready:
-                meter.on_events(events.drain())
+                self._link_events(meter, events)
             if wake in ready:
                 _drain_socket(wake)
         # Final reading and flush: a clean stop loses nothing.
@@ -142,6 +143,24 @@ class Daemon:
             log.error("final flush failed: %d bytes not stored; they will be counted from the kernel "
                       "counters at the next start", meter.pending_bytes())
         log.info("stopped")
+
+    def _link_events(self, meter: Meter, events: LinkEvents) -> None:
+        """Apply queued link events; if the kernel dropped some (ENOBUFS), re-read every counter now.
+
+        A lost RTM_NEWLINK/DELLINK means an interface may have come or gone unseen: a fresh sample
+        puts every present interface right (a re-created one is counted from zero by its new
+        ifindex); only the last seconds of one deleted meanwhile cannot be recovered, and the
+        event in `datacap events` says so.
+        """
+        meter.on_events(events.drain())
+        if not events.overflowed:
+            return
+        events.overflowed = False
+        meter.on_sample(self.source.sample())
+        detail = ("link events were lost (netlink receive buffer overflow, ENOBUFS): every interface's counters "
+                  "were read again; an interface removed meanwhile may have lost its last seconds")
+        meter.note_event(LINK_RESYNC, detail)
+        log.warning("%s", detail)
 
     def _check_rollup_zone(self, writer: Writer, reader: Reader) -> None:
         """Days, weeks and months are summed in the zone they were written in: say so if it changed."""

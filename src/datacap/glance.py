@@ -275,11 +275,17 @@ def _plan_check(p: Parsed, config: Path | None) -> int:
 
 
 def _file_width() -> int:
-    """The width rich gives a console that is not a terminal: $COLUMNS, else 80."""
-    try:
-        return max(1, int(os.environ.get("COLUMNS", "")))
-    except ValueError:
-        return 80
+    """The width rich gives a console that is not a terminal: $COLUMNS, else a terminal on stdin,
+    stdout or stderr (`datacap status > file` typed in a terminal), else 80."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit():
+        return int(columns)
+    for fd in (0, 1, 2):
+        try:
+            return os.get_terminal_size(fd).columns or 80
+        except (OSError, ValueError):
+            continue
+    return 80
 
 
 def _help(argv: list[str]) -> int:

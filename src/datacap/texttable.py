@@ -96,16 +96,23 @@ def cell_len(text: str) -> int:
 
 
 def wrap(text: str, width: int) -> list[str]:
-    """Greedy word wrap, as rich wraps a title over its table."""
+    """Greedy word wrap, as rich wraps a title over its table (a word longer than a line is folded)."""
     lines: list[str] = []
     current = ""
     for word in text.split(" "):
         candidate = f"{current} {word}" if current else word
-        if cell_len(candidate) <= width or not current:
+        if cell_len(candidate) <= width:
             current = candidate
-        else:
+            continue
+        if current:
             lines.append(current)
-            current = word
+        current = word
+        while cell_len(current) > width:
+            cut = 0
+            while cell_len(current[: cut + 1]) <= width:
+                cut += 1
+            lines.append(current[:cut])
+            current = current[cut:]
     lines.append(current)
     return lines
 

@@ -116,6 +116,7 @@ class LinkEvent:
 
 
 RTM_NEWLINK, RTM_DELLINK = 16, 17
+RCVBUF = 1 << 18
 IFLA_IFNAME, IFLA_STATS64 = 3, 23
 _IFINFOMSG = struct.Struct("=BxHiII")  # family, pad, type, index, flags, change
 _STATS64_HEAD = struct.Struct("=4Q")  # rx_packets, tx_packets, rx_bytes, tx_bytes (first of 24 u64)
@@ -151,7 +152,9 @@ class LinkEvents:
     def __init__(self) -> None:
         try:
             self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)  # NETLINK_ROUTE
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            # Links come and go a few times a day and the loop drains them at once: 256 KiB (a few
+            # hundred events) is plenty, and an overflow is caught up with anyway (see ``overflowed``).
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
             self._sock.bind((0, RTMGRP_LINK))
         except OSError as exc:
             raise MeterError(f"cannot listen to netlink link events: {exc}") from exc
@@ -163,7 +166,8 @@ class LinkEvents:
         return self._sock.fileno()
 
     def drain(self) -> list[LinkEvent]:
-        """Every event queued now (never blocks). Sets ``overflowed`` when the kernel dropped some."""
+        """Every event queued now (never blocks). Sets ``overflowed`` when the kernel dropped some: the
+        caller must then re-read every counter (the daemon does, and records a ``resync`` event)."""
         events: list[LinkEvent] = []
         while True:
             try:

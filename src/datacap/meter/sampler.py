@@ -7,6 +7,7 @@ locked file) loses nothing: the next flush carries everything since the last suc
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -66,6 +67,10 @@ class Meter:
                 self.observe(event.name, event.reading)
                 if event.deleted:
                     log.info("%s: removed; its final counters are kept", event.name)
+
+    def note_event(self, kind: str, detail: str, iface: str | None = None) -> None:
+        """An event of the meter itself (not of one delta), stored with the next flush."""
+        self._events.append(MeterEvent(int(time.time()), iface, kind, detail))
 
     def observe(self, name: str, reading: Reading) -> Delta:
         prev = self.last.get(name)

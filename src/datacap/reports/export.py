@@ -31,8 +31,8 @@ def html_to_pdf(html: str) -> bytes:
     try:
         import weasyprint
     except (ImportError, OSError) as exc:  # OSError: pango/harfbuzz shared libraries missing
-        raise RenderError(f"--format pdf needs WeasyPrint and Pango (pip install weasyprint; "
-                          f"apt-get install libpango-1.0-0): {exc}") from None
+        raise RenderError(f"--format pdf needs the PDF extra: pip install 'datacap[pdf]' (scripts/install.sh "
+                          f"installs it) and Pango (apt-get install libpango-1.0-0): {exc}") from None
     document = weasyprint.HTML(string=html, url_fetcher=_refuse_fetch)
     data = document.write_pdf()
     if not isinstance(data, bytes):
@@ -46,7 +46,8 @@ def pdf_to_png(pdf: bytes, *, width_px: int = 1000) -> bytes:
         import pypdfium2
         from PIL import Image
     except ImportError as exc:
-        raise RenderError(f"--format png needs pypdfium2 and Pillow (pip install pypdfium2 pillow): {exc}") from None
+        raise RenderError(f"--format png needs the PDF extra: pip install 'datacap[pdf]' (scripts/install.sh "
+                          f"installs it): {exc}") from None
     document = pypdfium2.PdfDocument(pdf)
     try:
         pages = []
