@@ -7,6 +7,8 @@ that into 503 with the message, pages show "not configured", and /metrics leaves
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,10 +48,49 @@ class CalibrationRequest:
 
 
 def status(reader: Reader, cfg: Config, card: str | None = None, at: dt.datetime | None = None) -> dict[str, Any]:
-    """``datacap status --json`` (issue #4 contract): per card, buckets, pace, forecast, state."""
+    """``datacap status --json`` (issue #4 contract): per card, buckets, pace, forecast, state.
+
+    "Now" is computed once per write to the store (and at most every STATUS_MAX_AGE seconds) for
+    every card together, then served to every request and scrape: twenty clients polling the
+    overview cost one computation per flush, not twenty per second.
+    """
     if not cfg.cards:
         raise Unavailable("no cards configured: add a [[cards]] section to the config to see plan status")
-    return views.status_json(reader, cfg, card=card, at=at)
+    if at is not None:
+        return views.status_json(reader, cfg, card=card, at=at)
+    from datacap.status import find_card
+
+    find_card(cfg, card)  # an unknown card is the same error as from the CLI
+    doc = _STATUS.now(reader, cfg)
+    if card is None:
+        return doc
+    return {**doc, "cards": [c for c in doc["cards"] if c.get("name") == card]}
+
+
+STATUS_MAX_AGE = 30.0  # seconds: the daemon's default flush interval
+
+
+class StatusMemo:
+    """The latest all-cards status per store, keyed by the store's write generation and the config."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[Config, str | None, float, dict[str, Any]]] = {}
+
+    def now(self, reader: Reader, cfg: Config) -> dict[str, Any]:
+        store = str(reader.conn.execute("PRAGMA database_list").fetchone()[2])
+        with self._lock:  # one computation at a time: concurrent requests wait for it and share it
+            generation = reader.meta("generation")
+            entry = self._entries.get(store)
+            if (entry is not None and entry[0] is cfg and entry[1] == generation and generation is not None
+                    and 0 <= time.monotonic() - entry[2] < STATUS_MAX_AGE):
+                return entry[3]
+            doc = views.status_json(reader, cfg)
+            self._entries[store] = (cfg, generation, time.monotonic(), doc)
+            return doc
+
+
+_STATUS = StatusMemo()
 
 
 def _engine(reader: Reader, cfg: Config) -> Any:
