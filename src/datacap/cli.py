@@ -111,7 +111,11 @@ def run(db: DbOpt = None, config: ConfigOpt = None,
     options = DaemonOptions(db or default_db_path(), config, interval, flush, max_runtime, web=not no_web)
     daemon = Daemon(options, plugin_factory=lambda cfg, writer, opts: build_plugins(cfg, writer, opts.db_path,
                                                                                       web=opts.web))
-    raise typer.Exit(daemon.run())
+    code = daemon.run()
+    from datacap.worker import exit_now_if_abandoned
+
+    exit_now_if_abandoned(code)  # a delivery stuck on a silent channel must not hold the stop
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -216,12 +216,25 @@ def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = Tru
     Each plugin's modules are imported only when it starts: a metering-only daemon stays small.
     """
     plugins: list[Any] = []
+    worker: list[Any] = []  # one worker thread, started only when some plugin needs it
+
+    def in_background(make: Callable[[Writer], Any]) -> Any:
+        """Alerts and reports send over the network: on the worker, with a connection of their own."""
+        from datacap.store import open_write
+        from datacap.worker import Backgrounded, Worker
+
+        if not worker:
+            worker.append(Worker())
+        own = Writer(open_write(db_path), cfg.tz, cfg.week_start_index)
+        return Backgrounded(make(own), worker[0], own.conn)
+
     starters: list[tuple[str, bool, Callable[[], Any]]] = [
         # Only cards keyed by SIM, or with carrier queries, need ModemManager.
         ("modem", any(c.iccid or c.carrier for c in cfg.cards), lambda: ModemPlugin(cfg, writer)),
         ("attribution", cfg.attribution.enabled, lambda: AttributionPlugin(cfg, writer, db_path)),
-        ("alerts", bool(cfg.alerts), lambda: AlertsPlugin(cfg, writer, _switcher(cfg, plugins))),
-        ("reports", cfg.reports.send != "off", lambda: ReportsPlugin(cfg, writer)),
+        ("alerts", bool(cfg.alerts),
+         lambda: in_background(lambda own: AlertsPlugin(cfg, own, _switcher(cfg, plugins)))),
+        ("reports", cfg.reports.send != "off", lambda: in_background(lambda own: ReportsPlugin(cfg, own))),
         ("web", web and cfg.web.enabled, lambda: _web(cfg, db_path)),
     ]
     for name, wanted, start in starters:
