@@ -109,8 +109,8 @@ def run(db: DbOpt = None, config: ConfigOpt = None,
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     options = DaemonOptions(db or default_db_path(), config, interval, flush, max_runtime, web=not no_web)
-    daemon = Daemon(options, plugin_factory=lambda cfg, writer, opts: build_plugins(cfg, writer, opts.db_path,
-                                                                                      web=opts.web))
+    daemon = Daemon(options, plugin_factory=lambda cfg, writer, opts, **kw: build_plugins(
+        cfg, writer, opts.db_path, web=opts.web, **kw))
     code = daemon.run()
     from datacap.worker import exit_now_if_abandoned
 

@@ -24,6 +24,7 @@ from datacap.meter.links import LinkEvents, LinkSource, ProcNetDev, select_inter
 from datacap.meter.sampler import Meter
 from datacap.model import AttribDelta
 from datacap.store import DaemonLock, Reader, Writer, open_write
+from datacap.store.writer import Rollups
 
 log = logging.getLogger("datacap.daemon")
 LINK_RESYNC = "resync"  # the event kind `datacap events` shows after a link-event overflow
@@ -59,7 +60,8 @@ class DaemonOptions:
 class Daemon:
     options: DaemonOptions
     source: LinkSource = field(default_factory=ProcNetDev)
-    plugin_factory: Callable[[Config, Writer, DaemonOptions], list[Plugin]] | None = None
+    # (cfg, writer, options) -> plugins; on reload also only={names} and running=[plugins kept]
+    plugin_factory: Callable[..., list[Plugin]] | None = None
     cfg: Config = field(init=False)
     _stop: bool = field(init=False, default=False)
     _reload: bool = field(init=False, default=False)
@@ -111,7 +113,7 @@ class Daemon:
             if self._stop or (self.options.max_runtime and now - started >= self.options.max_runtime):
                 break
             if self._reload:
-                self._do_reload(meter)
+                self._do_reload(meter, writer, plugins)
             if now >= next_sample:
                 meter.on_sample(self.source.sample())
                 for plugin in plugins:
@@ -194,16 +196,36 @@ class Daemon:
         if deleted:
             log.info("retention: %d old rows removed", deleted)
 
-    def _do_reload(self, meter: Meter) -> None:
+    def _do_reload(self, meter: Meter, writer: Writer, plugins: list[Plugin]) -> None:
+        """SIGHUP: apply the whole new config, or say exactly what needs a restart (see datacap.reload)."""
+        from datacap.reload import plan_reload
+
         self._reload = False
         try:
             cfg = load_config(self.options.config_path)
         except DatacapError as exc:
             log.error("reload refused, keeping the running config: %s", exc)
             return
+        plan = plan_reload(self.cfg, cfg)
         self.cfg = cfg
-        meter.max_rate_bps = cfg.meter.max_rate_bps
-        log.info("config reloaded")
+        meter.max_rate_bps = cfg.meter.max_rate_bps  # [meter] and [retention] are read from self.cfg
+        if plan.zone_changed:
+            writer.rollups = Rollups(cfg.tz, cfg.week_start_index)
+            self._check_rollup_zone(writer, Reader(writer.conn, cfg.tz, cfg.week_start_index))
+        for plugin in plugins:
+            if hasattr(plugin, "cfg") and plugin.name == "attribution":
+                plugin.cfg = cfg  # the cards' interfaces: new uplinks are picked up at the next check
+        restarted = sorted(p.name for p in plugins if p.name in plan.restart_plugins)
+        if plan.restart_plugins and self.plugin_factory is not None:
+            for plugin in [p for p in plugins if p.name in plan.restart_plugins]:
+                _quietly(plugin.close)
+                plugins.remove(plugin)
+            started = self.plugin_factory(cfg, writer, self.options, only=plan.restart_plugins, running=plugins)
+            plugins.extend(started)
+            restarted = sorted({*restarted, *(p.name for p in started)})
+        for line in plan.needs_restart:
+            log.warning("reload: %s", line)
+        log.info("config reloaded%s", f"; started again with it: {', '.join(restarted)}" if restarted else "")
 
     def _wanted(self, name: str) -> bool:
         return bool(select_interfaces([name], self.cfg.meter.include, self.cfg.meter.exclude))

@@ -11,7 +11,7 @@ import datetime as dt
 import fnmatch
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -210,10 +210,12 @@ class ReportsPlugin(BasePlugin):
         log.info("%s report %s sent%s", kind, period.label, f" (failed: {'; '.join(failures)})" if failures else "")
 
 
-def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = True) -> list[Any]:
+def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = True,
+                  only: Collection[str] | None = None, running: Sequence[Any] = ()) -> list[Any]:
     """Every plugin this config asks for that can start here; each failure is logged, not fatal.
 
     Each plugin's modules are imported only when it starts: a metering-only daemon stays small.
+    On a reload, ``only`` names the plugins to start again next to the ``running`` ones.
     """
     plugins: list[Any] = []
     worker: list[Any] = []  # one worker thread, started only when some plugin needs it
@@ -233,12 +235,12 @@ def build_plugins(cfg: Config, writer: Writer, db_path: Path, *, web: bool = Tru
         ("modem", any(c.iccid or c.carrier for c in cfg.cards), lambda: ModemPlugin(cfg, writer)),
         ("attribution", cfg.attribution.enabled, lambda: AttributionPlugin(cfg, writer, db_path)),
         ("alerts", bool(cfg.alerts),
-         lambda: in_background(lambda own: AlertsPlugin(cfg, own, _switcher(cfg, plugins)))),
+         lambda: in_background(lambda own: AlertsPlugin(cfg, own, _switcher(cfg, [*running, *plugins])))),
         ("reports", cfg.reports.send != "off", lambda: in_background(lambda own: ReportsPlugin(cfg, own))),
         ("web", web and cfg.web.enabled, lambda: _web(cfg, db_path)),
     ]
     for name, wanted, start in starters:
-        if not wanted:
+        if not wanted or (only is not None and name not in only):
             continue
         try:
             plugins.append(start())
