@@ -68,21 +68,33 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def client(base: str, index: int, count: int, results: list[tuple[str, float, int]]) -> None:
-    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+async def client(host: str, port: int, index: int, count: int, results: list[tuple[str, float, int]]) -> None:
+    """One keep-alive HTTP/1.1 connection, requests one after the other: a client light enough that
+    twenty of them in one process measure the server, not themselves (httpx costs ~5 ms a request)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
         for i in range(count):
             path = MIX[(index + i) % len(MIX)]
             t0 = time.perf_counter()
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
             try:
-                status = (await http.get(path)).status_code
-            except httpx.HTTPError:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+                status = int(head.split(b" ", 2)[1])
+                length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:"))
+                await asyncio.wait_for(reader.readexactly(length), 30)
+            except (OSError, ValueError, StopIteration, asyncio.IncompleteReadError, TimeoutError):
                 status = 0
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
             results.append((path.split("?")[0], (time.perf_counter() - t0) * 1000, status))
+    finally:
+        writer.close()
 
 
-async def load(base: str, clients: int, requests: int) -> list[tuple[str, float, int]]:
+async def load(port: int, clients: int, requests: int) -> list[tuple[str, float, int]]:
     results: list[tuple[str, float, int]] = []
-    await asyncio.gather(*(client(base, i, requests, results) for i in range(clients)))
+    await asyncio.gather(*(client("127.0.0.1", port, i, requests, results) for i in range(clients)))
     return results
 
 
@@ -136,7 +148,7 @@ def main() -> int:
             load_before = os.getloadavg()[0]
             cpu0 = cpu_seconds(proc.pid)
             t0 = time.perf_counter()
-            results = asyncio.run(load(base, args.clients, args.requests))
+            results = asyncio.run(load(port, args.clients, args.requests))
             wall = time.perf_counter() - t0
             cpu = cpu_seconds(proc.pid) - cpu0
             rss = peak_rss_mb(proc.pid)
