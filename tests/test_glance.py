@@ -160,7 +160,7 @@ def test_parser_matches_typer() -> None:
     register_features()
     root = typer.main.get_command(app)
     commands: dict[str, Any] = {"": root, "plan check": root.commands["plan"].commands["check"]}  # type: ignore[attr-defined]
-    for name in ("usage", "interfaces", "apps", "clients", "services", "events", "status"):
+    for name in ("usage", "interfaces", "apps", "clients", "services", "events", "status", "run"):
         commands[name] = root.commands[name]  # type: ignore[attr-defined]
     for name, cmd in commands.items():
         values, flags, args = set(), set(), 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
-import logging
 import os
 import sys
 import time
@@ -103,18 +102,9 @@ def run(db: DbOpt = None, config: ConfigOpt = None,
 
     Example: sudo datacap run --interval 2
     """
-    from datacap.daemon import Daemon, DaemonOptions
-    from datacap.plugins import build_plugins
+    from datacap.daemon import run_foreground
 
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    options = DaemonOptions(db or default_db_path(), config, interval, flush, max_runtime, web=not no_web)
-    daemon = Daemon(options, plugin_factory=lambda cfg, writer, opts, **kw: build_plugins(
-        cfg, writer, opts.db_path, web=opts.web, **kw))
-    code = daemon.run()
-    from datacap.worker import exit_now_if_abandoned
-
-    exit_now_if_abandoned(code)  # a delivery stuck on a silent channel must not hold the stop
+    code = run_foreground(db, config, interval, flush, max_runtime, no_web=no_web, verbose=verbose)
     raise typer.Exit(code)
 
 

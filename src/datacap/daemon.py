@@ -11,6 +11,7 @@ import logging
 import select
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -279,3 +280,20 @@ def _quietly(fn: Callable[..., Any], *args: object) -> Any:
     except Exception:
         log.exception("plugin call %s failed", getattr(fn, "__qualname__", fn))
         return None
+
+
+def run_foreground(db: Path | None, config: Path | None, interval: float | None = None, flush: float | None = None,
+                   max_runtime: float | None = None, *, no_web: bool = False, verbose: bool = False) -> int:
+    """`datacap run`, as both command-line paths (typer's and the fast one) start it."""
+    from datacap.plugins import build_plugins
+    from datacap.store import default_db_path
+    from datacap.worker import exit_now_if_abandoned
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    options = DaemonOptions(db or default_db_path(), config, interval, flush, max_runtime, web=not no_web)
+    daemon = Daemon(options, plugin_factory=lambda cfg, writer, opts, **kw: build_plugins(
+        cfg, writer, opts.db_path, web=opts.web, **kw))
+    code = daemon.run()
+    exit_now_if_abandoned(code)  # a delivery stuck on a silent channel must not hold the stop
+    return code

@@ -35,14 +35,17 @@ VALUE_OPTS: dict[str, frozenset[str]] = {
     "events": frozenset({"--db", "--config", "--limit"}),
     "status": frozenset({"--card", "--at", "--db", "--config"}),
     "plan check": frozenset({"--card", "--at", "--config"}),
+    "run": frozenset({"--db", "--config", "--interval", "--flush", "--max-runtime"}),
 }
 FLAG_OPTS: dict[str, frozenset[str]] = {
     "": frozenset({"--json", "--version"}),
     "usage": frozenset({"--json"}), "interfaces": frozenset({"--json"}),
     "apps": frozenset({"--json", "--cycle"}), "events": frozenset({"--json"}),
     "status": frozenset({"--json"}), "plan check": frozenset({"--json"}),
+    "run": frozenset({"--no-web", "--verbose", "-v"}),
 }
-ARGS: dict[str, int] = {"": 0, "usage": 0, "interfaces": 0, "apps": 1, "events": 0, "status": 0, "plan check": 0}
+ARGS: dict[str, int] = {"": 0, "usage": 0, "interfaces": 0, "apps": 1, "events": 0, "status": 0, "plan check": 0,
+                        "run": 0}
 for _kind in ("clients", "services"):
     VALUE_OPTS[_kind], FLAG_OPTS[_kind], ARGS[_kind] = VALUE_OPTS["apps"], FLAG_OPTS["apps"], ARGS["apps"]
 USAGE_BY = ("5min", "hour", "day", "week", "month", "year", "top")
@@ -190,6 +193,16 @@ def _limit(parsed: Parsed, default: int | None = None) -> int | None:
     return number
 
 
+def _float(parsed: Parsed, opt: str) -> float | None:
+    text = parsed.values.get(opt)
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise Fallback from None
+
+
 def _choice(parsed: Parsed, choices: tuple[str, ...], default: str) -> str:
     value = parsed.values.get("--by", default)
     if value not in choices:
@@ -206,6 +219,12 @@ def _dispatch(p: Parsed) -> int:
     config = _env_path(p, "--config", "DATACAP_CONFIG")
     if p.command == "plan check":
         return _plan_check(p, config)
+    if p.command == "run":  # the daemon: no typer, click or rich in a process that runs for months
+        from datacap.daemon import run_foreground
+
+        return run_foreground(_env_path(p, "--db", "DATACAP_DB"), config, _float(p, "--interval"),
+                              _float(p, "--flush"), _float(p, "--max-runtime"), no_web="--no-web" in p.flags,
+                              verbose=bool(p.flags & {"--verbose", "-v"}))
     cfg = glancecache.light_config(config)
     db = _env_path(p, "--db", "DATACAP_DB")
     if p.command == "status":

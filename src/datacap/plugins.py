@@ -43,6 +43,7 @@ class AttributionPlugin(BasePlugin):
 
     name = "attribution"
     UPLINK_CHECK_EVERY = 10.0
+    IDLE_DUMP_EVERY = 60.0  # while the uplinks carry nothing, the conntrack table is still read this often
 
     def __init__(self, cfg: Config, writer: Writer, db_path: Path) -> None:
         from datacap.meter.attribution import AttributionSource
@@ -61,6 +62,9 @@ class AttributionPlugin(BasePlugin):
             log.warning("services: names are not learnt from DNS here: %s", exc)
         self.clients = ClientDirectory.from_config(clients_config(cfg.clients or None))
         uplinks = resolve_uplinks(cfg)
+        self.uplinks = list(uplinks)
+        self._moved: tuple[tuple[int, int], ...] | None = None  # the uplinks' counters at the last dump
+        self._last_dump = 0.0
         self.source = AttributionSource(uplinks, mark_mask=cfg.attribution.mark_mask,
                                         services=_ServiceOrDomain(self.names), clients=self.clients,
                                         realtime=cfg.attribution.realtime)
@@ -79,12 +83,30 @@ class AttributionPlugin(BasePlugin):
             self.names.poll()
         if time.monotonic() >= self._next_uplink_check:  # a modem that came back, a card plugged in
             self._next_uplink_check = time.monotonic() + self.UPLINK_CHECK_EVERY
-            added = self.source.add_uplinks(resolve_uplinks(self.cfg))
+            wanted = resolve_uplinks(self.cfg)
+            added = self.source.add_uplinks(wanted)
             if added:
+                self.uplinks = sorted({*self.uplinks, *added})
                 log.info("attribution: new uplink(s) %s", ", ".join(added))
+        # A conntrack dump costs in proportion to every flow of the machine; flows on the uplinks
+        # cannot move a byte without the uplinks' counters moving, so an idle link skips it.
+        moved = self._uplink_counters()
+        if moved == self._moved and time.monotonic() - self._last_dump < self.IDLE_DUMP_EVERY:
+            write_rates(self.live, [], now)
+            return []
+        self._moved, self._last_dump = moved, time.monotonic()
         deltas = [dataclasses.replace(d, card=self.stamp(d.interface)) for d in self.source.poll(now)]
-        write_rates(self.live, self.source.rates(), now)
+        write_rates(self.live, self.source.rates(refresh=False), now)
         return deltas
+
+    def _uplink_counters(self) -> tuple[tuple[int, int], ...]:
+        from datacap.meter.links import parse_proc_net_dev
+
+        try:
+            table = parse_proc_net_dev(Path("/proc/net/dev").read_text())
+        except OSError:
+            return ()
+        return tuple((table[n][0], table[n][1]) if n in table else (-1, -1) for n in self.uplinks)
 
     def close(self) -> None:
         self.source.stop()

@@ -93,10 +93,10 @@ notify = ["silent"]
         # Flushes every 0.5 s go on while the channel has still not answered (apprise waits 60 s).
         wait_for(lambda: last_flush(daemon.db) >= stuck_at + 3, 30, "the daemon to keep flushing")
         assert "closed" not in seen.read_text(), "the delivery gave up first: it did not overlap the flushes"
+        total_before = daemon.total()[1]  # read first: what is flushed from here on only adds to it
         before = pair.a.counters(pair.a_if)
         pair.a.run(sys.executable, "-c", UDP, pair.b_ip)
         sent = pair.a.counters(pair.a_if)[1] - before[1]
-        total_before = daemon.total()[1]
         wait_for(lambda: daemon.total()[1] >= total_before + sent, 30, "new traffic to be stored")
         assert "closed" not in seen.read_text()  # the delivery is still waiting on the channel
         daemon.stop(signal.SIGTERM)  # and a stop does not wait forever for the channel

@@ -248,9 +248,13 @@ class AttributionSource:
                             service=attr.service)
                 for (bucket, attr), usage in sorted(drained.items(), key=lambda kv: kv[0][0])]
 
-    def rates(self) -> list[Rate]:
-        """Throughput per attribution since the previous call, fastest first (for ``datacap top``)."""
-        self._refresh(time.time())
+    def rates(self, refresh: bool = True) -> list[Rate]:
+        """Throughput per attribution since the previous call, fastest first (for ``datacap top``).
+
+        ``refresh=False``: right after :meth:`poll`, whose dump is fresh enough.
+        """
+        if refresh:
+            self._refresh(time.time())
         with self._lock:
             recent = self.table.drain_recent()
         now = time.monotonic()
