@@ -163,6 +163,7 @@ def main() -> int:
         env = {**os.environ, "DATACAP_DB": str(db), "DATACAP_CONFIG": str(config), "XDG_CACHE_HOME": str(tmp / "cache"),
                "TZ": ZONE, "COLUMNS": "100"}
         env.pop("DATACAP_NO_FAST", None)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: modules load from their .pyc
         runs: dict[str, list[float]] = {"python -c pass": [], **{label: [] for label, _ in COMMANDS}}
         baseline = [sys.executable, "-c", "pass"]
         vnstat = ["vnstat", "--config", str(vn_cfg), "-d", "-i", IFACES[0]] if vn_cfg else None
