@@ -49,7 +49,8 @@ NOW_SLACK = 300  # an instant this close to the wall clock is "now": the store h
 def card_records(reader: Reader, card: CardConfig, since: dt.datetime, until: dt.datetime,
                  at: dt.datetime | None = None) -> list[UsageRecord]:
     """The card's usage records in [since, until); ``at``: the instant a status is computed for."""
-    records = [r for r in reader.usage_records(since, until) if belongs(card, r.interface, r.card)]
+    # Filtered as the store reads them: another card's intervals never become objects here.
+    records = reader.usage_records(since, until, keep=lambda iface, stamp: belongs(card, iface, stamp))
     return records if at is None else _end_at_now(records, at)
 
 

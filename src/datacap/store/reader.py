@@ -168,14 +168,15 @@ class Reader:
         return out
 
     # -- records for the plan engine ------------------------------------------------------------
-    def usage_records(self, since: dt.datetime, until: dt.datetime,
-                      names: Sequence[str] | None = None) -> list[UsageRecord]:
+    def usage_records(self, since: dt.datetime, until: dt.datetime, names: Sequence[str] | None = None,
+                      keep: Callable[[str, str], bool] | None = None) -> list[UsageRecord]:
         """Usage in [since, until) as records: 5-minute ones where kept, hourly before retention's cut.
 
         Per interval, attributed records (app/service/client set) plus one unattributed record add
         up to exactly the interface's bytes. Attribution is scaled down in the rare interval where
         flows reported more than the interface counted (a flow's final counters land a little later
         than the interface's), so the billing total stays the interface counters.
+        ``keep(interface, card)``: only those intervals (one card's plan status needs no other's).
         """
         lo, hi = int(since.timestamp()), int(until.timestamp())
         # 5-minute buckets are complete from where retention last cut them (from the start if never).
@@ -184,18 +185,19 @@ class Reader:
         ids = self._ids(names)
         records: list[UsageRecord] = []
         if lo < cut:
-            records += self._records("hour", int(bucket_start("hour", since, self.tz).timestamp()), cut, ids)
+            records += self._records("hour", int(bucket_start("hour", since, self.tz).timestamp()), cut, ids, keep)
         if cut < hi:
-            records += self._records("5min", cut - cut % 300, hi, ids)
+            records += self._records("5min", cut - cut % 300, hi, ids, keep)
         return records
 
-    def _records(self, res: str, lo: int, hi: int, ids: dict[int, str]) -> list[UsageRecord]:
+    def _records(self, res: str, lo: int, hi: int, ids: dict[int, str],
+                 keep: Callable[[str, str], bool] | None = None) -> list[UsageRecord]:
         seconds = _SECONDS[res]
         totals = {}
         for start, iface_id, card, rx, tx, rxp, txp in self.conn.execute(
                 "SELECT start, iface_id, card, rx_bytes, tx_bytes, rx_packets, tx_packets FROM usage "
                 "WHERE res = ? AND start >= ? AND start < ?", (res, lo, hi)):
-            if iface_id in ids:
+            if iface_id in ids and (keep is None or keep(ids[iface_id], card)):
                 totals[(start, iface_id, card)] = (rx, tx, rxp, txp)
         parts: dict[tuple[int, int, str], list[tuple[int, int, str | None, str | None, str | None]]]
         parts = defaultdict(list)
