@@ -225,3 +225,25 @@ def test_plain_tables_are_drawn_as_rich_draws_them(title: str | None, headers: l
 def test_cell_width_counts_wide_characters_twice() -> None:
     assert cell_len("通用") == 4 and cell_len("abc") == 3 and cell_len("█") == 1
     assert os.environ.get("DATACAP_NO_FAST") is None
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(store: Any) -> None:
+    """`datacap usage --by 5min | head -1`: the pipe closes under the table; datacap just stops."""
+    import subprocess
+    import sys
+
+    from tests.conftest import subprocess_env
+
+    env = subprocess_env(DATACAP_DB=str(store.db), DATACAP_CONFIG=str(store.config),
+                         XDG_CACHE_HOME=str(Path(store.config).parent / "cache"))
+    import datetime as dt
+
+    since = (dt.date.today() - dt.timedelta(days=4)).isoformat()  # three days of 5-minute rows: > a pipe's 64 KiB
+    proc = subprocess.Popen([sys.executable, "-m", "datacap", "usage", "--by", "5min", "--since", since],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader is gone
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert first.strip() and "Traceback" not in err and "BrokenPipe" not in err
