@@ -148,8 +148,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=15, help="timed rounds (each runs every command once)")
     ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--datacap", default=None, help="another datacap executable to time (an older build)")
     args = ap.parse_args()
-    exe = datacap_command()
+    exe = args.datacap or datacap_command()
     with tempfile.TemporaryDirectory(prefix="bench_cli-") as tmpdir:
         tmp = Path(tmpdir)
         db, config = tmp / "datacap.db", tmp / "config.toml"
